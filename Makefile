@@ -1,0 +1,61 @@
+# tollgate: `make run` starts the stack with the demo tenant, `make test` runs every test.
+# Both install what is missing first (Debian packages, the venv, the Cython build).
+
+PY        := /usr/bin/python3
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+APT_PKGS  := kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules \
+             kamailio-utils-modules rtpengine-daemon redis-server postgresql sip-tester \
+             baresip-core espeak-ng sox python3-venv python3-dev gcc supervisor
+STAMP     := var/.stamp
+
+.PHONY: all deps venv build run test test-unit test-integration test-e2e bench lint clean
+
+all: build
+
+# Debian packages: installed only when one is missing
+$(STAMP)/apt:
+	@mkdir -p $(STAMP)
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+deps: $(STAMP)/apt
+
+# the venv is made from Debian's python3: Kamailio's app_python3 embeds that interpreter
+$(VENV)/.installed: requirements.txt $(STAMP)/apt
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q -r requirements.txt
+	@touch $@
+venv: $(VENV)/.installed
+
+build: $(VENV)/.installed
+	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(VPY) setup.py -q build_ext --inplace
+
+run: build
+	$(VPY) -m tollgate.run
+
+test: build
+	$(VPY) -m pytest tests
+	TOLLGATE_PUREPYTHON=1 $(VPY) -m pytest -q tests/unit -k hotpath
+
+test-unit: build
+	$(VPY) -m pytest tests/unit
+
+test-integration: build
+	$(VPY) -m pytest tests/integration
+
+test-e2e: build
+	$(VPY) -m pytest tests/e2e
+
+bench: build
+	$(VPY) -m bench
+
+lint: build
+	$(VENV)/bin/ruff check billing provisioning ivr kemi hotpath tollgate tests
+
+clean:
+	rm -rf build hotpath/*.c hotpath/*.so *.egg-info

@@ -1,0 +1,147 @@
+"""Real servers for tests: each starts on a free port in a temp dir and stops cleanly.
+
+Logs stay under the test's log folder (printed on failure) so a failed run can be read.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+LOG_ROOT = Path(os.environ.get("TOLLGATE_TEST_LOGS", "/tmp/tollgate-test-logs"))
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nobody listens on now (TCP and UDP both checked for SIP use)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+
+
+def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def log_dir(name: str) -> Path:
+    LOG_ROOT.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=name + "-", dir=LOG_ROOT))
+
+
+class RedisServer:
+    """redis-server on a free port, no persistence unless asked."""
+
+    def __init__(self, port: int | None = None, appendonly: bool = False):
+        self.port = port or free_port()
+        self.dir = log_dir("redis")
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--save", "", "--daemonize", "no",
+                "--logfile", str(self.dir / "redis.log"),
+                "--appendonly", "yes" if self.appendonly else "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class PostgresServer:
+    """A private PostgreSQL 15 cluster owned by the postgres user (it refuses root)."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.dir = log_dir("pg")
+        self.data = self.dir / "data"
+        self.sock = self.dir / "sock"
+        self.user = "tollgate"
+        self.database = "tollgate"
+
+    def _as_owner(self, *args: str) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return list(args)
+
+    def start(self) -> "PostgresServer":
+        self.sock.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            shutil.chown(self.sock, "postgres")
+        if not self.data.exists():
+            subprocess.run(self._as_owner(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
+                                          "-U", "postgres", "-E", "UTF8", "--no-sync"),
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._ctl("start", "-w", "-o",
+                  f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  f"-c synchronous_commit=off -c full_page_writes=off")
+        if not getattr(self, "_created", False):
+            self.psql(f"CREATE ROLE {self.user} LOGIN SUPERUSER")
+            self.psql(f"CREATE DATABASE {self.database} OWNER {self.user}")
+            self._created = True
+        return self
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(self._as_owner(str(PG_BIN / "pg_ctl"), "-D", str(self.data),
+                                      "-l", str(self.dir / "postgres.log"), *args),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def psql(self, sql: str, database: str = "postgres") -> None:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
+                        "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._ctl("stop", "-m", mode, "-w")
+
+    def dsn(self, database: str | None = None) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={database or self.database}"
+
+    def fresh_database(self, name: str) -> str:
+        """An empty database for one test module; returns its DSN."""
+        self.psql(f"DROP DATABASE IF EXISTS {name}")
+        self.psql(f"CREATE DATABASE {name} OWNER {self.user}")
+        return self.dsn(name)
+
+
+def kill_group(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a process started with start_new_session=True and everything it forked."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,120 @@
+"""Layered settings: TOLLGATE_* environment over a TOML file over defaults.
+
+The file is $TOLLGATE_CONFIG, else ./tollgate.toml, else /etc/tollgate/tollgate.toml.
+Every key below can be set as TOLLGATE_<KEY> (upper case) in the environment.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where SIP (Kamailio) listens
+    sip_address: str = "127.0.0.1"
+    sip_port: int = 5060
+    sip_domain: str = "tollgate.local"
+    # IVR media server
+    ivr_address: str = "127.0.0.1"
+    ivr_sip_port: int = 5080
+    ivr_media_port: int = 40000
+    # rtpengine
+    rtpengine_address: str = "127.0.0.1"
+    rtpengine_ng_port: int = 2223
+    rtp_port_min: int = 30000
+    rtp_port_max: int = 30999
+    # PSTN gateway the toll and toll-free calls leave through (host:port)
+    pstn_gateway: str = "127.0.0.1:5070"
+    # Redis
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
+    redis_timeout_ms: int = 200
+    # PostgreSQL
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "tollgate"
+    pg_database: str = "tollgate"
+    pg_password: str = ""
+    # Prometheus /metrics
+    metrics_port: int = 9090
+    # runtime state (PostgreSQL cluster, logs, spool, prompts, secret)
+    var_dir: str = "var"
+    # HMAC key for internal headers between the IVR and Kamailio; empty: read var/secret
+    internal_secret: str = ""
+    # lifetime of a signed internal header, seconds
+    internal_header_ttl: int = 60
+    # per-process cache
+    cache_size: int = 100000
+    cache_ttl: int = 300
+    cache_negative_ttl: int = 30
+    # Kamailio worker processes
+    sip_children: int = 4
+
+    @property
+    def pg_dsn(self) -> str:
+        parts = [f"host={self.pg_host}", f"port={self.pg_port}",
+                 f"user={self.pg_user}", f"dbname={self.pg_database}"]
+        if self.pg_password:
+            parts.append(f"password={self.pg_password}")
+        return " ".join(parts)
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir).resolve()
+
+    def secret(self) -> bytes:
+        """The internal-header HMAC key: setting, else var/secret (created once)."""
+        if self.internal_secret:
+            return self.internal_secret.encode()
+        path = self.var_path / "secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex())
+        return path.read_text().strip().encode()
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("TOLLGATE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path("tollgate.toml"), Path("/etc/tollgate/tollgate.toml")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _coerce(name: str, kind: type, raw: object) -> object:
+    if kind is int:
+        try:
+            return int(raw)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            raise ValueError(f"setting {name}: {raw!r} is not a whole number") from None
+    return str(raw)
+
+
+def load(**overrides: object) -> Settings:
+    """Settings from defaults, the config file, TOLLGATE_* variables, then overrides."""
+    values: dict[str, object] = {}
+    path = _config_file()
+    if path is not None:
+        if not path.exists():
+            raise ValueError(f"config file {path} does not exist")
+        with path.open("rb") as f:
+            values.update(tomllib.load(f))
+    known = {f.name: f for f in fields(Settings)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"config file {path}: unknown setting {sorted(unknown)[0]}")
+    for name in known:
+        env = os.environ.get("TOLLGATE_" + name.upper())
+        if env is not None:
+            values[name] = env
+    values.update(overrides)
+    typed = {n: _coerce(n, type(known[n].default), v) for n, v in values.items()}
+    return Settings(**typed)  # type: ignore[arg-type]
