@@ -1,0 +1,62 @@
+"""Signed internal headers between Kamailio and the IVR.
+
+Kamailio trusts internal headers only from a configured IVR address *and* with a valid
+HMAC-SHA256 over the Call-ID and every header value, bound to an expiry time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+PREFIX = "X-TG-"
+ACCOUNT = "X-TG-Account"      # the account of the phone that placed the call (Mark)
+AUTH_ID = "X-TG-Auth-ID"      # the auth ID the IVR built (1778555#4545); empty toward the IVR
+DEST = "X-TG-Dest"            # the number originally dialed
+SESSION = "X-TG-Session"      # session ID shared by every leg of one call (first Call-ID)
+APP = "X-TG-App"              # voice application id
+EXPIRES = "X-TG-Expires"      # unix time after which the signature is void
+SIGNATURE = "X-TG-Sig"        # hex HMAC-SHA256
+SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, EXPIRES)
+
+
+@dataclass(frozen=True)
+class Internal:
+    """The values one internal hop carries."""
+    account: str
+    dest: str
+    session: str
+    auth_id: str = ""
+    app: str = ""
+
+
+def _mac(secret: bytes, call_id: str, values: dict[str, str]) -> str:
+    msg = "\x1f".join([call_id] + [values.get(h, "") for h in SIGNED]).encode()
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest()
+
+
+def sign(secret: bytes, call_id: str, data: Internal, ttl: int = 60,
+         now: float | None = None) -> dict[str, str]:
+    """Headers (name -> value) carrying `data` for the request with this Call-ID."""
+    values = {ACCOUNT: data.account, AUTH_ID: data.auth_id, DEST: data.dest,
+              SESSION: data.session, APP: data.app,
+              EXPIRES: str(int((time.time() if now is None else now) + ttl))}
+    values[SIGNATURE] = _mac(secret, call_id, values)
+    return values
+
+
+def verify(secret: bytes, call_id: str, headers: dict[str, str],
+           now: float | None = None) -> Internal | None:
+    """The carried values when signature and expiry hold, else None."""
+    sig = headers.get(SIGNATURE, "")
+    expires = headers.get(EXPIRES, "")
+    if not sig or not expires.isdigit():
+        return None
+    if int(expires) < (time.time() if now is None else now):
+        return None
+    if not hmac.compare_digest(sig, _mac(secret, call_id, headers)):
+        return None
+    return Internal(account=headers.get(ACCOUNT, ""), dest=headers.get(DEST, ""),
+                    session=headers.get(SESSION, ""), auth_id=headers.get(AUTH_ID, ""),
+                    app=headers.get(APP, ""))
