@@ -51,6 +51,8 @@ class Settings:
     cache_size: int = 100000
     cache_ttl: int = 300
     cache_negative_ttl: int = 30
+    # longest call authorized, seconds (caps each call's reservation too)
+    max_call_duration: int = 7200
     # Kamailio worker processes
     sip_children: int = 4
 

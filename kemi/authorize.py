@@ -1,0 +1,44 @@
+"""Authorize a paid call against the payer's Redis balances, reserving what it may spend."""
+from __future__ import annotations
+
+import KSR
+
+from billing.classify import Decision
+from kemi import log
+from kemi.runtime import Runtime
+from tollgate.reservations import Reservations
+
+UNAVAILABLE = Decision(503, "Backend unavailable")
+
+
+def reserve(rt: Runtime, decision: Decision, call_id: str) -> Decision:
+    """The decision with max duration and reservation, or a refusal (402, 503)."""
+    payer = rt.directory.account(decision.payer)
+    customer = rt.directory.customer(payer.get("customer_id")) if payer else None
+    if payer is None or customer is None:
+        return Decision(404, "Unknown payer")
+    try:
+        granted = _reservations(rt).authorize(call_id, decision, payer, customer,
+                                              cap=rt.settings.max_call_duration)
+    except Exception as exc:  # noqa: BLE001 - any backend fault fails closed, never free
+        log.error("AUTHORIZE", f"reservation failed: {exc!r}")
+        return UNAVAILABLE
+    log.info("AUTHORIZE", f"payer {decision.payer}: {granted.code} {granted.reason} "
+                          f"max {granted.max_duration}s reserve {granted.reserve}")
+    return granted
+
+
+def release(rt: Runtime, call_id: str, payer: str, customer_id: str) -> None:
+    """Give back a reservation whose call never connected."""
+    try:
+        _reservations(rt).release(call_id, payer, customer_id)
+    except Exception as exc:  # noqa: BLE001 - it expires on its own; log and go on
+        KSR.warn(f"[{call_id}] RELEASE: {exc!r}\n")
+
+
+def _reservations(rt: Runtime) -> Reservations:
+    found = getattr(rt, "_reservations", None)
+    if found is None or found.client is not rt.redis:
+        found = Reservations(rt.redis)
+        rt._reservations = found
+    return found

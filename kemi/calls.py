@@ -1,0 +1,166 @@
+"""INVITE routing: identify the caller, classify by rating, authorize, relay with media.
+
+The decisions are billing.classify / billing.authorize values; this module only reads
+SIP fields and carries the decision out.
+"""
+from __future__ import annotations
+
+import time
+
+import KSR
+
+from billing import classify, internal
+from billing.classify import Decision
+from kemi import authorize, dialogs, log, registrar
+from kemi.constants import EXIT, FLT_FROM_IVR, FLT_PAID
+from kemi.runtime import Runtime
+from tollgate import metrics
+from tollgate.directory import Record
+
+# legs of a call, as xDRs name them
+LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"
+
+
+def from_ivr(rt: Runtime) -> int | None:
+    """The toll leg the IVR originates: the auth ID names the payer."""
+    if not KSR.isflagset(FLT_FROM_IVR):
+        return None
+    signed: internal.Internal = rt.req["internal"]
+    caller = rt.directory.account(signed.account)
+    payer_identity = rt.directory.identity(signed.auth_id) if signed.auth_id else None
+    if caller is None or payer_identity is None:
+        return refuse(Decision(404, "Unknown auth ID"))
+    payer = payer_identity.account
+    if payer.get("customer_id") != caller.get("customer_id"):
+        return refuse(Decision(403, "Auth ID of another customer"))
+    log.info("IVR-LEG", f"auth ID {signed.auth_id} -> payer {payer['id']} for {signed.dest}")
+    decision = decide(rt, payer, signed.dest, from_ivr=True)
+    if not decision.ok:
+        return refuse(decision)
+    return toll_out(rt, decision, signed.dest, LEG_TOLL, signed.session, cli=caller["id"])
+
+
+def from_gateway(rt: Runtime) -> int | None:
+    """Calls from the PSTN gateway reach the dialed account's registered phones."""
+    if KSR.pv.get("$si") != rt.settings.pstn_gateway.split(":")[0]:
+        return None
+    if KSR.pv.get("$sp") != int(rt.settings.pstn_gateway.split(":")[1]):
+        return None
+    callee = rt.directory.account(KSR.pv.get("$rU") or "")
+    if callee is None:
+        return refuse(Decision(404, "Unknown number"))
+    return to_registered(rt, callee, Decision(200, "Inbound", "onnet", payer=callee["id"],
+                                              customer_id=callee.get("customer_id")), LEG_IN)
+
+
+def from_phone(rt: Runtime) -> int | None:
+    """A phone's call: authenticate, then on-net, toll-free, via the IVR, or paid out."""
+    identity = registrar.authenticate(rt)
+    if identity is None:
+        return EXIT
+    caller = identity.account
+    dialed = KSR.pv.get("$rU") or ""
+    decision = decide(rt, caller, dialed)
+    if not decision.ok:
+        return refuse(decision)
+    session = KSR.pv.get("$ci")
+    if decision.route == classify.ONNET:
+        return to_registered(rt, rt.directory.account(dialed), decision, LEG_ONNET)
+    if decision.route == classify.IVR:
+        return to_ivr(rt, caller, dialed, session)
+    return toll_out(rt, decision, dialed, LEG_OUT, session, cli=caller["id"])
+
+
+def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False) -> Decision:
+    """Classify a call of `caller` to `dialed` from the cached records."""
+    directory = rt.directory
+    customer = directory.customer(caller.get("customer_id"))
+    product = directory.product(caller.get("product_id"))
+    if customer is None or product is None:
+        return Decision(403, "No rating profile")
+    callee = directory.account(dialed) if dialed else None
+    app = directory.app(caller["ivr_app_id"]) if caller.get("ivr_app_id") else None
+    return classify.classify(caller, customer, product, dialed, directory.rate,
+                             callee=callee, app=app, from_ivr=from_ivr)
+
+
+def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: str,
+             cli: str) -> int:
+    """Out to the PSTN gateway; a paid call first reserves what its maximum duration costs."""
+    if decision.paid:
+        decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"))
+        if not decision.ok:
+            return refuse(decision)
+        KSR.setflag(FLT_PAID)
+    KSR.pv.sets("$ru", rt.gateway_uri(dialed))
+    return relay(rt, decision, leg, session, cli, dialed)
+
+
+def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
+    """A paid call of a phone that calls via a pass-through IVR: the IVR collects the code."""
+    headers = internal.sign(rt.secret, KSR.pv.get("$ci"), internal.Internal(
+        account=caller["id"], dest=dialed, session=session, app=str(caller["ivr_app_id"])),
+        ttl=rt.settings.internal_header_ttl)
+    for name, value in headers.items():
+        KSR.hdr.append(f"{name}: {value}\r\n")
+    KSR.pv.sets("$ru", rt.ivr_uri(dialed))
+    decision = Decision(200, "Via IVR", classify.IVR, payer=caller["id"],
+                        customer_id=caller.get("customer_id"))
+    return relay(rt, decision, LEG_IVR, session, caller["id"], dialed, access_code="IN")
+
+
+def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: str) -> int:
+    """To the phones the callee has registered."""
+    if callee is None:
+        return refuse(Decision(404, "Unknown number"))
+    KSR.pv.sets("$rU", callee["id"])
+    if KSR.registrar.lookup("location") < 0:
+        return refuse(Decision(480, "Temporarily Unavailable"))
+    return relay(rt, decision, leg, KSR.pv.get("$ci"), KSR.pv.get("$fU") or "", callee["id"])
+
+
+def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld: str,
+          access_code: str = "") -> int:
+    """Track the dialog (with its billing context), anchor media in rtpengine, relay."""
+    KSR.rr.record_route()
+    KSR.dialog.dlg_manage()
+    for name, value in (("payer", decision.payer), ("customer", decision.customer_id),
+                        ("leg", leg), ("session", session), ("cli", cli), ("cld", cld),
+                        ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
+                        ("reserved", str(decision.reserve or ""))):
+        KSR.pv.sets(f"$dlg_var({name})", "" if value is None else str(value))
+    if decision.max_duration:
+        KSR.dialog.dlg_set_timeout(int(decision.max_duration))
+    KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")
+    KSR.tm.t_on_reply("ksr_onreply_manage")
+    KSR.tm.t_on_failure("ksr_failure_manage")
+    if KSR.tm.t_relay() < 0:
+        KSR.sl.sl_reply_error()
+        return EXIT
+    metrics.CALLS.labels(leg).inc()
+    log.info("RELAY", f"{leg} {cli} -> {cld} ({decision.reason}, max {decision.max_duration})")
+    return EXIT
+
+
+def refuse(decision: Decision) -> int:
+    """Answer with the decision's code and reason, and count the refusal."""
+    metrics.REFUSALS.labels(str(decision.code), decision.reason).inc()
+    log.info("REFUSE", f"{decision.code} {decision.reason}")
+    KSR.sl.send_reply(decision.code, decision.reason)
+    return EXIT
+
+
+def on_reply(rt: Runtime) -> int:
+    """SDP in a provisional or final reply goes through rtpengine; a 2xx starts billing."""
+    status = KSR.pv.get("$rs")
+    if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300:
+        dialogs.mark_connected()
+    if KSR.pv.get("$rb"):
+        KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")
+    return 1
+
+
+def on_failure(rt: Runtime) -> int:
+    """A failed branch: free the media session; the reply goes upstream as it is."""
+    KSR.rtpengine.rtpengine_delete0()
+    return 1

@@ -1,0 +1,81 @@
+"""Dialog events become xDR events; the timer process replays what was spooled."""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import KSR
+import redis
+
+from billing.xdr import XdrError, XdrEvent
+from kemi import authorize
+from kemi.runtime import Runtime
+from tollgate import metrics
+
+START, END, FAILED = "dialog:start", "dialog:end", "dialog:failed"
+
+
+def on_event(rt: Runtime, event: str) -> int:
+    """dialog:start counts a call; end and failed emit its xDR event."""
+    if event == START:
+        metrics.ACTIVE_CALLS.inc()
+        return 1
+    if event not in (END, FAILED):
+        return 1
+    values = {name: KSR.pv.get(f"$dlg_var({name})") or "" for name in
+              ("payer", "customer", "leg", "session", "cli", "cld", "access_code",
+               "setup_ts", "connect_ts", "reserved")}
+    if not values["payer"]:
+        return 1  # a dialog we did not bill (should not happen: every relay sets it)
+    call_id = KSR.pv.get("$ci") or ""
+    if event == END:
+        metrics.ACTIVE_CALLS.dec()
+        code, reason = 200, "Normal clearing"
+    else:
+        code, reason = _failure_code(), "Call failed"
+        if values["reserved"]:
+            authorize.release(rt, call_id, values["payer"], values["customer"])
+    _emit(rt, call_id, values, code, reason, answered=event == END)
+    return 1
+
+
+def mark_connected() -> None:
+    """Called on the 2xx to an INVITE: the billed time starts now."""
+    if not KSR.pv.get("$dlg_var(connect_ts)"):
+        KSR.pv.sets("$dlg_var(connect_ts)", f"{time.time():.3f}")
+
+
+def housekeeping(rt: Runtime) -> int:
+    """Replay spooled xDR events once Redis answers again."""
+    try:
+        sent = rt.emitter.replay()
+    except (OSError, redis.RedisError):
+        return 1  # Redis still down: the spool stays for the next tick
+    if sent:
+        metrics.XDR_EVENTS.labels("replayed").inc(sent)
+        KSR.info(f"[-] HOUSEKEEPING: replayed {sent} spooled xDR events\n")
+    return 1
+
+
+def _failure_code() -> int:
+    code = KSR.pv.get("$T_reply_code")
+    return int(code) if isinstance(code, int) and code >= 300 else 487
+
+
+def _emit(rt: Runtime, call_id: str, values: dict, code: int, reason: str,
+          answered: bool) -> None:
+    now = Decimal(f"{time.time():.3f}")
+    setup = Decimal(values["setup_ts"] or now)
+    connect = Decimal(values["connect_ts"]) if answered and values["connect_ts"] else Decimal(0)
+    try:
+        event = XdrEvent(call_id=call_id, session_id=values["session"] or call_id,
+                         leg=values["leg"], account=values["payer"],
+                         customer_id=int(values["customer"] or 0), cli=values["cli"],
+                         cld=values["cld"], access_code=values["access_code"],
+                         setup_ts=setup, connect_ts=connect, end_ts=max(now, setup),
+                         sip_code=code, reason=reason, node=f"kamailio:{rt.pid}")
+    except (XdrError, ValueError) as exc:
+        KSR.err(f"[{call_id}] XDR: cannot build event: {exc}\n")
+        return
+    sink = "redis" if rt.emitter.emit(event.encode()) else "spool"
+    metrics.XDR_EVENTS.labels(sink).inc()

@@ -1,0 +1,73 @@
+"""Digest authentication against cached account records, and REGISTER."""
+from __future__ import annotations
+
+import secrets
+
+import KSR
+
+from kemi import log
+from kemi.constants import EXIT, REASON_AUTH
+from kemi.runtime import Runtime
+from tollgate import metrics
+from tollgate.directory import Identity
+
+# pv_auth_check results that mean "ask (again)" rather than "wrong"
+_CHALLENGE_AGAIN = {-4, -5, -6}
+_BAN_AFTER = 10  # failed authentications from one source before it is banned
+
+
+def register(rt: Runtime) -> int | None:
+    """REGISTER: authenticate as an account (or an alias that may), then save the contact."""
+    if not KSR.is_REGISTER():
+        return None
+    identity = authenticate(rt)
+    if identity is None:
+        return EXIT
+    if KSR.registrar.save("location", 0) < 0:
+        KSR.sl.sl_reply_error()
+    metrics.REGISTRATIONS.labels("ok").inc()
+    log.info("REGISTER", f"{identity.account['id']} registered")
+    return EXIT
+
+
+def authenticate(rt: Runtime) -> Identity | None:
+    """The identity proven by the request's digest credentials; None after answering.
+
+    Unknown IDs, aliases without "allow authentication", blocked accounts and wrong
+    passwords all get the same 403, so nobody can enumerate accounts.
+    """
+    realm = rt.settings.sip_domain
+    user = KSR.pv.get("$au")
+    if not user:
+        KSR.auth.auth_challenge(realm, 0)
+        return None
+    identity = rt.directory.identity(user)
+    usable = identity is not None and identity.allow_auth and not identity.account.get("blocked")
+    password = identity.account.get("password") if usable else None
+    # an unusable ID is checked against a random password: same work, same answer
+    KSR.pv.sets("$avp(tg_password)", password or secrets.token_hex(16))
+    result = KSR.auth.pv_auth_check(realm, "$avp(tg_password)", 0, 1)
+    if result > 0 and usable:
+        KSR.auth.consume_credentials()
+        return identity
+    if result in _CHALLENGE_AGAIN:
+        KSR.auth.auth_challenge(realm, 0)
+        return None
+    _count_failure(rt)
+    metrics.REFUSALS.labels("403", REASON_AUTH).inc()
+    if KSR.is_REGISTER():
+        metrics.REGISTRATIONS.labels("failed").inc()
+    log.warn("AUTH", f"failed for {user!r} from {KSR.pv.get('$si')} ({result})")
+    KSR.sl.sl_send_reply(403, "Forbidden")
+    return None
+
+
+def _count_failure(rt: Runtime) -> None:
+    """Repeated failures from one source ban it for a while (trusted peers exempt)."""
+    source = KSR.pv.get("$si")
+    if source in rt.trusted:
+        return
+    KSR.htable.sht_inc("authfail", source)
+    if (KSR.htable.sht_get("authfail", source) or 0) >= _BAN_AFTER:
+        KSR.htable.sht_seti("ipban", source, 1)
+        log.warn("AUTH", f"{source} banned after {_BAN_AFTER} failures")

@@ -1,0 +1,47 @@
+"""The request route as a table of contents: each step is a short function in kemi/.
+
+A step returns EXIT when it has answered or relayed the request; the route then stops.
+"""
+from __future__ import annotations
+
+import KSR
+
+from kemi import calls, dialogs, entry, registrar
+from kemi.constants import EXIT
+from kemi.runtime import Runtime
+
+
+class Router:
+    """The object app_python3 calls: request, reply, failure, dialog and timer routes."""
+
+    def __init__(self) -> None:
+        self.rt = Runtime()
+
+    def child_init(self, rank: int) -> int:
+        self.rt.child_init()
+        return 0
+
+    # SIP request routing: the order is the policy
+    def ksr_request_route(self, msg) -> int:
+        for step in (entry.reqinit, entry.cancel, entry.within_dialog, entry.retransmission,
+                     entry.internal_headers, entry.options, registrar.register,
+                     entry.only_invite, calls.from_ivr, calls.from_gateway, calls.from_phone):
+            if step(self.rt) == EXIT:
+                return 1
+        return 1
+
+    # replies to calls we relayed: rtpengine answers for SDP in 18x/2xx
+    def ksr_onreply_manage(self, msg) -> int:
+        return calls.on_reply(self.rt)
+
+    # a branch failed: count it and pass the answer upstream
+    def ksr_failure_manage(self, msg) -> int:
+        return calls.on_failure(self.rt)
+
+    # dialog start/end/failed: xDR events and reservation bookkeeping
+    def ksr_dialog_event(self, event: str) -> int:
+        return dialogs.on_event(self.rt, event)
+
+    # once a second in the timer process: replay spooled xDR events
+    def ksr_housekeeping(self, name: str) -> int:
+        return dialogs.housekeeping(self.rt)

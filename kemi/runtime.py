@@ -1,0 +1,67 @@
+"""Per-process state of a Kamailio worker: settings, Redis, caches, xDR emitter.
+
+Kamailio forks its workers after loading the script, so nothing here connects before
+the first use inside a worker (child_init or the first request).
+"""
+from __future__ import annotations
+
+import os
+
+import redis
+
+from tollgate import config
+from tollgate.directory import Directory
+from tollgate.xdr_emit import XdrEmitter
+
+
+class Runtime:
+    """Lazily built per-process objects."""
+
+    def __init__(self) -> None:
+        self.settings = config.load()
+        self.secret = self.settings.secret()
+        self.pid = 0
+        self._directory: Directory | None = None
+        self._emitter: XdrEmitter | None = None
+        self._redis: redis.Redis | None = None
+        self.trusted = {self.settings.ivr_address, self.settings.pstn_gateway.split(":")[0]}
+
+    def child_init(self) -> None:
+        """Drop anything inherited from the parent; connections open on first use."""
+        self.pid = os.getpid()
+        self._directory = self._emitter = self._redis = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None or self.pid != os.getpid():
+            self.pid = os.getpid()
+            timeout = self.settings.redis_timeout_ms / 1000
+            self._redis = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port,
+                                      db=self.settings.redis_db, socket_timeout=timeout,
+                                      socket_connect_timeout=timeout, health_check_interval=0)
+            self._directory = self._emitter = None
+        return self._redis
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            s = self.settings
+            self._directory = Directory(self.redis, size=s.cache_size, ttl=s.cache_ttl,
+                                        negative_ttl=s.cache_negative_ttl)
+        return self._directory
+
+    @property
+    def emitter(self) -> XdrEmitter:
+        if self._emitter is None:
+            self._emitter = XdrEmitter(self.redis, self.settings.var_path / "spool")
+        return self._emitter
+
+    def gateway_uri(self, user: str) -> str:
+        return f"sip:{user}@{self.settings.pstn_gateway}"
+
+    def ivr_uri(self, user: str) -> str:
+        return f"sip:{user}@{self.settings.ivr_address}:{self.settings.ivr_sip_port}"
+
+    def from_ivr(self, source_ip: str, source_port: int) -> bool:
+        s = self.settings
+        return source_ip == s.ivr_address and source_port == s.ivr_sip_port

@@ -1,0 +1,20 @@
+"""Prometheus metrics shared by Kamailio workers, the IVR and the xDR writer.
+
+Kamailio runs many worker processes, so counters use prometheus_client's multiprocess
+mode: each process writes under $PROMETHEUS_MULTIPROC_DIR and `tollgate.metrics_server`
+aggregates them on /metrics.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+CALLS = Counter("tollgate_calls_total", "INVITEs routed, by outcome", ["outcome"])
+REFUSALS = Counter("tollgate_refusals_total", "Requests refused, by SIP code and reason",
+                   ["code", "reason"])
+REGISTRATIONS = Counter("tollgate_registrations_total", "REGISTER results", ["result"])
+CACHE = Counter("tollgate_cache_total", "Record cache lookups, by result (hit, miss, ...)",
+                ["result"])
+XDR_EVENTS = Counter("tollgate_xdr_events_total", "xDR events emitted, by destination",
+                     ["sink"])
+ACTIVE_CALLS = Gauge("tollgate_active_calls", "Calls in progress (per worker, summed)",
+                     multiprocess_mode="livesum")

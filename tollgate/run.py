@@ -1,0 +1,196 @@
+"""`make run`: the whole stack with the demo tenant, supervised, in the foreground.
+
+Redis, PostgreSQL and rtpengine start first; then the schema is migrated, the demo tenant
+imported and Redis loaded; then the xDR writer, the IVR, Kamailio, the metrics endpoint
+and a demo PSTN gateway (a sipp UAS). Ctrl-C stops everything that was started.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tollgate import config, stack
+from tollgate.net import wait_tcp
+from tollgate.config import Settings
+
+PHASE_ONE = ("redis", "postgres", "rtpengine")
+DEMO = stack.ROOT / "demo" / "smart-calls.yaml"
+
+
+def main() -> int:
+    settings = config.load()
+    var = settings.var_path
+    var.mkdir(parents=True, exist_ok=True)
+    lock = _take_lock(var / "run.lock")
+    if lock is None:
+        print(f"tollgate: already running from {var} (pid {_lock_owner(var)}); "
+              "stop it with Ctrl-C in its terminal", file=sys.stderr)
+        return 1
+    stack.prepare(settings)
+    _init_postgres(settings)
+    conf = _write_supervisord_conf(settings)
+    supervisor = subprocess.Popen(["supervisord", "-n", "-c", str(conf)], start_new_session=True)
+    signal.signal(signal.SIGTERM, lambda *_: _stop(supervisor))
+    try:
+        _wait_ports(settings, supervisor)
+        _provision(settings)
+        _ctl(conf, "start", "xdr-writer", "ivr", "kamailio", "metrics", "demo-gateway")
+        _banner(settings)
+        return supervisor.wait()
+    except KeyboardInterrupt:
+        print("\ntollgate: stopping ...", file=sys.stderr)
+        return 0
+    except RuntimeError as exc:
+        print(f"tollgate: {exc}; logs are in {var / 'log'}", file=sys.stderr)
+        return 1
+    finally:
+        _stop(supervisor)
+
+
+def _take_lock(path: Path):
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def _lock_owner(var: Path) -> str:
+    try:
+        return (var / "run.lock").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def _init_postgres(s: Settings) -> None:
+    """A cluster of our own under var/pg, owned by the postgres user when we are root."""
+    pg = s.var_path / "pg"
+    data = pg / "data"
+    if (data / "PG_VERSION").exists():
+        return
+    pg.mkdir(parents=True, exist_ok=True)
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(pg, "postgres", "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_owner, str(stack.PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
+                    "-U", "postgres", "-E", "UTF8"], check=True, stdout=subprocess.DEVNULL)
+
+
+def _write_supervisord_conf(s: Settings) -> Path:
+    run = s.var_path / "run"
+    logs = s.var_path / "log"
+    sections = [
+        "[supervisord]", f"logfile={logs / 'supervisord.log'}", f"pidfile={run / 'supervisord.pid'}",
+        f"childlogdir={logs}", "",
+        "[unix_http_server]", f"file={run / 'supervisor.sock'}", "chmod=0700", "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[supervisorctl]", f"serverurl=unix://{run / 'supervisor.sock'}", "",
+    ]
+    programs = stack.programs(s) + [_demo_gateway(s)]
+    for prog in programs:
+        env = ",".join(f'{k}="{v}"' for k, v in prog.env.items())
+        sections += [
+            f"[program:{prog.name}]",
+            "command=" + " ".join(_quote(a) for a in prog.command),
+            f"directory={prog.cwd}",
+            f"autostart={'true' if prog.name in PHASE_ONE else 'false'}",
+            "autorestart=true", "startsecs=1", "stopwaitsecs=15", "stopasgroup=true",
+            "killasgroup=true", "redirect_stderr=true",
+            f"stdout_logfile={logs / (prog.name + '.log')}",
+            "stdout_logfile_maxbytes=20MB",
+        ]
+        if prog.user:
+            sections.append(f"user={prog.user}")
+        if env:
+            sections.append(f"environment={env}")
+        sections.append("")
+    conf = run / "supervisord.conf"
+    conf.write_text("\n".join(sections))
+    return conf
+
+
+def _demo_gateway(s: Settings) -> stack.Program:
+    """A sipp UAS playing the PSTN: answers every call the stack sends out."""
+    host, port = s.pstn_gateway.split(":")
+    return stack.Program("demo-gateway", ["sipp", "-sn", "uas", "-i", host, "-p", port,
+                                          "-nostdin", "-aa", "-trace_err"],
+                         s.var_path / "log")
+
+
+def _quote(arg: str) -> str:
+    return f'"{arg}"' if any(c in arg for c in " ,;") else arg
+
+
+def _wait_ports(s: Settings, supervisor: subprocess.Popen, timeout: float = 60) -> None:
+    for name, port in (("Redis", s.redis_port), ("PostgreSQL", s.pg_port)):
+        if not wait_tcp(s.redis_host if name == "Redis" else s.pg_host, port, timeout,
+                        alive=lambda: supervisor.poll() is None):
+            raise RuntimeError(f"{name} did not start on port {port}")
+
+
+def _provision(s: Settings) -> None:
+    """Role and database, migrations, the demo tenant once, then Redis from PostgreSQL."""
+    psql = ["psql", "-h", s.pg_host, "-p", str(s.pg_port), "-U", "postgres", "-d", "postgres",
+            "-tAq", "-v", "ON_ERROR_STOP=1"]
+    exists = subprocess.run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname='{s.pg_database}'"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        subprocess.run([*psql, "-c", f"CREATE ROLE {s.pg_user} LOGIN SUPERUSER"], check=False,
+                       capture_output=True)
+        subprocess.run([*psql, "-c", f"CREATE DATABASE {s.pg_database} OWNER {s.pg_user}"],
+                       check=True)
+    env = {**os.environ, **stack.environment(s)}
+    cli = [sys.executable, "-m", "provisioning.cli"]
+    subprocess.run([*cli, "migrate"], check=True, env=env)
+    marker = s.var_path / ".demo-loaded"
+    if not marker.exists():
+        subprocess.run([*cli, "import", str(DEMO)], check=True, env=env)
+        marker.write_text(time.strftime("%Y-%m-%d %H:%M:%S"))
+    subprocess.run([*cli, "resync"], check=True, env=env)
+
+
+def _ctl(conf: Path, *args: str) -> None:
+    subprocess.run(["supervisorctl", "-c", str(conf), *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def _banner(s: Settings) -> None:
+    print(f"""
+tollgate is running (Ctrl-C stops everything).
+  SIP (Kamailio)      udp/tcp {s.sip_address}:{s.sip_port}   domain {s.sip_domain}
+  IVR media server    udp {s.ivr_address}:{s.ivr_sip_port}
+  PSTN gateway (demo) udp {s.pstn_gateway}  (sipp UAS answering every call)
+  Redis {s.redis_host}:{s.redis_port}   PostgreSQL {s.pg_host}:{s.pg_port}/{s.pg_database}
+  Metrics             http://127.0.0.1:{s.metrics_port}/metrics
+  Logs                {s.var_path / 'log'}
+
+Register a softphone: server {s.sip_address}:{s.sip_port}, user 17785551210 (Mark),
+password from `tollgate account show 17785551210`. Dial 12125550123 and enter 4545
+(Rachel's code) when the IVR asks; `tollgate xdr list --account 17785551209` shows it.
+""", flush=True)
+
+
+def _stop(supervisor: subprocess.Popen) -> None:
+    if supervisor.poll() is None:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            supervisor.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
