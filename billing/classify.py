@@ -1,0 +1,155 @@
+"""Classify an INVITE from plain records into a Decision the KEMI adapter carries out.
+
+Whether a call is paid is decided by rating (the caller's product, longest prefix), never
+by a hand-kept list: on-net calls inside one customer are free, a free rate goes straight
+through, a paid rate needs funds (and the auth code where the phone calls via a
+pass-through IVR that authorizes paid calls), and no rate or a forbidden one refuses.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from billing.rating import Rate, RateError, is_paid
+
+# routes the adapter knows
+ONNET = "onnet"
+PSTN = "pstn"
+IVR = "ivr"
+PROCEED = 200
+PASS_THROUGH = "pass_through"
+PLAIN = ""  # the access code of plain calls
+_NUMBER = re.compile(r"\+?[0-9]{1,32}")
+
+# (tariff id, dialed number) -> the longest-prefix rate of that tariff, or None
+RateLookup = Callable[[int, str], "Rate | Mapping | None"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one INVITE: proceed on `route` (code 200) or refuse with code/reason."""
+    code: int
+    reason: str
+    route: str = ""
+    payer: str = ""              # account ID billed for this leg
+    customer_id: int | None = None
+    rate: Rate | None = None
+    paid: bool = False           # needs authorize() before it may proceed
+    max_duration: int | None = None   # hard cap in seconds; None = no limit
+    reserve: Decimal | None = None    # amount to reserve for this call
+
+    @property
+    def ok(self) -> bool:
+        return self.code == PROCEED
+
+
+def refuse(code: int, reason: str) -> Decision:
+    """A refusal with its SIP status and reason phrase."""
+    return Decision(code=code, reason=reason)
+
+
+def longest_prefix(table: Mapping[str, object], number: str) -> object | None:
+    """The value under the longest key of `table` that starts `number` ("" matches all)."""
+    for end in range(len(number), -1, -1):
+        value = table.get(number[:end])
+        if value is not None:
+            return value
+    return None
+
+
+def table_lookup(tables: Callable[[int], Mapping[str, object] | None]) -> RateLookup:
+    """A RateLookup over whole tariff tables (prefix -> rate), e.g. a `tg:rates:<id>` hash."""
+    def lookup(tariff_id: int, number: str) -> object | None:
+        table = tables(tariff_id)
+        return None if table is None else longest_prefix(table, number)
+    return lookup
+
+
+def tariff_for(product: Mapping, access_code: str = PLAIN) -> int | None:
+    """The tariff of the product's rating entry for `access_code`, if any."""
+    for entry in product.get("rating") or ():
+        if entry.get("access_code", PLAIN) == access_code:
+            return int(entry["tariff_id"])
+    return None
+
+
+def find_rate(product: Mapping, number: str, lookup: RateLookup,
+              access_code: str = PLAIN) -> Rate | None:
+    """The rate the product applies to `number` under `access_code`, or None."""
+    tariff = tariff_for(product, access_code)
+    if tariff is None:
+        return None
+    found = lookup(tariff, number)
+    if found is None or isinstance(found, Rate):
+        return found
+    return Rate.from_map(found)
+
+
+def expired(account: Mapping, now: datetime | None = None) -> bool:
+    """True when the account has an expiry time in the past."""
+    text = account.get("expires")
+    if not text:
+        return False
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return True  # unreadable expiry: fail closed
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when <= (now or datetime.now(timezone.utc))
+
+
+def check_caller(caller: Mapping, customer: Mapping,
+                 now: datetime | None = None) -> Decision | None:
+    """A refusal when the caller or its customer may not call at all."""
+    if caller.get("blocked"):
+        return refuse(403, "Account blocked")
+    if expired(caller, now):
+        return refuse(403, "Account expired")
+    if customer.get("blocked"):
+        return refuse(403, "Customer blocked")
+    return None
+
+
+def classify(caller: Mapping, customer: Mapping, product: Mapping, dialed: str,
+             lookup: RateLookup, callee: Mapping | None = None, app: Mapping | None = None,
+             from_ivr: bool = False, access_code: str = PLAIN,
+             now: datetime | None = None) -> Decision:
+    """Classify a call by `caller` to `dialed` (`callee`: the account it reaches on-net).
+
+    `app` is the caller's call-via-IVR voice application; `from_ivr` marks the toll leg the
+    IVR originates after collecting the code (the caller there is already the payer).
+    """
+    refusal = check_caller(caller, customer, now)
+    if refusal:
+        return refusal
+    payer = {"payer": str(caller["id"]), "customer_id": caller.get("customer_id")}
+    if callee is not None and callee.get("customer_id") == caller.get("customer_id"):
+        return Decision(PROCEED, "On-net", ONNET, **payer)
+    if callee is None and not _NUMBER.fullmatch(dialed or ""):
+        return refuse(404, "Unknown number")
+    try:
+        rate = find_rate(product, dialed.lstrip("+"), lookup, access_code)
+    except (RateError, KeyError, TypeError, ValueError):
+        # fail closed: broken rating data must never become a free call
+        return refuse(503, "Rating unavailable")
+    route = ONNET if callee is not None else PSTN
+    if rate is None:
+        return refuse(403, "No rating for destination")
+    if rate.forbidden:
+        return refuse(403, "Forbidden destination")
+    if not is_paid(rate):
+        return Decision(PROCEED, "Free", route, rate=rate, **payer)
+    if not from_ivr and authorizes_paid_calls(app):
+        return Decision(PROCEED, "Auth code required", IVR, **payer)
+    return Decision(PROCEED, "Paid", route, rate=rate, paid=True, **payer)
+
+
+def authorizes_paid_calls(app: Mapping | None) -> bool:
+    """True for a pass-through IVR with "Authorize paid calls" on."""
+    if not app or app.get("type") != PASS_THROUGH:
+        return False
+    return bool((app.get("settings") or {}).get("authorize_paid_calls", False))
