@@ -1,0 +1,139 @@
+"""A whole tollgate stack for end-to-end tests: the same commands `make run` supervises,
+started on free ports in a private folder, with the demo tenant provisioned.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tests.servers import PostgresServer, RedisServer, free_port, kill_group, log_dir
+from tollgate import config, stack
+from tollgate.config import Settings
+
+DEMO = stack.ROOT / "demo" / "smart-calls.yaml"
+
+
+def sip_ping(host: str, port: int, timeout: float = 0.5) -> str:
+    """Send one OPTIONS over UDP; the raw reply text, or '' when none came."""
+    call_id = uuid.uuid4().hex
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        lport = s.getsockname()[1]
+        msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK{call_id[:10]}\r\n"
+               f"From: <sip:ping@127.0.0.1>;tag={call_id[:8]}\r\nTo: <sip:{host}:{port}>\r\n"
+               f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+               "Content-Length: 0\r\n\r\n")
+        s.settimeout(timeout)
+        s.sendto(msg.encode(), (host, port))
+        try:
+            return s.recv(65535).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def wait_sip(host: str, port: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sip_ping(host, port).startswith("SIP/2.0 200"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class Stack:
+    """Redis, PostgreSQL, rtpengine, the xDR writer, the IVR and Kamailio on free ports."""
+
+    def __init__(self, with_gateway: bool = True, **overrides):
+        self.dir = log_dir("stack")
+        gateway_port = free_port()
+        self.settings: Settings = config.load(
+            var_dir=str(self.dir / "var"), sip_port=free_port(), ivr_sip_port=free_port(),
+            ivr_media_port=_free_range(), rtpengine_ng_port=free_port(),
+            rtp_port_min=(base := _free_range()), rtp_port_max=base + 199,
+            redis_port=free_port(), pg_port=free_port(), metrics_port=free_port(),
+            pstn_gateway=f"127.0.0.1:{gateway_port}", internal_secret=uuid.uuid4().hex,
+            **overrides)
+        self.gateway_port = gateway_port
+        self.with_gateway = with_gateway
+        self.redis = RedisServer(port=self.settings.redis_port, appendonly=True)
+        self.pg = PostgresServer(port=self.settings.pg_port)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **stack.environment(self.settings),
+                "TOLLGATE_PG_USER": self.pg.user, "TOLLGATE_PG_DATABASE": self.pg.database}
+
+    def start(self) -> "Stack":
+        stack.prepare(self.settings)
+        self.redis.start()
+        self.pg.start()
+        self.cli("migrate")
+        self.cli("import", str(DEMO))
+        self.cli("resync")
+        for prog in stack.programs(self.settings):
+            if prog.name in ("redis", "postgres", "metrics"):
+                continue
+            self.start_program(prog)
+        if self.with_gateway:
+            from tests import sipp
+            self.procs["gateway"] = sipp.uas(self.gateway_port, self.dir)
+        if not wait_sip(self.settings.sip_address, self.settings.sip_port):
+            raise RuntimeError(f"Kamailio did not answer OPTIONS; logs in {self.dir}")
+        return self
+
+    def start_program(self, prog: stack.Program) -> subprocess.Popen:
+        env = {**self.env, **prog.env}
+        log = open(self.dir / f"{prog.name}.log", "ab")
+        proc = subprocess.Popen(prog.command, cwd=prog.cwd, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[prog.name] = proc
+        return proc
+
+    def restart(self, name: str) -> None:
+        """Stop one program and start it again with the same command."""
+        self.stop_program(name)
+        prog = next(p for p in stack.programs(self.settings) if p.name == name)
+        self.start_program(prog)
+
+    def stop_program(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            kill_group(proc)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """The provisioning CLI as an operator runs it, against this stack."""
+        proc = subprocess.run([sys.executable, "-m", "provisioning.cli", *args], env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"tollgate {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop_program(name)
+        self.redis.stop()
+        self.pg.stop()
+
+    def log(self, name: str) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
+    def sip_target(self) -> str:
+        return f"{self.settings.sip_address}:{self.settings.sip_port}"
+
+
+def _free_range(size: int = 200) -> int:
+    """The start of a run of ports unlikely to collide (random, away from ephemeral)."""
+    import random
+    return random.randrange(20000, 30000 - size, 2)
+
+
+__all__ = ["Stack", "sip_ping", "wait_sip", "Path"]

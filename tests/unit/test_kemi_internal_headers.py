@@ -1,0 +1,67 @@
+"""The internal-headers route step: X-TG-* counts only from the IVR with a valid signature."""
+import types
+
+import pytest
+
+from tests.unit import fake_ksr
+
+fake_ksr.install()
+from billing import internal  # noqa: E402
+from kemi import entry  # noqa: E402
+from kemi.constants import EXIT, FLT_FROM_IVR  # noqa: E402
+
+SECRET = b"k"
+IVR = ("127.0.0.9", 5080)
+
+
+def _runtime():
+    return types.SimpleNamespace(secret=SECRET, req={},
+                                 from_ivr=lambda ip, port: (ip, port) == IVR)
+
+
+def _request(source, headers: str, call_id="c1"):
+    ksr = fake_ksr.install()
+    raw = ("INVITE sip:12125550123@proxy SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n"
+           f"Call-ID: {call_id}\r\n{headers}Content-Length: 0\r\n\r\n")
+    ksr.pvs.update({"$mb": raw, "$si": source[0], "$sp": source[1], "$ci": call_id})
+    for line in headers.split("\r\n"):
+        if ":" in line:
+            name, value = line.split(":", 1)
+            ksr.pvs[f"$hdr({name})"] = value.strip()
+    return ksr
+
+
+def _signed(call_id="c1", **kw):
+    data = internal.Internal(account="17785551210", dest="12125550123", session="s",
+                             auth_id=kw.get("auth_id", "1778555#4545"))
+    return "".join(f"{k}: {v}\r\n" for k, v in internal.sign(SECRET, call_id, data).items())
+
+
+def test_headers_from_a_phone_are_stripped_whatever_their_case_or_spacing():
+    ksr = _request(("10.0.0.5", 5060), "x-tg-auth-id : 1778555#4545\r\nX-Tg-Account:1\r\n")
+    rt = _runtime()
+    assert entry.internal_headers(rt) is None
+    assert sorted(ksr.removed) == ["X-Tg-Account", "x-tg-auth-id"]
+    assert FLT_FROM_IVR not in ksr.flags and "internal" not in rt.req
+
+
+def test_a_valid_signature_from_the_ivr_is_trusted():
+    ksr = _request(IVR, _signed())
+    rt = _runtime()
+    assert entry.internal_headers(rt) is None
+    assert FLT_FROM_IVR in ksr.flags
+    assert rt.req["internal"].auth_id == "1778555#4545"
+
+
+def test_a_forged_signature_from_the_ivr_address_gets_403():
+    forged = _signed().replace("1778555#4545", "1778555#8989")
+    ksr = _request(IVR, forged)
+    assert entry.internal_headers(_runtime()) == EXIT
+    assert ksr.replies == [(403, "Invalid internal signature")]
+
+
+@pytest.mark.parametrize("source", [("127.0.0.9", 5999), ("10.1.1.1", 5080)])
+def test_a_valid_signature_from_elsewhere_is_only_stripped(source):
+    ksr = _request(source, _signed())
+    assert entry.internal_headers(_runtime()) is None
+    assert FLT_FROM_IVR not in ksr.flags and ksr.removed
