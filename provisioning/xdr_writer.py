@@ -1,0 +1,368 @@
+"""xDR writer: consumes `tg:xdr` in group `writers`, rates each leg and bills it once.
+
+Per event, one PostgreSQL transaction inserts the xDR (ON CONFLICT DO NOTHING on
+call_id, leg, account_id) and, only when the row is new, applies the charge. After the
+commit one Redis MULTI refreshes tg:bal:*, releases the call's reservation and XACKs, so a
+crash anywhere means redelivery, and redelivery hits the unique key and changes nothing.
+Undecodable or unbillable events go to `tg:xdr:dead` (acked, never crash the loop);
+PostgreSQL or Redis being down leaves events pending and retries with backoff.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import psycopg
+import redis
+from prometheus_client import start_http_server
+
+from billing.rating import Rate, charge, charged_seconds
+from billing.reservation import balance_key, reservation_key
+from billing.xdr import XdrError, XdrEvent, decode
+from tollgate import config
+from tollgate import metrics_writer as m
+
+log = logging.getLogger("tollgate.xdr_writer")
+
+STREAM = "tg:xdr"
+GROUP = "writers"
+DEAD_STREAM = "tg:xdr:dead"
+DEAD_MAXLEN = 100_000
+FREE_LEGS = frozenset({"onnet"})  # on-net inside one customer: classified free at setup
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TRANSIENT_PG = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.ProgrammingError,
+                psycopg.errors.InternalError)
+TRANSIENT_REDIS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+ACCOUNT_SQL = """
+SELECT a.customer_id, a.product_id, a.billing_model, c.currency
+  FROM accounts a JOIN customers c ON c.id = a.customer_id
+ WHERE a.id = %s"""
+RATE_SQL = """
+SELECT r.prefix, r.price_first, r.price_next, r.interval_first, r.interval_next,
+       r.connect_fee, r.free_seconds, r.forbidden, t.currency
+  FROM rating_entries e
+  JOIN rates r ON r.tariff_id = e.tariff_id
+  JOIN tariffs t ON t.id = e.tariff_id
+ WHERE e.product_id = %s AND e.access_code = %s AND starts_with(%s, r.prefix)
+ ORDER BY length(r.prefix) DESC LIMIT 1"""
+INSERT_XDR = """
+INSERT INTO xdrs (session_id, call_id, leg, account_id, customer_id, cli, cld, access_code,
+                  setup_time, connect_time, disconnect_time, duration, charged_seconds,
+                  amount, currency, rate_prefix, sip_code, reason)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (call_id, leg, account_id) DO NOTHING
+RETURNING id"""
+# signed change: a charge lowers a debit balance and raises a credit (owed) balance
+UPDATE_ACCOUNT = "UPDATE accounts SET balance = balance + %s WHERE id = %s RETURNING balance"
+UPDATE_CUSTOMER = "UPDATE customers SET balance = balance + %s WHERE id = %s RETURNING balance"
+INSERT_OPERATION = """
+INSERT INTO balance_operations (account_id, customer_id, kind, amount, currency,
+                                balance_after, xdr_id, comment)
+VALUES (%s, %s, 'charge', %s, %s, %s, %s, %s)"""
+BALANCES_SQL = """
+SELECT a.balance, c.balance FROM accounts a JOIN customers c ON c.id = a.customer_id
+ WHERE a.id = %s"""
+
+
+class Unbillable(Exception):
+    """An event that decodes but cannot be billed (e.g. its account does not exist)."""
+
+
+@dataclass(frozen=True)
+class Billed:
+    """The outcome of one event's transaction."""
+    xdr_id: int | None          # None: the xDR was already written (redelivery)
+    account_id: str
+    customer_id: int
+    amount: Decimal
+    account_balance: Decimal
+    customer_balance: Decimal
+
+
+def to_time(ts: Decimal) -> datetime | None:
+    """timestamptz of decimal unix seconds (exact to the microsecond); None for 0."""
+    if ts <= 0:
+        return None
+    return EPOCH + timedelta(microseconds=int(ts * 1_000_000))
+
+
+def find_rate(conn: psycopg.Connection, product_id: int, access_code: str,
+              number: str) -> tuple[Rate, str] | None:
+    """The longest-prefix rate of the product's tariff for this access code, and currency."""
+    row = conn.execute(RATE_SQL, (product_id, access_code, number)).fetchone()
+    if row is None:
+        return None
+    fields = ("prefix", "price_first", "price_next", "interval_first", "interval_next",
+              "connect_fee", "free_seconds", "forbidden")
+    return Rate(**dict(zip(fields, row[:8]))), row[8]
+
+
+def rate_leg(conn: psycopg.Connection, event: XdrEvent,
+             product_id: int) -> tuple[Rate | None, str | None]:
+    """The rate that bills this leg (None: nothing to bill) and its tariff's currency."""
+    if event.leg in FREE_LEGS or not event.answered:
+        return None, None
+    found = find_rate(conn, product_id, event.access_code, event.cld.lstrip("+"))
+    if found is None:
+        log.warning("[%s] RATE: no rate for %s leg to %r, not charged",
+                    event.call_id, event.leg, event.cld)
+        return None, None
+    return found
+
+
+def bill(conn: psycopg.Connection, event: XdrEvent) -> Billed:
+    """Insert the xDR and apply its charge in one transaction (idempotent)."""
+    with conn.transaction():
+        payer = conn.execute(ACCOUNT_SQL, (event.account,)).fetchone()
+        if payer is None:
+            raise Unbillable(f"unknown account {event.account!r}")
+        customer_id, product_id, model, customer_currency = payer
+        rate, currency = rate_leg(conn, event, product_id)
+        seconds = charged_seconds(rate, event.duration) if rate else 0
+        amount = charge(rate, event.duration) if rate else Decimal(0)
+        row = conn.execute(INSERT_XDR, (
+            event.session_id, event.call_id, event.leg, event.account, customer_id, event.cli,
+            event.cld, event.access_code, to_time(event.setup_ts), to_time(event.connect_ts),
+            to_time(event.end_ts), event.duration, seconds, amount,
+            currency or customer_currency, rate.prefix if rate else None, event.sip_code,
+            event.reason)).fetchone()
+        xdr_id = row[0] if row else None
+        if xdr_id is not None and amount > 0:
+            apply_charge(conn, event.account, customer_id, model, amount, customer_currency,
+                         xdr_id)
+        balances = conn.execute(BALANCES_SQL, (event.account,)).fetchone()
+    return Billed(xdr_id, event.account, customer_id, amount if xdr_id else Decimal(0),
+                  balances[0], balances[1])
+
+
+def apply_charge(conn: psycopg.Connection, account_id: str, customer_id: int, model: str,
+                 amount: Decimal, currency: str, xdr_id: int) -> None:
+    """Debit per the money model; a credit account's charge also raises its customer's."""
+    change = -amount if model == "debit" else amount
+    (balance,) = conn.execute(UPDATE_ACCOUNT, (change, account_id)).fetchone()
+    conn.execute(INSERT_OPERATION, (account_id, customer_id, change, currency, balance,
+                                    xdr_id, f"xdr {xdr_id}"))
+    if model == "debit":
+        return
+    (owed,) = conn.execute(UPDATE_CUSTOMER, (amount, customer_id)).fetchone()
+    # account_id NULL: this row changes customers.balance (xdr_id is unique, so no link)
+    conn.execute(INSERT_OPERATION, (None, customer_id, amount, currency, owed, None,
+                                    f"xdr {xdr_id} of account {account_id}"))
+
+
+class Backoff:
+    """Exponential delays for retrying a backend that is down."""
+
+    def __init__(self, first: float = 0.1, limit: float = 5.0):
+        self.first, self.limit, self.delay = first, limit, first
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+    def wait(self, stop: threading.Event) -> None:
+        stop.wait(self.delay)
+        self.delay = min(self.limit, self.delay * 2)
+
+
+class XdrWriter:
+    """One consumer of the `writers` group."""
+
+    def __init__(self, dsn: str, client: redis.Redis, consumer: str, batch: int = 100,
+                 claim_idle_s: float = 30.0, block_ms: int = 1000):
+        self.dsn, self.client, self.consumer = dsn, client, consumer
+        self.batch, self.claim_idle_ms, self.block_ms = batch, int(claim_idle_s * 1000), block_ms
+        self.conn: psycopg.Connection | None = None
+        self.group_ready = False
+        self.last_claim = 0.0
+        self.last_gauges = 0.0
+
+    def pg(self) -> psycopg.Connection:
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+        return self.conn
+
+    def drop_pg(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def ensure_group(self) -> None:
+        """Create the group (and the stream) unless it exists; Redis may have restarted."""
+        if self.group_ready:
+            return
+        try:
+            self.client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self.group_ready = True
+
+    def read(self) -> list[tuple[bytes, dict | None]]:
+        """Our own pending entries first, then stale ones of dead consumers, then new ones."""
+        mine = self._xread("0", block=None)
+        if mine:
+            return mine
+        now = time.monotonic()
+        if now - self.last_claim >= self.claim_idle_ms / 2000:
+            self.last_claim = now
+            claimed = self.client.xautoclaim(STREAM, GROUP, self.consumer, self.claim_idle_ms,
+                                             start_id="0-0", count=self.batch)
+            if claimed[1]:
+                return claimed[1]
+        return self._xread(">", block=self.block_ms)
+
+    def _xread(self, start: str, block: int | None) -> list:
+        reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: start},
+                                       count=self.batch, block=block)
+        return reply[0][1] if reply else []
+
+    def step(self) -> int:
+        """Read one batch and handle every entry; returns how many were read."""
+        self.ensure_group()
+        entries = self.read()
+        for entry_id, fields in entries:
+            self.handle(entry_id, fields)
+        self.update_gauges()
+        return len(entries)
+
+    def handle(self, entry_id: bytes, fields: dict | None) -> None:
+        """Bill one entry, or dead-letter it; transient failures propagate (no ack)."""
+        raw = (fields or {}).get(b"m", b"")
+        try:
+            event = decode(raw)
+            billed = bill(self.pg(), event)
+        except (XdrError, Unbillable, psycopg.DataError, psycopg.IntegrityError) as exc:
+            self.dead(entry_id, raw, f"{exc.__class__.__name__}: {exc}")
+            return
+        except TRANSIENT_PG:
+            raise
+        except psycopg.Error as exc:
+            self.dead(entry_id, raw, f"{exc.__class__.__name__}: {exc}")
+            return
+        self.after_commit(entry_id, event, billed)
+
+    def after_commit(self, entry_id: bytes, event: XdrEvent, billed: Billed) -> None:
+        """Refresh cached balances, release the reservation and ack, all in one MULTI."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(balance_key("account", billed.account_id), str(billed.account_balance))
+        pipe.set(balance_key("customer", billed.customer_id), str(billed.customer_balance))
+        pipe.hdel(reservation_key("account", billed.account_id), event.call_id)
+        pipe.hdel(reservation_key("customer", billed.customer_id), event.call_id)
+        pipe.xack(STREAM, GROUP, entry_id)
+        pipe.execute()
+        if billed.xdr_id is None:
+            m.DUPLICATES.inc()
+            log.info("[%s] XDR: %s leg of %s already written", event.call_id, event.leg,
+                     event.account)
+            return
+        m.PROCESSED.inc()
+        m.CHARGED.inc(float(billed.amount))  # metrics only; money stays Decimal elsewhere
+
+    def dead(self, entry_id: bytes, raw: bytes, error: str) -> None:
+        """Move an entry to the dead-letter stream and ack it, atomically."""
+        log.warning("XDR: entry %s dead-lettered: %s", entry_id.decode(), error)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(DEAD_STREAM, {"m": raw or b"", "error": error[:1000], "id": entry_id,
+                                "consumer": self.consumer},
+                  maxlen=DEAD_MAXLEN, approximate=True)
+        pipe.xack(STREAM, GROUP, entry_id)
+        pipe.execute()
+        m.DEAD.inc()
+
+    def update_gauges(self, every: float = 1.0) -> None:
+        """Group lag and pending count, at most once per `every` seconds."""
+        now = time.monotonic()
+        if now - self.last_gauges < every:
+            return
+        self.last_gauges = now
+        for group in self.client.xinfo_groups(STREAM):
+            if _text(group.get("name")) == GROUP:
+                m.LAG.set(group.get("lag") or 0)
+                m.PENDING.set(group.get("pending") or 0)
+
+    def run(self, stop: threading.Event, until_idle: bool = False) -> None:
+        """Loop until `stop` is set (or, with until_idle, until nothing is left to read)."""
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                count = self.step()
+                backoff.reset()
+                if until_idle and count == 0:
+                    return
+            except TRANSIENT_PG as exc:
+                self._retry("postgresql", exc, backoff, stop)
+                self.drop_pg()
+            except TRANSIENT_REDIS as exc:
+                self._retry("redis", exc, backoff, stop)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.group_ready = False  # Redis lost the group (restart without AOF)
+
+    def _retry(self, backend: str, exc: Exception, backoff: Backoff,
+               stop: threading.Event) -> None:
+        log.warning("XDR: %s unavailable (%s), retrying in %.1fs", backend,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    backoff.delay)
+        m.RETRIES.labels(backend).inc()
+        backoff.wait(stop)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def redis_client(settings: config.Settings, block_ms: int) -> redis.Redis:
+    """A client whose socket timeout outlasts a blocking XREADGROUP."""
+    return redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
+                       socket_timeout=block_ms / 1000 + 5, socket_connect_timeout=2,
+                       health_check_interval=30)
+
+
+def parse_args(argv: list[str] | None, settings: config.Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tollgate-xdr-writer", description=__doc__.split("\n")[0])
+    parser.add_argument("--consumer", default=socket.gethostname(),
+                        help="consumer name; keep it stable so a restart resumes its own "
+                             "pending entries (default: host name)")
+    parser.add_argument("--batch", type=int, default=100, help="entries per read")
+    parser.add_argument("--claim-idle", type=float, default=30.0,
+                        help="seconds after which another consumer's pending entry is taken over")
+    parser.add_argument("--block-ms", type=int, default=1000, help="XREADGROUP block time")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve /metrics on this port (default: only the multiprocess "
+                             "files under $PROMETHEUS_MULTIPROC_DIR)")
+    parser.add_argument("--until-idle", action="store_true",
+                        help="exit once the stream has nothing left to write")
+    parser.add_argument("--dsn", default=settings.pg_dsn, help="PostgreSQL DSN")
+    return parser.parse_args(argv)
+
+
+def stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = config.load()
+    args = parse_args(argv, settings)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    writer = XdrWriter(args.dsn, redis_client(settings, args.block_ms), args.consumer,
+                       batch=args.batch, claim_idle_s=args.claim_idle, block_ms=args.block_ms)
+    log.info("XDR: writer %s consuming %s as group %s", args.consumer, STREAM, GROUP)
+    writer.run(stop_on_signals(), until_idle=args.until_idle)
+
+
+if __name__ == "__main__":
+    main()

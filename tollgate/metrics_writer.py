@@ -1,0 +1,16 @@
+"""Prometheus metrics of the xDR writer (multiprocess-safe like tollgate.metrics)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+PROCESSED = Counter("tollgate_xdr_processed_total", "xDR events written (one new xDR each)")
+DUPLICATES = Counter("tollgate_xdr_duplicates_total",
+                     "xDR events already written before (redelivered), acked without effect")
+DEAD = Counter("tollgate_xdr_dead_total", "xDR events moved to the dead-letter stream")
+RETRIES = Counter("tollgate_xdr_retries_total",
+                  "Batches left unacked because PostgreSQL or Redis failed", ["backend"])
+CHARGED = Counter("tollgate_xdr_charged_total", "Amount charged by written xDRs (all currencies)")
+LAG = Gauge("tollgate_xdr_lag", "Stream entries not yet delivered to the writers group",
+            multiprocess_mode="max")
+PENDING = Gauge("tollgate_xdr_pending", "Entries delivered to writers but not yet acked",
+                multiprocess_mode="max")
