@@ -1,0 +1,6 @@
+"""python -m provisioning.cli"""
+import sys
+
+from provisioning.cli import main
+
+sys.exit(main())

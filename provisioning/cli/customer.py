@@ -1,0 +1,137 @@
+"""tollgate customer create|update|delete|show|list: tenants (currency, limits, policies)."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from provisioning import loader
+from provisioning import validate as v
+from provisioning.cli.common import (Row, Spec, add_options, fetch, fetch_one, given,
+                                     insert, pick, read, update, write)
+from provisioning.validate import BadInput
+
+FIELDS = {
+    "currency": "ISO currency code (USD); fixed once the customer exists",
+    "timezone": "timezone for the daily usage reset (e.g. America/Vancouver)",
+    "language": "default prompt language (en)",
+    "credit_limit": "most all credit accounts may owe together ('' = unlimited)",
+    "blocked": "true: no calls at all",
+    "max_calls": "concurrent external calls, 0 = unlimited",
+    "max_daily_usage": "external spending per day before calls stop ('' = no limit)",
+    "daily_usage_email": "who is told when the daily limit is reached",
+    "ip_filter": "true: only calls from authorized sources / allowed countries",
+    "authorized_sources": "comma-separated IPs or CIDRs allowed when ip_filter is on",
+    "allowed_countries": "comma-separated country codes allowed when ip_filter is on",
+    "outgoing_ddi": "caller ID used for outgoing calls",
+    "media_relay_set": "rtpengine set name",
+    "voice_notifications": "true: explain refused calls with a prompt",
+    "recording": "true: on-demand call recording allowed",
+}
+VALIDATORS: dict[str, Any] = {
+    "name": partial(v.name, "customer"),
+    "currency": v.currency,
+    "timezone": partial(v.short_text, "timezone"),
+    "language": lambda x: v.language(x) or "en",
+    "credit_limit": partial(v.optional_money, "credit limit"),
+    "blocked": partial(v.boolean, "blocked"),
+    "max_calls": partial(v.seconds, "max calls"),
+    "max_daily_usage": partial(v.optional_money, "max daily usage"),
+    "daily_usage_email": v.email,
+    "ip_filter": partial(v.boolean, "ip filter"),
+    "authorized_sources": v.cidr_list,
+    "allowed_countries": v.countries,
+    "outgoing_ddi": v.ddi,
+    "media_relay_set": partial(v.optional_text, "media relay set"),
+    "voice_notifications": partial(v.boolean, "voice notifications"),
+    "recording": partial(v.boolean, "recording"),
+}
+COLUMNS = ("id, name, currency, timezone, language, credit_limit, balance, blocked, max_calls, "
+           "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
+           "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording")
+
+
+def _lock(conn: psycopg.Connection, name: str) -> Row:
+    row = fetch_one(conn, "SELECT id, currency FROM customers WHERE name = %s FOR UPDATE", (name,))
+    if row is None:
+        raise BadInput(f"unknown customer {name!r}")
+    return row
+
+
+def create(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
+    """Insert a customer (currency required)."""
+    values = pick({"name": name, **spec}, VALIDATORS)
+    if "currency" not in values:
+        raise BadInput(f"customer {name}: currency is required")
+    if conn.execute("SELECT 1 FROM customers WHERE name = %s", (values["name"],)).fetchone():
+        raise BadInput(f"customer {values['name']!r} already exists")
+    return loader.customer_changes(conn, insert(conn, "customers", values))
+
+
+def change(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
+    """Update a customer; its currency cannot change under existing accounts."""
+    row = _lock(conn, name)
+    spec = dict(spec)
+    if "rename" in spec:
+        spec["name"] = spec.pop("rename")
+    values = pick(spec, VALIDATORS)
+    if values.get("currency", row["currency"]) != row["currency"]:
+        raise BadInput(f"customer {name}: currency cannot change ({row['currency']})")
+    update(conn, "customers", "id", row["id"], values)
+    return loader.customer_changes(conn, row["id"])
+
+
+def remove(conn: psycopg.Connection, name: str) -> loader.Changes:
+    """Delete a customer that has no accounts left."""
+    row = _lock(conn, name)
+    if conn.execute("SELECT 1 FROM accounts WHERE customer_id = %s LIMIT 1", (row["id"],)).fetchone():
+        raise BadInput(f"customer {name} still has accounts (delete them first)")
+    conn.execute("DELETE FROM customers WHERE id = %s", (row["id"],))
+    return loader.customer_changes(conn, row["id"])
+
+
+def exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM customers WHERE name = %s", (name,)).fetchone() is not None
+
+
+def show(conn: psycopg.Connection, name: str) -> Row:
+    row = fetch_one(conn, f"SELECT {COLUMNS} FROM customers WHERE name = %s", (name,))
+    if row is None:
+        raise BadInput(f"unknown customer {name!r}")
+    row["accounts"] = conn.execute("SELECT count(*) FROM accounts WHERE customer_id = %s",
+                                   (row["id"],)).fetchone()[0]  # type: ignore[index]
+    return row
+
+
+def listing(conn: psycopg.Connection) -> list[Row]:
+    return fetch(conn, "SELECT c.id, c.name, c.currency, c.credit_limit, c.balance, c.blocked,"
+                       " (SELECT count(*) FROM accounts a WHERE a.customer_id = c.id) AS accounts"
+                       " FROM customers c ORDER BY c.name")
+
+
+def register(sub: Any) -> None:
+    """Add the customer command group."""
+    group = sub.add_parser("customer", help="customers (tenants)")
+    actions = group.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("create", help="create a customer")
+    p.add_argument("name")
+    add_options(p, FIELDS)
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
+        create(c, a.name, given(a, FIELDS)), f"created customer {a.name}")))
+    p = actions.add_parser("update", help="change a customer")
+    p.add_argument("name")
+    p.add_argument("--rename", metavar="NEW", help="new name")
+    add_options(p, FIELDS)
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
+        change(c, a.name, given(a, [*FIELDS, "rename"])), f"updated customer {a.name}")))
+    p = actions.add_parser("delete", help="delete a customer without accounts")
+    p.add_argument("name")
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
+        remove(c, a.name), f"deleted customer {a.name}")))
+    p = actions.add_parser("show", help="one customer")
+    p.add_argument("name")
+    p.set_defaults(func=lambda ctx, a: read(ctx, lambda c: show(c, a.name)))
+    p = actions.add_parser("list", help="all customers")
+    p.set_defaults(func=lambda ctx, a: read(ctx, listing))
+

@@ -1,0 +1,421 @@
+"""Redis projection of PostgreSQL rows (docs/DATA.md), change publishing and resync.
+
+record functions turn rows into the msgpack maps readers expect; Changes collects the
+keys one committed write affects; publish() applies them, bumps tg:gen and announces
+each key on tg:invalidate; resync() rebuilds everything in pipelined batches.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgpack
+import psycopg
+import redis
+from psycopg.rows import dict_row
+
+GEN = "tg:gen"
+CHANNEL = "tg:invalidate"
+BATCH = 5000
+Row = dict[str, Any]
+Progress = Callable[[int, int], None]
+
+CUSTOMER_COLS = ("id, name, currency, timezone, language, credit_limit, blocked, max_calls, "
+                 "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
+                 "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording, balance")
+ACCOUNT_COLS = ("id, customer_id, product_id, password, service_password, associated_number, "
+                "ivr_app_id, language, blocked, billing_model, credit_limit, answering_mode, "
+                "follow_me, expires, first_use, balance")
+RATE_COLS = ("tariff_id, prefix, price_first, price_next, interval_first, interval_next, "
+             "connect_fee, free_seconds, forbidden")
+
+
+def money(value: Decimal | None) -> str | None:
+    """Decimal -> fixed 5-place text ('0.05000'); None stays None. Never float."""
+    if value is None:
+        return None
+    return format(value.quantize(Decimal("0.00001")), "f")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def pack(record: Row) -> bytes:
+    """A record as stored in Redis."""
+    return msgpack.packb(record, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    """The inverse of pack (for tests and tools)."""
+    return msgpack.unpackb(data, raw=False)
+
+
+# --- projections: PostgreSQL row -> record -------------------------------------------
+
+def customer_record(row: Row) -> Row:
+    """tg:customer:<id>"""
+    return {
+        "id": row["id"], "name": row["name"], "currency": row["currency"],
+        "timezone": row["timezone"], "language": row["language"],
+        "credit_limit": money(row["credit_limit"]), "blocked": row["blocked"],
+        "max_calls": row["max_calls"], "max_daily_usage": money(row["max_daily_usage"]),
+        "daily_usage_email": row["daily_usage_email"], "ip_filter": row["ip_filter"],
+        "authorized_sources": list(row["authorized_sources"]),
+        "allowed_countries": list(row["allowed_countries"]),
+        "outgoing_ddi": row["outgoing_ddi"], "media_relay_set": row["media_relay_set"],
+        "voice_notifications": row["voice_notifications"], "recording": row["recording"],
+    }
+
+
+def account_record(row: Row) -> Row:
+    """tg:account:<id>"""
+    return {
+        "id": row["id"], "customer_id": row["customer_id"], "product_id": row["product_id"],
+        "password": row["password"], "service_password": row["service_password"],
+        "associated_number": row["associated_number"], "ivr_app_id": row["ivr_app_id"],
+        "language": row["language"], "blocked": row["blocked"],
+        "billing_model": row["billing_model"], "credit_limit": money(row["credit_limit"]),
+        "answering_mode": row["answering_mode"], "follow_me": list(row["follow_me"]),
+        "expires": _iso(row["expires"]), "first_use": _iso(row["first_use"]),
+    }
+
+
+def alias_record(row: Row) -> Row:
+    """tg:alias:<id>"""
+    return {"id": row["id"], "account_id": row["account_id"], "allow_auth": row["allow_auth"]}
+
+
+def product_record(row: Row, rating: list[Row]) -> Row:
+    """tg:product:<id>; rating sorted by access code ('' = plain calls first)."""
+    entries = sorted(({"access_code": r["access_code"], "tariff_id": r["tariff_id"]} for r in rating),
+                     key=lambda e: e["access_code"])
+    return {"id": row["id"], "name": row["name"], "currency": row["currency"], "rating": entries}
+
+
+def tariff_record(row: Row) -> Row:
+    """tg:tariff:<id>"""
+    return {"id": row["id"], "name": row["name"], "currency": row["currency"]}
+
+
+def rate_record(row: Row) -> Row:
+    """One field of tg:rates:<tariff_id>."""
+    return {
+        "prefix": row["prefix"], "price_first": money(row["price_first"]),
+        "price_next": money(row["price_next"]), "interval_first": row["interval_first"],
+        "interval_next": row["interval_next"], "connect_fee": money(row["connect_fee"]),
+        "free_seconds": row["free_seconds"], "forbidden": row["forbidden"],
+    }
+
+
+def app_record(row: Row, access_numbers: list[str]) -> Row:
+    """tg:app:<id>"""
+    return {"id": row["id"], "name": row["name"], "type": row["type"],
+            "settings": row["settings"], "access_numbers": sorted(access_numbers)}
+
+
+# --- what one write changes ------------------------------------------------------------
+
+@dataclass
+class Changes:
+    """Redis effects of one committed PostgreSQL transaction."""
+    put: dict[str, bytes | str] = field(default_factory=dict)
+    hput: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    hdel: dict[str, set[str]] = field(default_factory=dict)
+    delete: set[str] = field(default_factory=set)
+
+    def set(self, key: str, value: bytes | str) -> None:
+        self.delete.discard(key)
+        self.put[key] = value
+
+    def remove(self, key: str) -> None:
+        self.put.pop(key, None)
+        self.hput.pop(key, None)
+        self.hdel.pop(key, None)
+        self.delete.add(key)
+
+    def hset(self, key: str, fld: str, value: bytes) -> None:
+        self.hdel.get(key, set()).discard(fld)
+        self.hput.setdefault(key, {})[fld] = value
+
+    def hremove(self, key: str, fld: str) -> None:
+        self.hput.get(key, {}).pop(fld, None)
+        self.hdel.setdefault(key, set()).add(fld)
+
+    def merge(self, other: Changes) -> None:
+        for key in other.delete:
+            self.remove(key)
+        for key, value in other.put.items():
+            self.set(key, value)
+        for key, fields in other.hdel.items():
+            for fld in fields:
+                self.hremove(key, fld)
+        for key, values in other.hput.items():
+            for fld, value in values.items():
+                self.hset(key, fld, value)
+
+    def keys(self) -> list[str]:
+        """Every key touched, in a stable order (what gets published)."""
+        return sorted(set(self.put) | set(self.hput) | set(self.hdel) | self.delete)
+
+
+def publish(client: redis.Redis, changes: Changes) -> None:
+    """Apply changes atomically (MULTI), INCR tg:gen, PUBLISH each key on tg:invalidate."""
+    keys = changes.keys()
+    if not keys:
+        return
+    pipe = client.pipeline(transaction=True)
+    for key in sorted(changes.delete):
+        pipe.delete(key)
+    for key, value in changes.put.items():
+        pipe.set(key, value)
+    for key, fields in changes.hdel.items():
+        if fields:
+            pipe.hdel(key, *sorted(fields))
+    for key, values in changes.hput.items():
+        pipe.hset(key, mapping=values)  # type: ignore[arg-type]
+    pipe.incr(GEN)
+    for key in keys:
+        pipe.publish(CHANNEL, key)
+    pipe.execute()
+
+
+# --- reading PostgreSQL into Changes (used by the CLI, the import and resync) ----------
+
+def _one(conn: psycopg.Connection, query: str, params: tuple[Any, ...]) -> Row | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchone()  # type: ignore[arg-type]
+
+
+def customer_changes(conn: psycopg.Connection, customer_id: int) -> Changes:
+    """Refresh (or drop) tg:customer:<id> and tg:bal:customer:<id>."""
+    changes = Changes()
+    row = _one(conn, f"SELECT {CUSTOMER_COLS} FROM customers WHERE id = %s", (customer_id,))
+    if row is None:
+        changes.remove(f"tg:customer:{customer_id}")
+        changes.remove(f"tg:bal:customer:{customer_id}")
+    else:
+        changes.set(f"tg:customer:{customer_id}", pack(customer_record(row)))
+        changes.set(f"tg:bal:customer:{customer_id}", money(row["balance"]) or "0")
+    return changes
+
+
+def account_changes(conn: psycopg.Connection, account_id: str) -> Changes:
+    """Refresh (or drop) tg:account:<id> and tg:bal:account:<id>."""
+    changes = Changes()
+    row = _one(conn, f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = %s", (account_id,))
+    if row is None:
+        changes.remove(f"tg:account:{account_id}")
+        changes.remove(f"tg:bal:account:{account_id}")
+    else:
+        changes.set(f"tg:account:{account_id}", pack(account_record(row)))
+        changes.set(f"tg:bal:account:{account_id}", money(row["balance"]) or "0")
+    return changes
+
+
+def alias_changes(conn: psycopg.Connection, alias_id: str) -> Changes:
+    """Refresh (or drop) tg:alias:<id>."""
+    changes = Changes()
+    row = _one(conn, "SELECT id, account_id, allow_auth FROM aliases WHERE id = %s", (alias_id,))
+    if row is None:
+        changes.remove(f"tg:alias:{alias_id}")
+    else:
+        changes.set(f"tg:alias:{alias_id}", pack(alias_record(row)))
+    return changes
+
+
+def product_changes(conn: psycopg.Connection, product_id: int) -> Changes:
+    """Refresh (or drop) tg:product:<id> with its rating entries."""
+    changes = Changes()
+    row = _one(conn, "SELECT id, name, currency FROM products WHERE id = %s", (product_id,))
+    if row is None:
+        changes.remove(f"tg:product:{product_id}")
+        return changes
+    with conn.cursor(row_factory=dict_row) as cur:
+        rating = cur.execute("SELECT access_code, tariff_id FROM rating_entries WHERE product_id = %s",
+                             (product_id,)).fetchall()
+    changes.set(f"tg:product:{product_id}", pack(product_record(row, rating)))
+    return changes
+
+
+def tariff_changes(conn: psycopg.Connection, tariff_id: int) -> Changes:
+    """Refresh tg:tariff:<id>; a deleted tariff also drops its tg:rates hash."""
+    changes = Changes()
+    row = _one(conn, "SELECT id, name, currency FROM tariffs WHERE id = %s", (tariff_id,))
+    if row is None:
+        changes.remove(f"tg:tariff:{tariff_id}")
+        changes.remove(f"tg:rates:{tariff_id}")
+    else:
+        changes.set(f"tg:tariff:{tariff_id}", pack(tariff_record(row)))
+    return changes
+
+
+def rate_changes(conn: psycopg.Connection, tariff_id: int, prefix: str) -> Changes:
+    """Refresh (or drop) one prefix field of tg:rates:<tariff_id>."""
+    changes = Changes()
+    row = _one(conn, f"SELECT {RATE_COLS} FROM rates WHERE tariff_id = %s AND prefix = %s",
+               (tariff_id, prefix))
+    if row is None:
+        changes.hremove(f"tg:rates:{tariff_id}", prefix)
+    else:
+        changes.hset(f"tg:rates:{tariff_id}", prefix, pack(rate_record(row)))
+    return changes
+
+
+def app_changes(conn: psycopg.Connection, app_id: int, old_numbers: Iterable[str] = ()) -> Changes:
+    """Refresh (or drop) tg:app:<id> and its tg:accessnum:* keys (dropping old_numbers gone)."""
+    changes = Changes()
+    row = _one(conn, "SELECT id, name, type, settings FROM voice_applications WHERE id = %s", (app_id,))
+    numbers: list[str] = []
+    if row is None:
+        changes.remove(f"tg:app:{app_id}")
+    else:
+        numbers = [r[0] for r in conn.execute(
+            "SELECT number FROM access_numbers WHERE app_id = %s", (app_id,))]
+        changes.set(f"tg:app:{app_id}", pack(app_record(row, numbers)))
+        for number in numbers:
+            changes.set(f"tg:accessnum:{number}", str(app_id))
+    for number in set(old_numbers) - set(numbers):
+        changes.remove(f"tg:accessnum:{number}")
+    return changes
+
+
+# --- bulk loading and resync -----------------------------------------------------------
+
+def bulk_set(client: redis.Redis, items: Iterable[tuple[str, bytes | str]], batch: int = BATCH,
+             progress: Callable[[int], None] | None = None) -> int:
+    """SET many string keys: one MSET per batch, batches pipelined; returns the count."""
+    count = 0
+    pipe = client.pipeline(transaction=False)
+    chunk: dict[str, bytes | str] = {}
+    for key, value in items:
+        chunk[key] = value
+        if len(chunk) >= batch:
+            count += _flush(pipe, chunk, progress)
+    count += _flush(pipe, chunk, progress)
+    return count
+
+
+def _flush(pipe: Any, chunk: dict[str, bytes | str], progress: Callable[[int], None] | None) -> int:
+    size = len(chunk)
+    if size:
+        pipe.mset(chunk)
+        pipe.execute()
+        chunk.clear()
+        if progress:
+            progress(size)
+    return size
+
+
+def _stream(conn: psycopg.Connection, query: str) -> Iterator[Row]:
+    """Rows through a server-side cursor so a million aliases never sit in memory twice."""
+    with conn.cursor(name="tg_resync", row_factory=dict_row) as cur:
+        cur.itersize = BATCH
+        cur.execute(query)  # type: ignore[arg-type]
+        yield from cur
+
+
+def string_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes | str]]:
+    """Every string key of the projection, read from one snapshot."""
+    for row in _stream(conn, f"SELECT {CUSTOMER_COLS} FROM customers"):
+        yield f"tg:customer:{row['id']}", pack(customer_record(row))
+        yield f"tg:bal:customer:{row['id']}", money(row["balance"]) or "0"
+    for row in _stream(conn, "SELECT id, name, currency FROM tariffs"):
+        yield f"tg:tariff:{row['id']}", pack(tariff_record(row))
+    for row in _stream(conn, "SELECT id FROM products"):
+        yield from product_changes(conn, row["id"]).put.items()
+    for row in _stream(conn, "SELECT id FROM voice_applications"):
+        yield from app_changes(conn, row["id"]).put.items()
+    for row in _stream(conn, f"SELECT {ACCOUNT_COLS} FROM accounts"):
+        yield f"tg:account:{row['id']}", pack(account_record(row))
+        yield f"tg:bal:account:{row['id']}", money(row["balance"]) or "0"
+    for row in _stream(conn, "SELECT id, account_id, allow_auth FROM aliases"):
+        yield f"tg:alias:{row['id']}", pack(alias_record(row))
+
+
+def count_keys(conn: psycopg.Connection) -> int:
+    """How many keys resync will write (for the progress bar)."""
+    row = conn.execute(
+        "SELECT 2 * (SELECT count(*) FROM customers) + (SELECT count(*) FROM tariffs)"
+        " + (SELECT count(*) FROM products) + (SELECT count(*) FROM voice_applications)"
+        " + (SELECT count(*) FROM access_numbers) + 2 * (SELECT count(*) FROM accounts)"
+        " + (SELECT count(*) FROM aliases) + (SELECT count(*) FROM rates)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_rates(conn: psycopg.Connection, client: redis.Redis, written: set[str],
+               progress: Callable[[int], None] | None = None) -> None:
+    """Each tariff's hash built under a temporary key, then RENAMEd over the live one."""
+    tariff_id, fields = None, {}
+    for row in _stream(conn, f"SELECT {RATE_COLS} FROM rates ORDER BY tariff_id, prefix"):
+        if row["tariff_id"] != tariff_id and fields:
+            _swap_rates(client, tariff_id, fields, written, progress)
+            fields = {}
+        tariff_id = row["tariff_id"]
+        fields[row["prefix"]] = pack(rate_record(row))
+    if fields:
+        _swap_rates(client, tariff_id, fields, written, progress)
+
+
+def _swap_rates(client: redis.Redis, tariff_id: Any, fields: dict[str, bytes], written: set[str],
+                progress: Callable[[int], None] | None) -> None:
+    key, tmp = f"tg:rates:{tariff_id}", f"tg:resync:rates:{tariff_id}"
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(tmp)
+    items = list(fields.items())
+    for start in range(0, len(items), BATCH):
+        pipe.hset(tmp, mapping=dict(items[start:start + BATCH]))  # type: ignore[arg-type]
+    pipe.rename(tmp, key)  # readers never see a half-built hash
+    pipe.execute()
+    written.add(key)
+    if progress:
+        progress(len(fields))
+
+
+STALE_PATTERNS = ("tg:customer:*", "tg:account:*", "tg:alias:*", "tg:product:*", "tg:tariff:*",
+                  "tg:rates:*", "tg:app:*", "tg:accessnum:*", "tg:bal:account:*", "tg:bal:customer:*")
+
+
+def drop_stale(client: redis.Redis, written: set[str]) -> int:
+    """DEL projection keys PostgreSQL no longer has; returns how many."""
+    dropped = 0
+    for pattern in STALE_PATTERNS:
+        stale = [k for k in client.scan_iter(match=pattern, count=BATCH)
+                 if k.decode() not in written]
+        for start in range(0, len(stale), BATCH):
+            dropped += client.delete(*stale[start:start + BATCH])
+    return dropped
+
+
+def resync(conn: psycopg.Connection, client: redis.Redis, progress: Progress | None = None) -> int:
+    """Rebuild the whole projection from one PostgreSQL snapshot; returns keys written.
+
+    Ends with INCR tg:gen and PUBLISH '*' so every in-process cache starts over.
+    """
+    written: set[str] = set()
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        total, done = count_keys(conn), 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
+        def track(items: Iterable[tuple[str, bytes | str]]) -> Iterator[tuple[str, bytes | str]]:
+            for key, value in items:
+                written.add(key)
+                yield key, value
+
+        bulk_set(client, track(string_items(conn)), progress=step)
+        load_rates(conn, client, written, progress=step)
+    drop_stale(client, written)
+    pipe = client.pipeline(transaction=True)
+    pipe.incr(GEN)
+    pipe.publish(CHANNEL, "*")
+    pipe.execute()
+    return len(written)
