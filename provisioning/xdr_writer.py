@@ -23,7 +23,7 @@ import psycopg
 import redis
 from prometheus_client import start_http_server
 
-from billing.rating import Rate, charge, charged_seconds, quantize
+from billing.rating import Rate, charge, charged_seconds
 from billing.reservation import balance_key, reservation_key
 from billing.xdr import XdrError, XdrEvent, decode
 from tollgate import config
@@ -252,8 +252,8 @@ class XdrWriter:
     def after_commit(self, entry_id: bytes, event: XdrEvent, billed: Billed) -> None:
         """Refresh cached balances, release the reservation and ack, all in one MULTI."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(balance_key("account", billed.account_id), _fixed(billed.account_balance))
-        pipe.set(balance_key("customer", billed.customer_id), _fixed(billed.customer_balance))
+        pipe.set(balance_key("account", billed.account_id), str(billed.account_balance))
+        pipe.set(balance_key("customer", billed.customer_id), str(billed.customer_balance))
         pipe.hdel(reservation_key("account", billed.account_id), event.call_id)
         pipe.hdel(reservation_key("customer", billed.customer_id), event.call_id)
         pipe.xack(STREAM, GROUP, entry_id)
@@ -314,11 +314,6 @@ class XdrWriter:
                     backoff.delay)
         m.RETRIES.labels(backend).inc()
         backoff.wait(stop)
-
-
-def _fixed(amount: Decimal) -> str:
-    """Plain 5-place decimal text, as the loader writes it (never exponent notation)."""
-    return format(quantize(amount), "f")
 
 
 def _text(value: object) -> str:
