@@ -134,7 +134,8 @@ def validate(event: XdrEvent) -> None:
         value = getattr(event, name)
         if isinstance(value, bool) or not isinstance(value, int):
             raise XdrError(f"{name} must be an integer")
-    if not 0 < event.customer_id < 2**31:
+    # 0: the emitter did not know; the writer bills the account's customer anyway
+    if not 0 <= event.customer_id < 2**31:
         raise XdrError(f"customer_id {event.customer_id} out of range")
     if not 100 <= event.sip_code <= 699:
         raise XdrError(f"sip_code {event.sip_code} is not a SIP status")

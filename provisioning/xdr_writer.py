@@ -23,7 +23,7 @@ import psycopg
 import redis
 from prometheus_client import start_http_server
 
-from billing.rating import Rate, charge, charged_seconds
+from billing.rating import Rate, RateError, charge, charged_seconds, quantize
 from billing.reservation import balance_key, reservation_key
 from billing.xdr import XdrError, XdrEvent, decode
 from tollgate import config
@@ -239,7 +239,8 @@ class XdrWriter:
         try:
             event = decode(raw)
             billed = bill(self.pg(), event)
-        except (XdrError, Unbillable, psycopg.DataError, psycopg.IntegrityError) as exc:
+        except (XdrError, Unbillable, RateError, ArithmeticError, psycopg.DataError,
+                psycopg.IntegrityError) as exc:
             self.dead(entry_id, raw, f"{exc.__class__.__name__}: {exc}")
             return
         except TRANSIENT_PG:
@@ -252,8 +253,8 @@ class XdrWriter:
     def after_commit(self, entry_id: bytes, event: XdrEvent, billed: Billed) -> None:
         """Refresh cached balances, release the reservation and ack, all in one MULTI."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(balance_key("account", billed.account_id), str(billed.account_balance))
-        pipe.set(balance_key("customer", billed.customer_id), str(billed.customer_balance))
+        pipe.set(balance_key("account", billed.account_id), _fixed(billed.account_balance))
+        pipe.set(balance_key("customer", billed.customer_id), _fixed(billed.customer_balance))
         pipe.hdel(reservation_key("account", billed.account_id), event.call_id)
         pipe.hdel(reservation_key("customer", billed.customer_id), event.call_id)
         pipe.xack(STREAM, GROUP, entry_id)
@@ -303,9 +304,14 @@ class XdrWriter:
             except TRANSIENT_REDIS as exc:
                 self._retry("redis", exc, backoff, stop)
             except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                self.group_ready = False  # Redis lost the group (restart without AOF)
+                if "NOGROUP" in str(exc):
+                    self.group_ready = False  # Redis lost the group (restart without AOF)
+                else:
+                    self._retry("redis", exc, backoff, stop)
+            except Exception as exc:  # noqa: BLE001 - a bug must not crash the loop: the
+                # entry stays pending (nothing lost) and the log says why
+                log.exception("XDR: unexpected failure")
+                self._retry("internal", exc, backoff, stop)
 
     def _retry(self, backend: str, exc: Exception, backoff: Backoff,
                stop: threading.Event) -> None:
@@ -314,6 +320,11 @@ class XdrWriter:
                     backoff.delay)
         m.RETRIES.labels(backend).inc()
         backoff.wait(stop)
+
+
+def _fixed(amount: Decimal) -> str:
+    """Plain 5-place decimal text, as the loader writes it (never exponent notation)."""
+    return format(quantize(amount), "f")
 
 
 def _text(value: object) -> str:

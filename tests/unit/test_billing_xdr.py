@@ -37,6 +37,10 @@ def test_duration_rounds_up_to_whole_seconds():
     assert duration(D("100"), D("160.000001")) == 61
 
 
+def test_unknown_customer_is_accepted_as_zero():
+    assert decode(packed(customer_id=0)).customer_id == 0
+
+
 def test_unanswered_call_has_no_duration():
     event = decode(packed(connect_ts="0", sip_code=486))
     assert not event.answered
@@ -50,6 +54,7 @@ def test_unanswered_call_has_no_duration():
     ({"account": 17785551209}, "account must be text"),
     ({"customer_id": "1"}, "customer_id must be an integer"),
     ({"customer_id": True}, "customer_id must be an integer"),
+    ({"customer_id": -1}, "customer_id -1 out of range"),
     ({"sip_code": 99}, "sip_code"),
     ({"setup_ts": 1795300000.0}, "setup_ts must be decimal text"),
     ({"end_ts": "soon"}, "end_ts 'soon' is not a number"),
