@@ -1,0 +1,393 @@
+"""The tollgate CLI against real PostgreSQL and Redis: writes, refusals, import, resync."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import msgpack
+import psycopg
+import pytest
+import redis
+
+from provisioning import cli
+from provisioning.migrate import migrate
+from tests.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "demo" / "smart-calls.yaml"
+TABLES = ("customers", "accounts", "aliases", "ids", "products", "tariffs", "rates",
+          "rating_entries", "voice_applications", "access_numbers", "balance_operations")
+
+
+class Tollgate:
+    """Runs `tollgate ...` in-process against the test's servers and keeps its output."""
+
+    def __init__(self, dsn: str, redis_url: str, capsys):
+        self.dsn, self.redis_url, self.capsys = dsn, redis_url, capsys
+        self.out = self.err = ""
+
+    def __call__(self, *argv: str) -> int:
+        self.capsys.readouterr()
+        code = cli.main(["--dsn", self.dsn, "--redis", self.redis_url, *argv])
+        captured = self.capsys.readouterr()
+        self.out, self.err = captured.out, captured.err
+        return code
+
+
+@pytest.fixture
+def tg(pg_dsn, redis_server, redis_client, capsys):
+    migrate(pg_dsn)
+    return Tollgate(pg_dsn, redis_server.url(), capsys)
+
+
+@pytest.fixture
+def demo(tg):
+    assert tg("import", str(DEMO)) == 0, tg.err
+    return tg
+
+
+def record(client: redis.Redis, key: str):
+    data = client.get(key)
+    assert data is not None, f"{key} missing"
+    return msgpack.unpackb(data, raw=False)
+
+
+def snapshot(dsn: str, client: redis.Redis) -> tuple[dict, dict]:
+    """Row counts of every provisioning table and every Redis key with its value."""
+    with psycopg.connect(dsn) as conn:
+        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    values = {}
+    for key in client.keys("*"):
+        kind = client.type(key)
+        values[key] = client.hgetall(key) if kind == b"hash" else client.get(key)
+    return counts, values
+
+
+# --- import of the demo tenant: exact records per docs/DATA.md ----------------------------
+
+def test_demo_import_writes_the_exact_records(demo, redis_client):
+    r = redis_client
+    assert record(r, "tg:customer:1") == {
+        "id": 1, "name": "Smart Calls, Ltd.", "currency": "USD", "timezone": "America/Vancouver",
+        "language": "en", "credit_limit": "100.00000", "blocked": False, "max_calls": 0,
+        "max_daily_usage": None, "daily_usage_email": None, "ip_filter": False,
+        "authorized_sources": [], "allowed_countries": [], "outgoing_ddi": None,
+        "media_relay_set": None, "voice_notifications": False, "recording": False}
+    assert record(r, "tg:account:17785551209") == {
+        "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",
+        "service_password": "", "associated_number": "1778555", "ivr_app_id": 1,
+        "language": None, "blocked": False, "billing_model": "credit", "credit_limit": "50.00000",
+        "answering_mode": "ring", "follow_me": [], "expires": None, "first_use": None}
+    assert record(r, "tg:alias:1778555#4545") == {
+        "id": "1778555#4545", "account_id": "17785551209", "allow_auth": False}
+    assert record(r, "tg:alias:1778555#8989")["account_id"] == "17785551210"
+    assert record(r, "tg:alias:1206555#4545")["account_id"] == "12065557777"
+    assert record(r, "tg:alias:1206555#8989")["account_id"] == "12065558888"
+    assert record(r, "tg:product:1") == {
+        "id": 1, "name": "Smart Calls Office", "currency": "USD",
+        "rating": [{"access_code": "", "tariff_id": 1}]}
+    assert record(r, "tg:tariff:2") == {"id": 2, "name": "Smart Calls Centrex", "currency": "USD"}
+    rates = {k.decode(): msgpack.unpackb(v, raw=False) for k, v in r.hgetall("tg:rates:1").items()}
+    assert rates["1"] == {"prefix": "1", "price_first": "0.02000", "price_next": "0.02000",
+                          "interval_first": 60, "interval_next": 60, "connect_fee": "0.00000",
+                          "free_seconds": 0, "forbidden": False}
+    assert {p for p, rate in rates.items() if rate["price_first"] == "0.00000"} == {
+        "1800", "1888", "1877", "1866", "1855", "1844", "1833", "1778555"}
+    assert b"1206555" in r.hgetall("tg:rates:2") and b"1778555" not in r.hgetall("tg:rates:2")
+    app = record(r, "tg:app:1")
+    assert (app["name"], app["type"], app["access_numbers"]) == ("Roaming PIN", "pass_through", [])
+    settings = app["settings"]
+    assert settings["authorize_paid_calls"] and settings["auth_code_as_account_id"]
+    assert settings["use_associated_number"]
+    assert (settings["min_auth_code_length"], settings["max_auth_code_length"]) == (4, 4)
+    assert (settings["lockout_failures"], settings["lockout_seconds"]) == (5, 300)
+    assert settings["default_prompt_timeout"] == 3 and settings["max_login_attempts"] == 3
+    assert r.get("tg:bal:account:17785551209") == b"0.00000"
+    assert r.get("tg:bal:customer:2") == b"0.00000"
+    assert int(r.get("tg:gen")) >= 1
+
+
+def test_importing_twice_changes_nothing(demo, redis_client, pg_dsn):
+    before = snapshot(pg_dsn, redis_client)
+    assert demo("import", str(DEMO)) == 0, demo.err
+    counts, values = snapshot(pg_dsn, redis_client)
+    values.pop(b"tg:gen")
+    before[1].pop(b"tg:gen")
+    assert (counts, values) == before
+
+
+# --- refusals: one line, exit 2, nothing written ---------------------------------------
+
+REFUSALS = [
+    (["alias", "create", "1778555#4545", "--account", "17785551210"], "alias 1778555#4545 already exists"),
+    (["alias", "create", "17785551210", "--account", "17785551209"], "already exists as an account"),
+    (["account", "create", "1778555#8989", "--customer", "Smart Calls, Ltd.",
+      "--product", "Smart Calls Office"], "account ID"),
+    (["account", "create", "17785551210", "--customer", "Smart Calls, Ltd.",
+      "--product", "Smart Calls Office"], "account 17785551210 already exists"),
+    (["alias", "create", "1778555#7777", "--account", "19995550000"], "unknown account 19995550000"),
+    (["alias", "create", "1778556#7777", "--account", "17785551209"], "differs from the account's associated number"),
+    (["alias", "create", "1778555#77", "--account", "17785551209"], "PIN 77 has 2 digits"),
+    (["alias", "create", "1778555#777777", "--account", "17785551209"], "PIN 777777 has 6 digits"),
+    (["alias", "create", "1778555#12a4", "--account", "17785551209"], "'#' must be followed by digits"),
+    (["alias", "create", "bad id", "--account", "17785551209"], "character ' ' is not allowed"),
+    (["account", "create", "x" * 65, "--customer", "Smart Calls, Ltd.", "--product", "Smart Calls Office"],
+     "longer than 64"),
+    (["account", "create", "17785551299", "--customer", "Nobody", "--product", "Smart Calls Office"],
+     "unknown customer 'Nobody'"),
+    (["account", "create", "17785551299", "--customer", "Smart Calls, Ltd.", "--product", "Nothing"],
+     "unknown product 'Nothing'"),
+    (["account", "create", "17785551299", "--customer", "Smart Calls, Ltd.", "--product", "Smart Calls Office",
+      "--ivr-app", "No App"], "unknown voice application 'No App'"),
+    (["account", "update", "17785551209", "--associated-number", "1778999"], "differs from the account's"),
+    (["rate", "create", "Smart Calls Office", "49", "--price", "-0.01"], "price '-0.01' is negative"),
+    (["rate", "create", "Smart Calls Office", "49", "--price", "0.01", "--interval=-60/60"],
+     "first interval -60 must be at least 1"),
+    (["rate", "create", "Smart Calls Office", "49", "--price", "0.01", "--interval", "60/0"],
+     "next interval 0 must be at least 1"),
+    (["rate", "create", "Smart Calls Office", "49", "--price", "0.01", "--free-seconds", "-1"],
+     "free seconds -1 must be at least 0"),
+    (["rate", "create", "No Tariff", "49", "--price", "0.01"], "unknown tariff 'No Tariff'"),
+    (["rate", "create", "Smart Calls Office", "4x", "--price", "0.01"], "prefix '4x'"),
+    (["product", "create", "P2", "--currency", "USD", "--rating", "IN=Missing"], "unknown tariff 'Missing'"),
+    (["app", "create", "Cards", "--type", "prepaid", "--set", "ani_translation_rule=s/^0(/ani44/"],
+     "translation rule"),
+    (["app", "create", "Cards", "--type", "prepaid", "--set", "pin_translation_rule=^0/ani44"],
+     "translation rule"),
+    (["app", "create", "Cards", "--type", "prepaid", "--set", "no_such_option=1"], "has no setting 'no_such_option'"),
+    (["app", "create", "Cards", "--type", "prepaid", "--set", "max_login_attempts=three"], "not a whole number"),
+    (["app", "update", "Roaming PIN", "--set", "min_auth_code_length=5", "--set", "max_auth_code_length=6"],
+     "PIN 4545 has 4 digits"),
+    (["app", "update", "Roaming PIN", "--set", "min_auth_code_length=6"], "greater than max_auth_code_length"),
+    (["customer", "create", "Acme", "--currency", "US"], "currency 'US'"),
+    (["customer", "delete", "Smart Calls, Ltd."], "still has accounts"),
+    (["tariff", "delete", "Smart Calls Office"], "used by product 'Smart Calls Office'"),
+    (["balance", "adjust", "17785551209", "ten"], "not a decimal amount"),
+    (["account", "frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv,problem", REFUSALS, ids=[" ".join(a)[:60] for a, _ in REFUSALS])
+def test_bad_input_is_refused_with_one_line_and_nothing_written(demo, redis_client, pg_dsn, argv, problem):
+    before = snapshot(pg_dsn, redis_client)
+    assert demo(*argv) == 2
+    lines = demo.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tollgate: "), demo.err
+    assert problem in lines[0]
+    assert snapshot(pg_dsn, redis_client) == before
+
+
+def test_a_bad_tenant_file_is_refused_whole(tg, redis_client, pg_dsn, tmp_path):
+    broken = DEMO.read_text().replace('"1206555#8989"', '"1206555#89"')
+    path = tmp_path / "broken.yaml"
+    path.write_text(broken)
+    before = snapshot(pg_dsn, redis_client)
+    assert tg("import", str(path)) == 2
+    assert "accounts 12065558888: alias 1206555#89: PIN 89 has 2 digits" in tg.err
+    assert len(tg.err.splitlines()) == 1
+    assert snapshot(pg_dsn, redis_client) == before
+
+
+# --- round trips per entity --------------------------------------------------------------
+
+def test_customer_round_trip(tg, redis_client):
+    assert tg("customer", "create", "Acme", "--currency", "eur", "--credit-limit", "10",
+              "--authorized-sources", "10.0.0.1,192.168.0.0/24", "--ip-filter", "true") == 0
+    rec = record(redis_client, "tg:customer:1")
+    assert (rec["currency"], rec["credit_limit"], rec["ip_filter"]) == ("EUR", "10.00000", True)
+    assert rec["authorized_sources"] == ["10.0.0.1/32", "192.168.0.0/24"]
+    assert tg("customer", "update", "Acme", "--max-calls", "4", "--credit-limit", "") == 0
+    rec = record(redis_client, "tg:customer:1")
+    assert (rec["max_calls"], rec["credit_limit"]) == (4, None)
+    assert tg("--json", "customer", "show", "Acme") == 0 and '"max_calls": 4' in tg.out
+    assert tg("customer", "list") == 0 and "Acme" in tg.out and "CURRENCY" in tg.out
+    assert tg("customer", "delete", "Acme") == 0
+    assert redis_client.exists("tg:customer:1", "tg:bal:customer:1") == 0
+    assert tg("customer", "show", "Acme") == 2
+
+
+def test_tariff_and_rate_round_trip(tg, redis_client):
+    assert tg("tariff", "create", "Intl", "--currency", "USD") == 0
+    assert tg("rate", "create", "Intl", "44", "--price", "0.05", "--interval", "1/1",
+              "--connect-fee", "0.1") == 0
+    rate = msgpack.unpackb(redis_client.hget("tg:rates:1", "44"), raw=False)
+    assert (rate["price_first"], rate["interval_first"], rate["connect_fee"]) == ("0.05000", 1, "0.10000")
+    assert tg("rate", "update", "Intl", "44", "--price-next", "0.04", "--forbidden", "yes") == 0
+    rate = msgpack.unpackb(redis_client.hget("tg:rates:1", "44"), raw=False)
+    assert (rate["price_first"], rate["price_next"], rate["forbidden"]) == ("0.05000", "0.04000", True)
+    assert tg("rate", "show", "Intl", "44") == 0 and "0.04000" in tg.out
+    assert tg("rate", "list", "Intl") == 0 and "44" in tg.out
+    assert tg("tariff", "update", "Intl", "--rename", "International") == 0
+    assert record(redis_client, "tg:tariff:1")["name"] == "International"
+    assert tg("tariff", "list") == 0 and "International" in tg.out
+    assert tg("rate", "delete", "International", "44") == 0
+    assert redis_client.hget("tg:rates:1", "44") is None
+    assert tg("rate", "create", "International", "420", "--price", "0.07") == 0
+    assert tg("tariff", "delete", "International") == 0
+    assert redis_client.exists("tg:tariff:1", "tg:rates:1") == 0
+
+
+def test_product_round_trip(tg, redis_client):
+    for name in ("Plain", "Incoming"):
+        assert tg("tariff", "create", name, "--currency", "USD") == 0
+    assert tg("product", "create", "Office", "--currency", "USD", "--rating", "Plain",
+              "--rating", "IN=Incoming") == 0
+    assert record(redis_client, "tg:product:1")["rating"] == [
+        {"access_code": "", "tariff_id": 1}, {"access_code": "IN", "tariff_id": 2}]
+    assert tg("product", "update", "Office", "--rating", "FIRSTCALL=Incoming") == 0
+    assert record(redis_client, "tg:product:1")["rating"] == [{"access_code": "FIRSTCALL", "tariff_id": 2}]
+    assert tg("product", "show", "Office") == 0 and "FIRSTCALL=Incoming" in tg.out
+    assert tg("product", "list") == 0 and "Office" in tg.out
+    assert tg("product", "delete", "Office") == 0
+    assert redis_client.exists("tg:product:1") == 0
+
+
+def test_app_round_trip(tg, redis_client):
+    assert tg("app", "create", "Cards", "--type", "prepaid", "--set", "ani_translation_rule=s/^0/ani44/",
+              "--access-number", "16045550100") == 0
+    app = record(redis_client, "tg:app:1")
+    assert app["settings"]["ani_translation_rule"] == "s/^0/ani44/"
+    assert app["settings"]["min_card_length"] == 11 and app["access_numbers"] == ["16045550100"]
+    assert redis_client.get("tg:accessnum:16045550100") == b"1"
+    assert tg("app", "update", "Cards", "--access-number", "16045550199", "--set", "max_dial_attempts=5") == 0
+    app = record(redis_client, "tg:app:1")
+    assert app["settings"]["max_dial_attempts"] == 5
+    assert app["settings"]["ani_translation_rule"] == "s/^0/ani44/"
+    assert redis_client.get("tg:accessnum:16045550100") is None
+    assert redis_client.get("tg:accessnum:16045550199") == b"1"
+    assert tg("app", "show", "Cards") == 0 and "16045550199" in tg.out
+    assert tg("app", "list") == 0 and "prepaid" in tg.out
+    assert tg("app", "options", "pass_through") == 0 and "lockout_seconds" in tg.out
+    assert tg("app", "delete", "Cards") == 0
+    assert redis_client.exists("tg:app:1", "tg:accessnum:16045550199") == 0
+
+
+def test_account_alias_and_balance_round_trip(demo, redis_client, pg_dsn):
+    tg = demo
+    assert tg("account", "create", "17785551212", "--customer", "Smart Calls, Ltd.",
+              "--product", "Smart Calls Office", "--billing-model", "debit", "--balance", "5",
+              "--follow-me", "+14155550100", "--answering-mode", "forward_then_voicemail") == 0
+    rec = record(redis_client, "tg:account:17785551212")
+    assert (rec["billing_model"], rec["follow_me"], rec["answering_mode"]) == (
+        "debit", ["+14155550100"], "forward_then_voicemail")
+    assert redis_client.get("tg:bal:account:17785551212") == b"5.00000"
+    assert tg("account", "update", "17785551212", "--associated-number", "1778555",
+              "--ivr-app", "Roaming PIN", "--blocked", "true") == 0
+    rec = record(redis_client, "tg:account:17785551212")
+    assert (rec["associated_number"], rec["ivr_app_id"], rec["blocked"]) == ("1778555", 1, True)
+    assert tg("alias", "create", "1778555#1212", "--account", "17785551212") == 0
+    assert tg("alias", "create", "14155550100@pstn", "--account", "17785551212", "--allow-auth", "false") == 0
+    assert record(redis_client, "tg:alias:14155550100@pstn")["account_id"] == "17785551212"
+    assert tg("alias", "update", "14155550100@pstn", "--allow-auth", "true") == 0
+    assert record(redis_client, "tg:alias:14155550100@pstn")["allow_auth"] is True
+    assert tg("alias", "show", "1778555#1212") == 0 and "17785551212" in tg.out
+    assert tg("alias", "list", "--account", "17785551212") == 0 and "@pstn" in tg.out
+    assert tg("account", "list", "--customer", "Smart Calls, Ltd.") == 0 and "17785551212" in tg.out
+    assert tg("balance", "adjust", "17785551212", "2.5", "--comment", "top-up") == 0
+    assert redis_client.get("tg:bal:account:17785551212") == b"7.50000"
+    assert tg("--json", "balance", "show", "17785551212") == 0 and '"available": "7.50000"' in tg.out
+    assert tg("balance", "adjust", "17785551209", "1") == 0  # credit: pays 1.00 of what is owed
+    assert redis_client.get("tg:bal:account:17785551209") == b"-1.00000"
+    assert redis_client.get("tg:bal:customer:1") == b"-1.00000"
+    with psycopg.connect(pg_dsn) as conn:
+        ops = conn.execute("SELECT account_id, kind, amount, comment FROM balance_operations ORDER BY id").fetchall()
+    assert [(a, k, str(m), c) for a, k, m, c in ops] == [
+        ("17785551212", "adjust", "2.50000", "top-up"), ("17785551209", "adjust", "-1.00000", "")]
+    assert tg("alias", "delete", "1778555#1212") == 0
+    assert redis_client.exists("tg:alias:1778555#1212") == 0
+    assert tg("account", "delete", "17785551212") == 0
+    assert redis_client.exists("tg:account:17785551212", "tg:bal:account:17785551212",
+                               "tg:alias:14155550100@pstn") == 0
+    # a freed ID can be used again, as either kind
+    assert tg("alias", "create", "17785551212", "--account", "17785551209") == 0
+
+
+# --- invalidation, resync, Redis down ------------------------------------------------------
+
+def _subscribe(client: redis.Redis):
+    pubsub = client.pubsub()
+    pubsub.subscribe("tg:invalidate")
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    return pubsub
+
+
+def _messages(pubsub, count: int) -> list[bytes]:
+    got = []
+    while len(got) < count:
+        msg = pubsub.get_message(timeout=5)
+        assert msg is not None, f"only {got} published"
+        if msg["type"] == "message":
+            got.append(msg["data"])
+    return got
+
+
+def test_an_update_publishes_the_changed_key_and_bumps_gen(demo, redis_client):
+    pubsub = _subscribe(redis_client)
+    gen = int(redis_client.get("tg:gen"))
+    assert demo("account", "update", "17785551210", "--password", "new-secret") == 0
+    assert set(_messages(pubsub, 2)) == {b"tg:account:17785551210", b"tg:bal:account:17785551210"}
+    assert int(redis_client.get("tg:gen")) == gen + 1
+    assert record(redis_client, "tg:account:17785551210")["password"] == "new-secret"
+    pubsub.close()
+
+
+def test_resync_rebuilds_redis_after_flushall(demo, redis_client, pg_dsn):
+    expected = snapshot(pg_dsn, redis_client)[1]
+    redis_client.set("tg:alias:stale", b"x")
+    redis_client.flushall()
+    redis_client.set("tg:gen", 41)
+    redis_client.set("tg:account:gone", b"x")  # nothing in PostgreSQL: resync drops it
+    pubsub = _subscribe(redis_client)
+    assert demo("resync") == 0
+    assert "100%" in demo.err
+    assert _messages(pubsub, 1) == [b"*"]
+    after = snapshot(pg_dsn, redis_client)[1]
+    assert after.pop(b"tg:gen") == b"42"
+    expected.pop(b"tg:gen")
+    assert after == expected
+    pubsub.close()
+
+
+def test_redis_down_after_commit_exits_3_and_keeps_the_write(pg_dsn, capsys):
+    migrate(pg_dsn)
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    tg = Tollgate(pg_dsn, dead, capsys)
+    assert tg("customer", "create", "Acme", "--currency", "USD") == 3
+    assert len(tg.err.splitlines()) == 1 and "tollgate resync" in tg.err
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT name FROM customers").fetchall() == [("Acme",)]
+
+
+def test_resync_pushes_many_aliases(tg, redis_client, pg_dsn):
+    assert tg("customer", "create", "Bulk", "--currency", "USD") == 0
+    assert tg("tariff", "create", "T", "--currency", "USD") == 0
+    assert tg("product", "create", "P", "--currency", "USD", "--rating", "T") == 0
+    assert tg("account", "create", "100", "--customer", "Bulk", "--product", "P") == 0
+    count = 30000
+    with psycopg.connect(pg_dsn) as conn:
+        with conn.cursor().copy("COPY ids (id, kind) FROM STDIN") as copy:
+            for n in range(count):
+                copy.write_row((f"ani{n}", "alias"))
+        with conn.cursor().copy("COPY aliases (id, account_id) FROM STDIN") as copy:
+            for n in range(count):
+                copy.write_row((f"ani{n}", "100"))
+    assert tg("resync") == 0
+    assert redis_client.dbsize() >= count
+    assert record(redis_client, f"tg:alias:ani{count - 1}")["account_id"] == "100"
+
+
+# --- the real entry point ------------------------------------------------------------------
+
+def test_console_entry_point_runs_as_a_process(demo, redis_server, pg_dsn):
+    base = [sys.executable, "-m", "provisioning.cli", "--dsn", pg_dsn, "--redis", redis_server.url()]
+    shown = subprocess.run([*base, "--json", "alias", "show", "1778555#4545"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert '"account": "17785551209"' in shown.stdout
+    refused = subprocess.run([*base, "alias", "create", "1778555#4545", "--account", "17785551210"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr == "tollgate: alias 1778555#4545 already exists\n"
