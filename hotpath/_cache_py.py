@@ -1,0 +1,174 @@
+"""Pure-Python twin of hotpath._cache: the reference the Cython RecordCache is tested against."""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import msgpack
+
+from hotpath._backend import CONNECTION_ERRORS, RedisBackend
+from hotpath.errors import BackendUnavailable
+
+__all__ = ["RecordCache", "BackendUnavailable"]
+
+
+class _Entry:
+    __slots__ = ("value", "expires", "negative", "ref")
+
+    def __init__(self, value, expires: float, negative: bool):
+        self.value = value
+        self.expires = expires
+        self.negative = negative
+        self.ref = False
+
+
+class RecordCache:
+    """Bounded in-process cache of msgpack records stored under Redis string keys."""
+
+    def __init__(self, redis, size: int = 100_000, ttl: float = 30.0, negative_ttl: float = 5.0, *,
+                 gen_check_interval: float = 1.0, retry_interval: float = 1.0,
+                 channel: str = "tg:invalidate", gen_key: str = "tg:gen", clock=None):
+        if size < 1 or ttl <= 0 or negative_ttl < 0 or gen_check_interval < 0 or retry_interval < 0:
+            raise ValueError("size >= 1, ttl > 0 and the other intervals >= 0 are required")
+        self._backend = RedisBackend(redis, channel, gen_key)
+        self._entries: OrderedDict = OrderedDict()
+        self._clock = clock or time.monotonic
+        self.size, self.ttl, self.negative_ttl = size, float(ttl), float(negative_ttl)
+        self.gen_check_interval = float(gen_check_interval)
+        self.retry_interval = float(retry_interval)
+        self.connected = False
+        self._gen = None
+        self._next_gen_check = 0.0
+        self._retry_at = 0.0
+        self.hits = self.misses = self.negative_hits = self.stale_served = 0
+        self.evictions = self.errors = self.invalidations = self.flushes = 0
+
+    def get(self, key):
+        """The record under `key`, None when Redis has no such key; BackendUnavailable if unknowable."""
+        e = self._entries.get(key)
+        if e is not None and e.expires > self._clock():
+            e.ref = True
+            if e.negative:
+                self.negative_hits += 1
+            else:
+                self.hits += 1
+            return e.value
+        return self._load(key)
+
+    def _load(self, key):
+        now = self._clock()
+        self.misses += 1
+        if not self.connected and now >= self._retry_at:
+            self._connect(now)
+        if now < self._retry_at:  # Redis failed moments ago: do not wait on it per request
+            return self._stale(key)
+        try:
+            raw = self._backend.fetch(key)
+        except CONNECTION_ERRORS:
+            self._fail(now)
+            return self._stale(key)
+        if raw is None:
+            if self.negative_ttl > 0:
+                self._store(key, None, True, now + self.negative_ttl)
+            return None
+        value = msgpack.unpackb(raw, raw=False)
+        self._store(key, value, False, now + self.ttl)
+        return value
+
+    def _stale(self, key):
+        # Only a real record vouches for a caller; an expired "absent" answer does not.
+        e = self._entries.get(key)
+        if e is not None and not e.negative:
+            self.stale_served += 1
+            return e.value
+        raise BackendUnavailable(f"Redis unreachable and {key!r} not cached")
+
+    def _store(self, key, value, negative: bool, expires: float) -> None:
+        e = self._entries.get(key)
+        if e is not None:  # refresh in place: keeps its queue position, counts as used
+            e.value, e.expires, e.negative, e.ref = value, expires, negative, True
+            return
+        if len(self._entries) >= self.size:
+            self._evict()
+        self._entries[key] = _Entry(value, expires, negative)
+
+    def _evict(self) -> None:
+        # CLOCK / second chance: the oldest entry goes unless it was hit since it last came up.
+        while True:
+            key, e = self._entries.popitem(last=False)
+            if not e.ref:
+                self.evictions += 1
+                return
+            e.ref = False
+            self._entries[key] = e
+
+    def _fail(self, now: float) -> None:
+        self.errors += 1
+        self._retry_at = now + self.retry_interval
+        self.connected = False
+        self._backend.drop_subscription()
+
+    def _connect(self, now: float) -> bool:
+        try:
+            self._backend.connect()
+            gen = self._backend.generation()
+        except CONNECTION_ERRORS:
+            self._fail(now)
+            return False
+        # Invalidations published while unsubscribed are lost; a moved generation says so.
+        if gen != self._gen and self._entries:
+            self.invalidate_all()
+        self._gen = gen
+        self._next_gen_check = now + self.gen_check_interval
+        self.connected = True
+        return True
+
+    def connect(self) -> bool:
+        """Open the Redis connection and subscribe (Kamailio child_init); False if Redis is down."""
+        return self._connect(self._clock())
+
+    def poll(self) -> int:
+        """Apply pending invalidations without blocking; returns how many messages were applied."""
+        now = self._clock()
+        if not self.connected:
+            if now < self._retry_at or not self._connect(now):
+                return 0
+        try:
+            keys = self._backend.drain() if self._backend.pending() else ()
+            for key in keys:
+                if key == b"*":
+                    self.invalidate_all()
+                else:
+                    self.invalidate(key)
+            if now >= self._next_gen_check:
+                self._next_gen_check = now + self.gen_check_interval
+                gen = self._backend.generation()
+                if gen != self._gen:
+                    self._gen = gen
+                    self.invalidate_all()
+        except CONNECTION_ERRORS:
+            self._fail(now)
+            return 0
+        return len(keys)
+
+    def invalidate(self, key) -> bool:
+        """Drop `key` (bytes and str spellings both); True if something was cached."""
+        other = key.decode("utf-8", "replace") if isinstance(key, bytes) else key.encode()
+        found = self._entries.pop(key, None) is not None
+        found = self._entries.pop(other, None) is not None or found
+        self.invalidations += found
+        return found
+
+    def invalidate_all(self) -> None:
+        """Drop every entry."""
+        self._entries.clear()
+        self.flushes += 1
+
+    def stats(self) -> dict:
+        """Counters and the current size, for metrics."""
+        return {"hits": self.hits, "misses": self.misses, "negative_hits": self.negative_hits,
+                "stale_served": self.stale_served, "evictions": self.evictions, "errors": self.errors,
+                "invalidations": self.invalidations, "flushes": self.flushes, "size": len(self._entries)}
+
+    def __len__(self) -> int:
+        return len(self._entries)
