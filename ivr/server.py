@@ -1,0 +1,420 @@
+"""tollgate-ivr: the IVR media server (pjsua2, single-threaded, one event loop).
+
+pjsua2 callbacks only queue events; the loop feeds them to each session's PassThrough
+and carries out the actions it returns (play, timer, originate, bridge, hang up).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pjsua2 as pj
+
+from billing import internal
+from ivr import inbound, metrics, prompts
+from ivr.directory import Directory
+from ivr.passthrough import (Bridge, Caller, Hangup, Originate, PassThrough, Play, SetTimer,
+                             StopPlay)
+from tollgate import config
+
+log = logging.getLogger("ivr")
+CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253}
+DTMF_RELAY = "application/dtmf-relay"
+
+
+class Player(pj.AudioMediaPlayer):
+    """A prompt file; its end is reported to the loop, never handled in the callback."""
+
+    def __init__(self, events: collections.deque, session: "Session", token: int):
+        super().__init__()
+        self.events, self.session, self.token = events, session, token
+
+    def onEof2(self) -> None:
+        self.events.append((self.session, "eof", self.token))
+
+
+class Leg(pj.Call):
+    """One call of a session (the caller's or the toll leg): callbacks become events."""
+
+    def __init__(self, account: pj.Account, events: collections.deque, role: str,
+                 call_id: int = pj.PJSUA_INVALID_ID):
+        super().__init__(account, call_id)
+        self.events, self.role = events, role
+        self.session: Session | None = None
+        self.ended = False
+
+    def _emit(self, kind: str, arg: object = None) -> None:
+        if self.session is not None:
+            self.events.append((self.session, f"{self.role}_{kind}", arg))
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self._emit("confirmed")
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.ended = True
+            self._emit("disconnected", info.lastStatusCode)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        self._emit("media")
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        self._emit("digit", prm.digit)
+
+    def audio(self) -> pj.AudioMedia | None:
+        """The active audio of this call, if any."""
+        try:
+            info = self.getInfo()
+            for mi in info.media:
+                if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    return self.getAudioMedia(mi.index)
+        except pj.Error:
+            pass
+        return None
+
+
+class Session:
+    """The pjsua2 side of one PassThrough: the caller leg, the toll leg, a prompt player."""
+
+    def __init__(self, server: "Server", caller_leg: Leg, caller: Caller, signed: internal.Internal):
+        self.server, self.caller_leg, self.signed = server, caller_leg, signed
+        self.app = PassThrough(caller, server.directory)
+        self.toll: Leg | None = None
+        self.player: Player | None = None
+        self.playlist: list[str] = []
+        self.token = 0
+        self.deadline: float | None = None
+        self.started = self.bridged = False
+        self.language = caller.account.get("language") or prompts.DEFAULT_LANGUAGE
+        self.brand = str(self.app.settings.get("brand_prompts") or "")
+        caller_leg.session = self
+
+    @property
+    def call_id(self) -> str:
+        return self.app.caller.call_id
+
+    def finished(self) -> bool:
+        return self.caller_leg.ended and (self.toll is None or self.toll.ended)
+
+    # events from the loop
+    def handle(self, kind: str, arg: object) -> None:
+        handler = getattr(self, "on_" + kind, None)
+        if handler is not None:
+            handler(arg)
+
+    def on_caller_media(self, _: object) -> None:
+        if not self.started and self.caller_leg.audio() is not None:
+            self.started = True
+            self.apply(self.app.start())
+        self._try_bridge()
+
+    def on_caller_digit(self, digit: object) -> None:
+        self.apply(self.app.on_digit(str(digit)))
+
+    def on_caller_disconnected(self, _: object) -> None:
+        self.apply(self.app.on_caller_hangup())
+
+    def on_toll_confirmed(self, _: object) -> None:
+        self.apply(self.app.on_toll_answered())
+
+    def on_toll_media(self, _: object) -> None:
+        self._try_bridge()
+
+    def on_toll_disconnected(self, code: object) -> None:
+        self.bridged = False
+        self.apply(self.app.on_toll_ended(int(code)))  # type: ignore[call-overload]
+
+    def on_eof(self, token: object) -> None:
+        if token != self.token:
+            return
+        self._stop_player()
+        if self.playlist:
+            self._play_next()
+        else:
+            self.apply(self.app.on_prompt_done())
+
+    def tick(self, now: float) -> None:
+        if self.deadline is not None and now >= self.deadline:
+            self.deadline = None
+            self.apply(self.app.on_timeout())
+
+    # actions of the application
+    def apply(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Play):
+                self._stop_player()
+                self.playlist = list(action.prompts)
+                self._play_next()
+            elif isinstance(action, StopPlay):
+                self.playlist = []
+                self._stop_player()
+            elif isinstance(action, SetTimer):
+                self.deadline = None if action.seconds is None else time.monotonic() + action.seconds
+            elif isinstance(action, Originate):
+                self._originate(action.auth_id)
+            elif isinstance(action, Bridge):
+                self._try_bridge()
+            elif isinstance(action, Hangup):
+                self._hangup(self.caller_leg if action.leg == "caller" else self.toll)
+
+    def _play_next(self) -> None:
+        name = self.playlist.pop(0)
+        target = self.caller_leg.audio()
+        try:
+            path = self.server.prompt_path(name, self.language, self.brand)
+            self.token += 1
+            player = Player(self.server.events, self, self.token)
+            player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
+        except (FileNotFoundError, pj.Error) as exc:
+            log.error("[%s] PROMPT: cannot play %s: %s", self.call_id, name, exc)
+            self.server.events.append((self, "eof", self.token))
+            return
+        self.player = player
+        if target is not None:
+            player.startTransmit(target)
+        log.info("[%s] PROMPT: playing %s (%s)", self.call_id, name, path)
+
+    def _stop_player(self) -> None:
+        if self.player is not None:
+            self.token += 1
+            self.server.retire(self.player)
+            self.player = None
+
+    def _originate(self, auth_id: str) -> None:
+        settings = self.server.settings
+        headers = inbound.toll_headers(self.server.secret, self.signed, auth_id,
+                                       settings.internal_header_ttl)
+        uri = inbound.toll_uri(self.signed.dest, settings.sip_address, settings.sip_port)
+        prm = pj.CallOpParam(True)
+        for name, value in headers.items():
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            prm.txOption.headers.append(header)
+        self.toll = Leg(self.server.account, self.server.events, "toll")
+        self.toll.session = self
+        try:
+            self.toll.makeCall(uri, prm)
+        except pj.Error as exc:
+            log.error("[%s] ORIGINATE: %s failed: %s", self.call_id, uri, exc.info())
+            self.toll.ended = True
+            self.server.events.append((self, "toll_disconnected", 503))
+            return
+        log.info("[%s] ORIGINATE: toll leg %s to %s as %s", self.call_id,
+                 self.toll.getInfo().callIdString, uri, auth_id)
+
+    def _try_bridge(self) -> None:
+        if self.bridged or self.toll is None or self.app.state != "bridged":
+            return
+        a, b = self.caller_leg.audio(), self.toll.audio()
+        if a is None or b is None:
+            return
+        a.startTransmit(b)
+        b.startTransmit(a)
+        self.bridged = True
+        log.info("[%s] BRIDGE: audio flows both ways", self.call_id)
+
+    def _hangup(self, leg: Leg | None) -> None:
+        if leg is None or leg.ended:
+            return
+        try:
+            leg.hangup(pj.CallOpParam(True))
+        except pj.Error as exc:
+            log.warning("[%s] HANGUP: %s", self.call_id, exc.info())
+
+
+class IvrAccount(pj.Account):
+    def __init__(self, server: "Server"):
+        super().__init__()
+        self.server = server
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        self.server.incoming(prm)
+
+
+class Server:
+    def __init__(self, settings: config.Settings, prompt_dir: Path, brand_dir: Path | None,
+                 pj_log_level: int = 1):
+        self.settings, self.prompt_dir, self.brand_dir = settings, prompt_dir, brand_dir
+        self.secret = settings.secret()
+        self.directory = Directory.from_settings(settings)
+        self.events: collections.deque = collections.deque()
+        self.sessions: list[Session] = []
+        self.rejected: list[Leg] = []
+        self.retired: list[pj.AudioMediaPlayer] = []
+        self.pj_log_level = pj_log_level
+        self.stopping = False
+        self.ep = pj.Endpoint()
+        self.account: IvrAccount
+
+    # start and stop
+    def start(self) -> None:
+        self.ep.libCreate()
+        self.ep.libInit(self._ep_config())
+        transport = pj.TransportConfig()
+        transport.port = self.settings.ivr_sip_port
+        transport.boundAddress = transport.publicAddress = self.settings.ivr_address
+        tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        self._set_codecs()
+        self.account = IvrAccount(self)
+        self.account.create(self._account_config(tid))
+        log.info("[-] START: IVR on udp:%s:%d, Kamailio %s:%d", self.settings.ivr_address,
+                 self.settings.ivr_sip_port, self.settings.sip_address, self.settings.sip_port)
+
+    def _ep_config(self) -> pj.EpConfig:
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.userAgent = "tollgate-ivr"
+        cfg.medConfig.sndAutoCloseTime = -1  # else the null device stops the media clock
+        cfg.medConfig.clockRate = cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.threadCnt = 1
+        cfg.logConfig.level = cfg.logConfig.consoleLevel = self.pj_log_level
+        return cfg
+
+    def _account_config(self, tid: int) -> pj.AccountConfig:
+        s = self.settings
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:ivr@{s.ivr_address}:{s.ivr_sip_port}"
+        cfg.sipConfig.transportId = tid
+        media = cfg.mediaConfig.transportConfig
+        media.port = s.ivr_media_port
+        media.portRange = 2000
+        media.boundAddress = media.publicAddress = s.ivr_address
+        return cfg
+
+    def _set_codecs(self) -> None:
+        for codec in self.ep.codecEnum2():
+            if codec.codecId != "telephone-event/8000/1":
+                self.ep.codecSetPriority(codec.codecId, CODEC_PRIORITY.get(codec.codecId, 0))
+
+    def run(self) -> None:
+        while not self.stopping:
+            self.ep.libHandleEvents(10)
+            self.dispatch()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        log.info("[-] STOP: hanging up %d sessions", len(self.sessions))
+        self.ep.hangupAllCalls()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and any(not s.finished() for s in self.sessions):
+            self.ep.libHandleEvents(10)
+        self.events.clear()
+        self.sessions.clear()
+        self.rejected.clear()
+        self.retired.clear()
+        self.ep.libDestroy()
+
+    # the loop's work
+    def dispatch(self) -> None:
+        while self.events:
+            session, kind, arg = self.events.popleft()
+            session.handle(kind, arg)
+        now = time.monotonic()
+        for session in self.sessions:
+            session.tick(now)
+        self._reap()
+
+    def _reap(self) -> None:
+        # pjsua2 objects are dropped only here, outside their callbacks
+        self.rejected = [leg for leg in self.rejected if not leg.ended]
+        done = [s for s in self.sessions if s.finished()]
+        for session in done:
+            session._stop_player()
+            self.sessions.remove(session)
+        self.retired.clear()
+
+    def retire(self, player: pj.AudioMediaPlayer) -> None:
+        self.retired.append(player)
+
+    def prompt_path(self, name: str, language: str, brand: str) -> Path:
+        return prompts.resolve(self.prompt_dir, name, language, self.brand_dir, brand)
+
+    # incoming INVITE
+    def incoming(self, prm: pj.OnIncomingCallParam) -> None:
+        leg = Leg(self.account, self.events, "caller", prm.callId)
+        call_id = leg.getInfo().callIdString
+        source = prm.rdata.srcAddress
+        signed = inbound.verify_invite(self.secret, self.settings.sip_address, source, call_id,
+                                       prm.rdata.wholeMsg)
+        if signed is None:
+            log.warning("[%s] TRUST: INVITE from %s without valid internal headers", call_id, source)
+            return self._reject(leg, 403, "Forbidden")
+        try:
+            caller = self._caller(call_id, signed)
+        except Exception as exc:  # Redis down or a bad record: fail closed
+            log.error("[%s] LOOKUP: %s", call_id, exc)
+            return self._reject(leg, 503, "Service Unavailable")
+        if caller is None:
+            return self._reject(leg, 403, "Forbidden")
+        self.sessions.append(Session(self, leg, caller, signed))
+        metrics.SESSIONS.inc()
+        log.info("[%s] ANSWER: account %s to %s, session %s, app %s", call_id,
+                 signed.account, signed.dest, signed.session, caller.app.get("id"))
+        answer = pj.CallOpParam(True)
+        answer.statusCode = 200
+        leg.answer(answer)
+
+    def _caller(self, call_id: str, signed: internal.Internal) -> Caller | None:
+        account = self.directory.account(signed.account)
+        if account is None:
+            log.warning("[%s] LOOKUP: unknown account %s", call_id, signed.account)
+            return None
+        app_id = signed.app or str(account.get("ivr_app_id") or "")
+        app = self.directory.app(app_id) if app_id else None
+        if app is None or app.get("type") != "pass_through":
+            log.warning("[%s] LOOKUP: no pass-through application %r", call_id, app_id)
+            return None
+        return Caller(call_id=call_id, account=account, app=app, dest=signed.dest,
+                      session=signed.session or call_id)
+
+    def _reject(self, leg: Leg, code: int, reason: str) -> None:
+        prm = pj.CallOpParam(True)
+        prm.statusCode, prm.reason = code, reason
+        self.rejected.append(leg)
+        leg.hangup(prm)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tollgate-ivr", description=__doc__)
+    parser.add_argument("--prompts", type=Path, help="prompt folder (default <var_dir>/prompts)")
+    parser.add_argument("--brand-prompts", type=Path,
+                        help="brand prompt folder <dir>/<brand>/<lang>/<name>.wav "
+                             "(default <var_dir>/prompts/brands)")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    parser.add_argument("--pj-log-level", type=int, default=1, help="pjsip log level (0-6)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    settings = config.load()
+    prompt_dir = args.prompts or settings.var_path / "prompts"
+    prompts.build(prompt_dir)
+    brand_dir = args.brand_prompts or prompt_dir / "brands"
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+        start_http_server(args.metrics_port, addr=settings.ivr_address)
+    server = Server(settings, prompt_dir, brand_dir, args.pj_log_level)
+    server.start()
+
+    def stop(signum: int, frame: object) -> None:
+        server.stopping = True
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
