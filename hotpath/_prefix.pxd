@@ -9,13 +9,17 @@ cdef struct Slot:
     uint32_t vidx      # index into values; EMPTY marks a free slot
 
 
+cdef struct Block:
+    uint32_t best      # vidx << 3 | length of the best prefix no longer than K, or EMPTY
+    uint32_t mask      # bit L set when a prefix of length L > K starts with this block
+
+
 cdef class PrefixTable:
     cdef Slot *_slots
     cdef uint64_t _cap            # power of two
     cdef Py_ssize_t _count
     cdef int _k                   # digits in the direct index (1..6, grows with the table)
-    cdef uint32_t *_best          # per K-digit block: vidx << 3 | length of best prefix <= K
-    cdef uint32_t *_mask          # per K-digit block: bit L set when a prefix of length L > K exists
+    cdef Block *_blocks           # one per K-digit block: both fields share a cache line
     cdef list _values
     cdef list _pending            # (prefix, value) added since the last build
     cdef bint _built

@@ -41,8 +41,7 @@ cdef class PrefixTable:
 
     def __dealloc__(self):
         PyMem_Free(self._slots)
-        PyMem_Free(self._best)
-        PyMem_Free(self._mask)
+        PyMem_Free(self._blocks)
 
     def add(self, prefix, value):
         """Map `prefix` ("" = default route) to `value`; a repeated prefix keeps the last value."""
@@ -73,15 +72,16 @@ cdef class PrefixTable:
         while cap < 2 * <uint64_t>n:
             cap *= 2
         cdef Slot *slots = <Slot *>PyMem_Malloc(cap * sizeof(Slot))
-        cdef uint32_t *best = <uint32_t *>PyMem_Malloc(_pow10(k) * sizeof(uint32_t))
-        cdef uint32_t *mask = <uint32_t *>PyMem_Malloc(_pow10(k) * sizeof(uint32_t))
-        if slots == NULL or best == NULL or mask == NULL:
-            PyMem_Free(slots); PyMem_Free(best); PyMem_Free(mask)
+        cdef Block *blocks = <Block *>PyMem_Malloc(_pow10(k) * sizeof(Block))
+        if slots == NULL or blocks == NULL:
+            PyMem_Free(slots)
+            PyMem_Free(blocks)
             raise MemoryError()
-        PyMem_Free(self._slots); PyMem_Free(self._best); PyMem_Free(self._mask)
-        self._slots, self._best, self._mask, self._cap, self._k = slots, best, mask, cap, k
+        PyMem_Free(self._slots)
+        PyMem_Free(self._blocks)
+        self._slots, self._blocks, self._cap, self._k = slots, blocks, cap, k
         memset(slots, 0xFF, cap * sizeof(Slot))
-        memset(mask, 0, _pow10(k) * sizeof(uint32_t))
+        memset(blocks, 0, _pow10(k) * sizeof(Block))
         self._values, self._pending, self._count = [], [], 0
         for prefix, value in pairs:
             self._insert(prefix, value)
@@ -101,13 +101,13 @@ cdef class PrefixTable:
         else:  # a repeated prefix: the last add wins (the earlier value object is dropped)
             self._values[s.vidx] = value
         if length > k:
-            self._mask[head] |= 1u << length
+            self._blocks[head].mask |= 1u << length
 
     cdef void _fill_best(self) except *:
-        # best[x] for lengths 0..K built one digit at a time: own exact entry, else the parent's.
-        cdef uint32_t *cur = <uint32_t *>PyMem_Malloc(_pow10(self._k) * sizeof(uint32_t))
-        cdef uint32_t *nxt
-        cdef uint32_t x
+        # best for lengths 0..K built one digit at a time: own exact entry, else the parent's.
+        cdef uint32_t *cur = <uint32_t *>PyMem_Malloc(sizeof(uint32_t))
+        cdef uint32_t *nxt = NULL
+        cdef uint32_t x, found
         cdef int length
         cdef Slot *s
         if cur == NULL:
@@ -115,15 +115,20 @@ cdef class PrefixTable:
         s = self._find(0, 0)
         cur[0] = EMPTY if s.vidx == EMPTY else s.vidx << 3
         for length in range(1, self._k + 1):
-            nxt = self._best if length == self._k else <uint32_t *>PyMem_Malloc(_pow10(length) * sizeof(uint32_t))
-            if nxt == NULL:
-                PyMem_Free(cur)
-                raise MemoryError()
+            if length < self._k:
+                nxt = <uint32_t *>PyMem_Malloc(_pow10(length) * sizeof(uint32_t))
+                if nxt == NULL:
+                    PyMem_Free(cur)
+                    raise MemoryError()
             for x in range(_pow10(length)):
                 s = self._find(x << 5 | length, 0)
-                nxt[x] = cur[x // 10] if s.vidx == EMPTY else s.vidx << 3 | length
+                found = cur[x // 10] if s.vidx == EMPTY else s.vidx << 3 | length
+                if length < self._k:
+                    nxt[x] = found
+                else:
+                    self._blocks[x].best = found
             PyMem_Free(cur)
-            cur = nxt
+            cur = nxt if length < self._k else NULL
 
     cdef int _match(self, str number, uint32_t *vidx) except -2:
         # Length of the longest matching prefix (value index in *vidx), -1 for none or a non-digit.
@@ -152,7 +157,7 @@ cdef class PrefixTable:
                 rest = rest * 10 + d
                 rests[n] = rest
         if n >= k:
-            m = self._mask[head] & ((2u << min(n, MAXD)) - 1)
+            m = self._blocks[head].mask & ((2u << min(n, MAXD)) - 1)
             while m:
                 length = 63 - __builtin_clzll(m)
                 s = self._find(<uint32_t>head << 5 | length, rests[length])
@@ -160,10 +165,10 @@ cdef class PrefixTable:
                     vidx[0] = s.vidx
                     return length
                 m &= ~(1u << length)
-            if self._best[head] == EMPTY:
+            if self._blocks[head].best == EMPTY:
                 return -1
-            vidx[0] = self._best[head] >> 3
-            return self._best[head] & 7
+            vidx[0] = self._blocks[head].best >> 3
+            return self._blocks[head].best & 7
         for length in range(n, -1, -1):  # shorter than the direct index: probe each length
             s = self._find(<uint32_t>heads[length] << 5 | length, 0)
             if s.vidx != EMPTY:
@@ -209,7 +214,7 @@ cdef class PrefixTable:
     def nbytes(self):
         """Memory held by the table's arrays and value list (not the value objects)."""
         self.build()
-        return self._cap * sizeof(Slot) + 2 * _pow10(self._k) * sizeof(uint32_t) + len(self._values) * 8
+        return self._cap * sizeof(Slot) + _pow10(self._k) * sizeof(Block) + len(self._values) * 8
 
     def __len__(self):
         self.build()
