@@ -39,9 +39,9 @@ class Router:
         return calls.on_failure(self.rt)
 
     # dialog start/end/failed: xDR events and reservation bookkeeping
-    def ksr_dialog_event(self, event: str) -> int:
+    def ksr_dialog_event(self, msg, event: str) -> int:
         return dialogs.on_event(self.rt, event)
 
     # once a second in the timer process: replay spooled xDR events
-    def ksr_housekeeping(self, name: str) -> int:
+    def ksr_housekeeping(self, msg, name: str) -> int:
         return dialogs.housekeeping(self.rt)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tollgate import config
 from tollgate.directory import Directory
@@ -38,7 +40,8 @@ class Runtime:
             timeout = self.settings.redis_timeout_ms / 1000
             self._redis = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port,
                                       db=self.settings.redis_db, socket_timeout=timeout,
-                                      socket_connect_timeout=timeout, health_check_interval=0)
+                                      socket_connect_timeout=timeout, health_check_interval=0,
+                                      retry=Retry(NoBackoff(), 0))
             self._directory = self._emitter = None
         return self._redis
 

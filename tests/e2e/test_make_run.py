@@ -1,0 +1,110 @@
+"""`make run`'s stack (tollgate.run under supervisord), as an operator starts it.
+
+It answers OPTIONS from the KEMI script; a password changed with the CLI is what the very
+next REGISTER is checked against; a second start is refused; Ctrl-C stops everything.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from tests import sipp
+from tests.servers import free_port, kill_group, log_dir
+from tests.stack import sip_ping
+from tollgate import stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def running():
+    var = log_dir("make-run") / "var"
+    var.mkdir(mode=0o755)
+    os.chmod(var.parent, 0o755)
+    env = {**os.environ, "TOLLGATE_VAR_DIR": str(var), "PYTHONPATH": stack.python_path(),
+           "TOLLGATE_INTERNAL_SECRET": uuid.uuid4().hex}
+    for name in ("sip_port", "ivr_sip_port", "rtpengine_ng_port", "redis_port", "pg_port",
+                 "metrics_port"):
+        env["TOLLGATE_" + name.upper()] = str(free_port())
+    env["TOLLGATE_PSTN_GATEWAY"] = f"127.0.0.1:{free_port()}"
+    log = open(var.parent / "run.out", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "tollgate.run"], env=env, cwd=stack.ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_banner(proc, var.parent / "run.out")
+        yield proc, env, var
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+        print(f"make run logs: {var / 'log'}")
+
+
+def _wait_for_banner(proc, path, timeout=180):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "tollgate is running" in path.read_text():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"tollgate.run exited {proc.returncode}: {path.read_text()[-2000:]}")
+        time.sleep(0.5)
+    raise TimeoutError(f"no banner after {timeout}s: {path.read_text()[-2000:]}")
+
+
+def _cli(env, *args):
+    return subprocess.run([sys.executable, "-m", "provisioning.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _target(env):
+    return f"127.0.0.1:{env['TOLLGATE_SIP_PORT']}"
+
+
+def test_options_is_answered_by_the_kemi_script(running):
+    _, env, _ = running
+    result = sipp.run("options", _target(env))
+    assert result.ok, f"sipp logs: {result.logs}"
+
+
+def test_a_password_changed_with_the_cli_is_used_by_the_next_register(running):
+    _, env, _ = running
+    target = _target(env)
+    old = sipp.run("register", target, service="17785551210", user="17785551210",
+                   password="mark-8989-pw")
+    assert old.ok, f"demo password refused, sipp logs: {old.logs}"
+    changed = _cli(env, "account", "update", "17785551210", "--password", "n3w-secret")
+    assert changed.returncode == 0, changed.stderr
+    # no wait: the invalidation must already be in the workers' hands
+    new = sipp.run("register", target, service="17785551210", user="17785551210",
+                   password="n3w-secret")
+    assert new.ok, f"new password refused, sipp logs: {new.logs}"
+    stale = sipp.run("register", target, service="17785551210", user="17785551210",
+                     password="mark-8989-pw")
+    assert not stale.ok
+
+
+def test_a_second_start_is_refused_while_one_runs(running):
+    _, env, _ = running
+    second = subprocess.run([sys.executable, "-m", "tollgate.run"], env=env, cwd=stack.ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0
+    assert "already running" in second.stderr
+
+
+def test_ctrl_c_stops_everything_it_started(running):
+    proc, env, _ = running
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(90)
+    assert sip_ping("127.0.0.1", int(env["TOLLGATE_SIP_PORT"])) == ""
+    leftovers = subprocess.run(["pgrep", "-f", env["TOLLGATE_VAR_DIR"]], capture_output=True,
+                               text=True).stdout.split()
+    assert leftovers == []
