@@ -86,9 +86,10 @@ def internal_headers(rt: Runtime) -> int | None:
     if not rt.from_ivr(KSR.pv.get("$si"), KSR.pv.get("$sp")):
         log.warn("INTERNAL", f"stripped {len(names)} internal headers from {KSR.pv.get('$si')}")
         return None
-    verified = internal.verify(rt.secret, KSR.pv.get("$ci"), values)
-    if verified is None:
-        log.warn("INTERNAL", "bad or expired signature from the IVR address")
+    # the IVR cannot choose its legs' Call-IDs, so its signature binds the session ID
+    verified = internal.verify(rt.secret, values.get(internal.SESSION, ""), values)
+    if verified is None or _replayed(values[internal.SIGNATURE]):
+        log.warn("INTERNAL", "bad, expired or replayed signature from the IVR address")
         metrics.REFUSALS.labels("403", "Invalid internal signature").inc()
         KSR.sl.sl_send_reply(403, "Invalid internal signature")
         return EXIT
@@ -114,6 +115,16 @@ def only_invite(rt: Runtime) -> int | None:
         return EXIT  # a stray ACK has nobody to answer
     KSR.sl.sl_send_reply(405, "Method Not Allowed")
     return EXIT
+
+
+def _replayed(signature: str) -> bool:
+    """A signature is good for one call: a second Call-ID carrying it is a replay."""
+    call_id = KSR.pv.get("$ci")
+    seen = KSR.htable.sht_get("ivrsig", signature)
+    if seen is None:
+        KSR.htable.sht_sets("ivrsig", signature, call_id)
+        return False
+    return seen != call_id
 
 
 _CANON = {h.lower(): h for h in internal.SIGNED + (internal.SIGNATURE,)}

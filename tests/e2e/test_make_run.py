@@ -79,7 +79,7 @@ def test_a_password_changed_with_the_cli_is_used_by_the_next_register(running):
     _, env, _ = running
     target = _target(env)
     old = sipp.run("register", target, service="17785551210", user="17785551210",
-                   password="mark-8989-pw")
+                   password="mark-1210")
     assert old.ok, f"demo password refused, sipp logs: {old.logs}"
     changed = _cli(env, "account", "update", "17785551210", "--password", "n3w-secret")
     assert changed.returncode == 0, changed.stderr
@@ -88,7 +88,7 @@ def test_a_password_changed_with_the_cli_is_used_by_the_next_register(running):
                    password="n3w-secret")
     assert new.ok, f"new password refused, sipp logs: {new.logs}"
     stale = sipp.run("register", target, service="17785551210", user="17785551210",
-                     password="mark-8989-pw")
+                     password="mark-1210")
     assert not stale.ok
 
 

@@ -21,6 +21,8 @@ def _runtime():
 
 def _request(source, headers: str, call_id="c1"):
     ksr = fake_ksr.install()
+    ksr.htable = types.SimpleNamespace(sht_get=lambda t, k: ksr.pvs.get(k),
+                                       sht_sets=lambda t, k, v: ksr.pvs.__setitem__(k, v))
     raw = ("INVITE sip:12125550123@proxy SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n"
            f"Call-ID: {call_id}\r\n{headers}Content-Length: 0\r\n\r\n")
     ksr.pvs.update({"$mb": raw, "$si": source[0], "$sp": source[1], "$ci": call_id})
@@ -31,10 +33,10 @@ def _request(source, headers: str, call_id="c1"):
     return ksr
 
 
-def _signed(call_id="c1", **kw):
-    data = internal.Internal(account="17785551210", dest="12125550123", session="s",
+def _signed(session="s", **kw):
+    data = internal.Internal(account="17785551210", dest="12125550123", session=session,
                              auth_id=kw.get("auth_id", "1778555#4545"))
-    return "".join(f"{k}: {v}\r\n" for k, v in internal.sign(SECRET, call_id, data).items())
+    return "".join(f"{k}: {v}\r\n" for k, v in internal.sign(SECRET, session, data).items())
 
 
 def test_headers_from_a_phone_are_stripped_whatever_their_case_or_spacing():
@@ -65,3 +67,12 @@ def test_a_valid_signature_from_elsewhere_is_only_stripped(source):
     ksr = _request(source, _signed())
     assert entry.internal_headers(_runtime()) is None
     assert FLT_FROM_IVR not in ksr.flags and ksr.removed
+
+
+def test_a_signature_replayed_under_another_call_id_gets_403():
+    ksr = _request(IVR, _signed(), call_id="first")
+    assert entry.internal_headers(_runtime()) is None
+    assert entry.internal_headers(_runtime()) is None  # a retransmission of the same call
+    ksr.pvs["$ci"] = "second"
+    assert entry.internal_headers(_runtime()) == EXIT
+    assert ksr.replies == [(403, "Invalid internal signature")]
