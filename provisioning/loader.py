@@ -332,8 +332,23 @@ def string_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes | str]]:
     for row in _stream(conn, f"SELECT {ACCOUNT_COLS} FROM accounts"):
         yield f"tg:account:{row['id']}", pack(account_record(row))
         yield f"tg:bal:account:{row['id']}", money(row["balance"]) or "0"
-    for row in _stream(conn, "SELECT id, account_id, allow_auth FROM aliases"):
-        yield f"tg:alias:{row['id']}", pack(alias_record(row))
+    yield from alias_items(conn)
+
+
+def alias_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes]]:
+    """Every tg:alias:* record, read with COPY: the bulk of a large tenant, kept fast.
+
+    Alias and account IDs are restricted to characters COPY's text format never escapes,
+    so a line splits on tabs as it is.
+    """
+    with conn.cursor().copy("COPY (SELECT id, account_id, allow_auth FROM aliases) TO STDOUT") as copy:
+        tail = b""
+        for block in copy:
+            lines = (tail + bytes(block)).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                ident, account, allow = line.decode().split("\t")
+                yield f"tg:alias:{ident}", pack({"id": ident, "account_id": account, "allow_auth": allow == "t"})
 
 
 def count_keys(conn: psycopg.Connection) -> int:
