@@ -45,8 +45,7 @@ def authenticate(rt: Runtime) -> Identity | None:
     usable = identity is not None and identity.allow_auth and not identity.account.get("blocked")
     password = identity.account.get("password") if usable else None
     # an unusable ID is checked against a random password: same work, same answer
-    KSR.pv.sets("$avp(tg_password)", password or secrets.token_hex(16))
-    result = KSR.auth.pv_auth_check(realm, "$avp(tg_password)", 0, 1)
+    result = KSR.auth.pv_auth_check(realm, password or secrets.token_hex(16), 0, 1)
     if result > 0 and usable:
         KSR.auth.consume_credentials()
         return identity
