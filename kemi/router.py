@@ -30,6 +30,14 @@ class Router:
                 return 1
         return 1
 
+    # every reply Kamailio receives, before the transaction's own reply route
+    def ksr_reply_route(self, msg) -> int:
+        return 1
+
+    # every request about to be sent: nothing to change, tollgate decides in the routes
+    def ksr_onsend_route(self, msg) -> int:
+        return 1
+
     # replies to calls we relayed: rtpengine answers for SDP in 18x/2xx
     def ksr_onreply_manage(self, msg) -> int:
         return calls.on_reply(self.rt)
