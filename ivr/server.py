@@ -78,6 +78,17 @@ class Leg(pj.Call):
         return None
 
 
+def release(leg: "Leg") -> None:
+    """Let an ended leg be freed without harming the call that may now hold its slot.
+
+    pjsua2's Call destructor hangs up whatever call has its slot id; when a new call took
+    the slot already, the old object is left to leak rather than hang that call up.
+    """
+    leg.session = None
+    if pj.Call.lookup(leg.getId()) not in (None, leg):
+        leg.thisown = False
+
+
 class Session:
     """The pjsua2 side of one PassThrough: the caller leg, the toll leg, a prompt player."""
 
@@ -100,6 +111,14 @@ class Session:
 
     def finished(self) -> bool:
         return self.caller_leg.ended and (self.toll is None or self.toll.ended)
+
+    def close(self) -> None:
+        """Break the reference cycles so the pjsua2 objects go now, not at some GC."""
+        self._stop_player()
+        for leg in (self.caller_leg, self.toll):
+            if leg is not None:
+                release(leg)
+        self.toll = None
 
     # events from the loop
     def handle(self, kind: str, arg: object) -> None:
@@ -238,8 +257,9 @@ class IvrAccount(pj.Account):
 
 class Server:
     def __init__(self, settings: config.Settings, prompt_dir: Path, brand_dir: Path | None,
-                 pj_log_level: int = 1):
+                 pj_log_level: int = 1, max_sessions: int = 2):
         self.settings, self.prompt_dir, self.brand_dir = settings, prompt_dir, brand_dir
+        self.max_sessions = max_sessions
         self.secret = settings.secret()
         self.directory = Directory.from_settings(settings)
         self.events: collections.deque = collections.deque()
@@ -271,7 +291,7 @@ class Server:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.maxCalls = 2 * self.max_sessions  # the wheel's PJSUA_MAX_CALLS is 4
         cfg.uaConfig.userAgent = "tollgate-ivr"
         cfg.medConfig.sndAutoCloseTime = -1  # else the null device stops the media clock
         cfg.medConfig.clockRate = cfg.medConfig.sndClockRate = 8000
@@ -324,12 +344,14 @@ class Server:
         self._reap()
 
     def _reap(self) -> None:
-        # pjsua2 objects are dropped only here, outside their callbacks
-        self.rejected = [leg for leg in self.rejected if not leg.ended]
-        done = [s for s in self.sessions if s.finished()]
-        for session in done:
-            session._stop_player()
+        # pjsua2 objects are dropped only here, outside their callbacks, and right after
+        # their call ended: pjsua reuses call slots (4 in the PyPI wheel) round-robin
+        for leg in [leg for leg in self.rejected if leg.ended]:
+            self.rejected.remove(leg)
+            release(leg)
+        for session in [s for s in self.sessions if s.finished()]:
             self.sessions.remove(session)
+            session.close()
         self.retired.clear()
 
     def retire(self, player: pj.AudioMediaPlayer) -> None:
@@ -348,6 +370,9 @@ class Server:
         if signed is None:
             log.warning("[%s] TRUST: INVITE from %s without valid internal headers", call_id, source)
             return self._reject(leg, 403, "Forbidden")
+        if len(self.sessions) >= self.max_sessions:  # each session needs a toll-leg slot too
+            log.warning("[%s] CAPACITY: %d sessions already", call_id, len(self.sessions))
+            return self._reject(leg, 503, "Service Unavailable")
         try:
             caller = self._caller(call_id, signed)
         except Exception as exc:  # Redis down or a bad record: fail closed
@@ -391,6 +416,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default <var_dir>/prompts/brands)")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     parser.add_argument("--pj-log-level", type=int, default=1, help="pjsip log level (0-6)")
+    parser.add_argument("--max-sessions", type=int, default=2,
+                        help="concurrent callers; each takes 2 pjsua call slots and the "
+                             "pjsua2-python wheel is built with PJSUA_MAX_CALLS=4")
     return parser.parse_args(argv)
 
 
@@ -405,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_port:
         from prometheus_client import start_http_server
         start_http_server(args.metrics_port, addr=settings.ivr_address)
-    server = Server(settings, prompt_dir, brand_dir, args.pj_log_level)
+    server = Server(settings, prompt_dir, brand_dir, args.pj_log_level, args.max_sessions)
     server.start()
 
     def stop(signum: int, frame: object) -> None:
