@@ -69,3 +69,8 @@ def toll_headers(secret: bytes, caller: internal.Internal, auth_id: str,
 def toll_uri(dest: str, host: str, port: int) -> str:
     """sip:<dest>@host:port with the number escaped for the user part."""
     return f"sip:{quote(dest, safe='+*-_.!~()')}@{host}:{port}"
+
+
+def toll_from(account: str, host: str) -> str:
+    """From of the toll leg: the calling account, as the phone's own INVITE had it."""
+    return f"sip:{quote(account, safe='+*-_.!~()')}@{host}"

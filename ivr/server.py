@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import logging
 import signal
 import sys
@@ -210,6 +211,7 @@ class Session:
                                        settings.internal_header_ttl)
         uri = inbound.toll_uri(self.signed.dest, settings.sip_address, settings.sip_port)
         prm = pj.CallOpParam(True)
+        prm.txOption.localUri = inbound.toll_from(self.signed.account, settings.ivr_address)
         for name, value in headers.items():
             header = pj.SipHeader()
             header.hName, header.hValue = name, value
@@ -328,9 +330,15 @@ class Server:
         while time.monotonic() < deadline and any(not s.finished() for s in self.sessions):
             self.ep.libHandleEvents(10)
         self.events.clear()
+        for session in self.sessions:
+            session.close()
+        for leg in self.rejected:
+            release(leg)
         self.sessions.clear()
         self.rejected.clear()
         self.retired.clear()
+        self.account.shutdown()
+        gc.collect()  # nothing of pjsua2 may be freed after libDestroy
         self.ep.libDestroy()
 
     # the loop's work

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import msgpack
@@ -77,8 +78,8 @@ def gateway(stack):
 
 
 class Ivr:
-    def __init__(self, proc: subprocess.Popen, port: int, log: Path):
-        self.proc, self.port, self.log = proc, port, log
+    def __init__(self, proc: subprocess.Popen, port: int, log: Path, metrics_port: int):
+        self.proc, self.port, self.log, self.metrics_port = proc, port, log, metrics_port
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -99,11 +100,13 @@ def ivr(redis_server, gateway, stack):
            "TOLLGATE_REDIS_PORT": str(redis_server.port), "TOLLGATE_INTERNAL_SECRET": SECRET,
            "TOLLGATE_VAR_DIR": str(logs), "PYTHONPATH": str(ROOT)}
     log = logs / "ivr.log"
+    metrics_port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "ivr.server", "--prompts", str(PROMPTS),
-                                 "--pj-log-level", "3"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    server = Ivr(proc, port, log)
+                                 "--pj-log-level", "3", "--metrics-port", str(metrics_port)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    server = Ivr(proc, port, log, metrics_port)
     deadline = time.monotonic() + 60
     while "START:" not in server.text():
         assert proc.poll() is None and time.monotonic() < deadline, f"IVR did not start: {log}"
@@ -148,6 +151,23 @@ def test_rachel_enters_4545_on_marks_phone_and_the_toll_leg_carries_her_auth_id(
     headers = {name: leg.header(name) for name in internal.SIGNED + (internal.SIGNATURE,)}
     assert internal.verify(SECRET.encode(), call.call_id, headers) is not None
     assert leg.request.split(" ")[1].startswith(f"sip:{DEST}@127.0.0.1")
+    assert f"sip:{MARK}@127.0.0.1" in leg.header("from")
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{ivr.metrics_port}/metrics").read().decode()
+    assert 'ivr_code_attempts_total{result="valid"}' in metrics
+    assert 'ivr_toll_legs_total{code="200"}' in metrics
+    assert "ivr_sessions_total" in metrics
+
+
+def test_caller_hangup_while_the_toll_leg_rings_cancels_it(stack, phones, gateway, ivr):
+    gateway.answer = None  # ring with 180 and never answer
+    mark, relay = phones
+    call = dial_ivr(stack, mark, relay)
+    call.send_dtmf("4545")
+    leg = gateway.wait_incoming(15)
+    stack.wait_for(lambda: 180 in leg.codes, 10, "ringing")
+    call.hangup_with()
+    stack.wait_for(lambda: leg.disconnected, 10, "CANCEL on the toll leg")
+    assert leg.last_code == 487
 
 
 def test_audio_is_bridged_both_ways_and_gateway_hangup_reaches_the_caller(
