@@ -297,6 +297,7 @@ class Server:
         cfg.uaConfig.userAgent = "tollgate-ivr"
         cfg.medConfig.sndAutoCloseTime = -1  # else the null device stops the media clock
         cfg.medConfig.clockRate = cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.noVad = True  # relay silence too: media timeouts downstream watch RTP
         cfg.medConfig.threadCnt = 1
         cfg.logConfig.level = cfg.logConfig.consoleLevel = self.pj_log_level
         return cfg
@@ -330,12 +331,10 @@ class Server:
         while time.monotonic() < deadline and any(not s.finished() for s in self.sessions):
             self.ep.libHandleEvents(10)
         self.events.clear()
-        for session in self.sessions:
-            session.close()
-        for leg in self.rejected:
-            release(leg)
-        self.sessions.clear()
-        self.rejected.clear()
+        while self.sessions:  # no loop variable may keep one alive past libDestroy
+            self.sessions.pop().close()
+        while self.rejected:
+            release(self.rejected.pop())
         self.retired.clear()
         self.account.shutdown()
         gc.collect()  # nothing of pjsua2 may be freed after libDestroy
