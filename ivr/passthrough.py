@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from billing.authid import AuthCodeError, build_auth_id, matches_own_pin
 from ivr import metrics
-from ivr.authid import build_auth_id
 
 log = logging.getLogger("ivr.passthrough")
 
@@ -190,16 +190,24 @@ class PassThrough:
         return self._wrong_code()
 
     def _check(self, code: str) -> str:
-        """The auth ID when `code` names an alias of an account of the caller's customer."""
-        lo, hi = self._int("min_auth_code_length"), self._int("max_auth_code_length")
-        if not (code.isdigit() and lo <= len(code) <= hi):
+        """The auth ID to send for `code`, or "" when the code is wrong.
+
+        An auth ID that names an account must name one of the caller's customer (an
+        alias or account of another tenant is just a wrong code); a bare PIN must be the
+        caller's own service password, and then the caller pays.
+        """
+        try:
+            auth = build_auth_id(self.caller.account, code, self.settings)
+        except AuthCodeError:
             return ""
-        auth_id = build_auth_id(self.caller.account, code, self.settings)
+        if not auth.is_account_id:
+            return self.caller.account["id"] if matches_own_pin(self.caller.account, auth) else ""
+        return auth.value if self._same_customer(auth.value) else ""
+
+    def _same_customer(self, auth_id: str) -> bool:
         alias = self.directory.alias(auth_id)
-        owner = self.directory.account(alias["account_id"]) if alias else None
-        if owner is None or owner.get("customer_id") != self.caller.account.get("customer_id"):
-            return ""
-        return auth_id
+        owner = self.directory.account(alias["account_id"] if alias else auth_id)
+        return owner is not None and owner.get("customer_id") == self.caller.account.get("customer_id")
 
     def _wrong_code(self) -> list[Action]:
         account = self.caller.account["id"]

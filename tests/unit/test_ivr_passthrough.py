@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.authid import build_auth_id
 from ivr.passthrough import (BRIDGED, DONE, FAREWELL, ORIGINATING, Bridge, Caller, Hangup,
                              Originate, PassThrough, Play, SetTimer, StopPlay, refusal_prompt)
 
@@ -209,17 +208,23 @@ def test_prompt_timeout_setting():
     assert app.on_prompt_done() == [SetTimer(7.0)]
 
 
-@pytest.mark.parametrize("settings, expected", [
-    ({"use_associated_number": True, "auth_code_as_account_id": True}, "1778555#4545"),
-    ({"use_associated_number": True}, "1778555#4545"),
-    ({"auth_code_as_account_id": True}, "17785551210#4545"),
-    ({}, "4545"),
-])
-def test_auth_id(settings, expected):
-    assert build_auth_id(MARK, "4545", settings) == expected
+def test_bare_pin_must_be_the_callers_service_password_and_the_caller_pays():
+    app = session(use_associated_number=False, auth_code_as_account_id=False)
+    app.caller.account = {**MARK, "service_password": "8989"}
+    app.start()
+    assert Play(("invalid_code", "enter_code")) in enter(app, "4545")
+    assert Originate(MARK["id"]) in enter(app, "8989")
 
 
-def test_auth_id_without_associated_number_falls_back_to_the_account():
-    account = {**MARK, "associated_number": ""}
-    assert build_auth_id(account, "4545", {"use_associated_number": True,
-                                           "auth_code_as_account_id": True}) == "17785551210#4545"
+def test_code_naming_an_account_of_the_same_customer_is_accepted():
+    app = session(use_associated_number=False, auth_code_as_account_id=True,
+                  min_auth_code_length=11, max_auth_code_length=11)
+    app.start()
+    assert Originate(RACHEL["id"]) in enter(app, RACHEL["id"])
+
+
+def test_account_without_associated_number_cannot_enter_codes():
+    app = session()
+    app.caller.account = {**MARK, "associated_number": ""}
+    app.start()
+    assert Play(("invalid_code", "enter_code")) in enter(app, "4545")
