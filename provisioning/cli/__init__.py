@@ -13,12 +13,12 @@ from typing import Any
 
 import psycopg
 
-from provisioning.cli import account, admin, alias, app, balance, customer, product, tariff, tenant
+from provisioning.cli import account, admin, alias, app, balance, customer, product, tariff, tenant, xdr
 from provisioning.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, Context, db_error
 from provisioning.validate import BadInput
 from tollgate import config
 
-GROUPS = (customer, account, alias, product, tariff, app, balance, tenant, admin)
+GROUPS = (customer, account, alias, product, tariff, app, balance, tenant, admin, xdr)
 
 
 class Parser(argparse.ArgumentParser):
