@@ -4,6 +4,7 @@ started on free ports in a private folder, with the demo tenant provisioned.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +107,13 @@ class Stack:
         proc = self.procs.pop(name, None)
         if proc is not None:
             kill_group(proc)
+
+    def kill_program(self, name: str) -> None:
+        """SIGKILL one program and everything it forked: a crash, not a shutdown."""
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """The provisioning CLI as an operator runs it, against this stack."""
