@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,11 +76,13 @@ def synthesize(text: str, lang: str, out: Path) -> None:
         raw = Path(tmp) / "raw.wav"
         subprocess.run(["espeak-ng", "-v", lang, "-s", "150", "-w", str(raw), text],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        part = out.with_suffix(".part.wav")
+        part = Path(tmp) / "part.wav"  # private, then renamed: builders may run side by side
         subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
                         str(part), "pad", "0.1", "0.3"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        os.replace(part, out)
+        tmp_out = out.parent / f".{out.name}.{os.getpid()}"
+        shutil.copyfile(part, tmp_out)
+        os.replace(tmp_out, out)
 
 
 def build(directory: Path, languages: list[str] | None = None, force: bool = False) -> list[Path]:
