@@ -6,6 +6,7 @@ SIP fields and carries the decision out.
 from __future__ import annotations
 
 import time
+import zlib
 
 import KSR
 
@@ -103,7 +104,11 @@ def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
         ttl=rt.settings.internal_header_ttl)
     for name, value in headers.items():
         KSR.hdr.append(f"{name}: {value}\r\n")
-    KSR.pv.sets("$ru", rt.ivr_uri(dialed))
+    first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
+    KSR.pv.seti("$avp(tg_ivr_first)", first)
+    KSR.pv.seti("$avp(tg_ivr_tries)", 1)
+    KSR.pv.sets("$avp(tg_ivr_user)", dialed)
+    KSR.pv.sets("$ru", rt.ivr_uri(dialed, first))
     decision = Decision(200, "Via IVR", classify.IVR, payer=caller["id"],
                         customer_id=caller.get("customer_id"))
     return relay(rt, decision, LEG_IVR, session, caller["id"], dialed, access_code="IN")
@@ -131,7 +136,7 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
         KSR.pv.sets(f"$dlg_var({name})", "" if value is None else str(value))
     if decision.max_duration:
         KSR.dialog.dlg_set_timeout(int(decision.max_duration))
-    KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")
+    KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection inject-DTMF")
     KSR.tm.t_on_reply("ksr_onreply_manage")
     KSR.tm.t_on_failure("ksr_failure_manage")
     if KSR.tm.t_relay() < 0:
@@ -156,11 +161,33 @@ def on_reply(rt: Runtime) -> int:
     if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300:
         dialogs.mark_connected()
     if KSR.pv.get("$rb"):
-        KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")
+        KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection inject-DTMF")
     return 1
 
 
 def on_failure(rt: Runtime) -> int:
-    """A failed branch: free the media session; the reply goes upstream as it is."""
-    KSR.rtpengine.rtpengine_delete0()
+    """A failed branch: a busy IVR worker passes the call to the next; else free the media."""
+    if not next_ivr_worker(rt):
+        KSR.rtpengine.rtpengine_delete0()
     return 1
+
+
+def next_ivr_worker(rt: Runtime) -> bool:
+    """True when a full IVR worker (503/486) handed the call to the next one; when every
+    worker is full the caller gets our own 503 (a proxy never forwards one)."""
+    tries = KSR.pv.get("$avp(tg_ivr_tries)")
+    if not isinstance(tries, int):
+        return False
+    if KSR.tm.t_is_canceled() > 0 or KSR.tm.t_check_status("503|486") < 0:
+        return False
+    if tries >= rt.settings.ivr_workers:
+        metrics.REFUSALS.labels("503", "IVR capacity reached").inc()
+        KSR.tm.t_reply(503, "IVR capacity reached")
+        return False
+    worker = KSR.pv.get("$avp(tg_ivr_first)") + tries
+    KSR.pv.seti("$avp(tg_ivr_tries)", tries + 1)
+    KSR.pv.sets("$ru", rt.ivr_uri(KSR.pv.get("$avp(tg_ivr_user)"), worker))
+    log.info("IVR", f"worker busy, trying worker {worker % rt.settings.ivr_workers}")
+    KSR.tm.t_on_reply("ksr_onreply_manage")
+    KSR.tm.t_on_failure("ksr_failure_manage")
+    return KSR.tm.t_relay() > 0

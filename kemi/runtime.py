@@ -62,9 +62,11 @@ class Runtime:
     def gateway_uri(self, user: str) -> str:
         return f"sip:{user}@{self.settings.pstn_gateway}"
 
-    def ivr_uri(self, user: str) -> str:
-        return f"sip:{user}@{self.settings.ivr_address}:{self.settings.ivr_sip_port}"
+    def ivr_uri(self, user: str, worker: int) -> str:
+        """The SIP URI of one IVR worker (they listen on consecutive ports)."""
+        s = self.settings
+        return f"sip:{user}@{s.ivr_address}:{s.ivr_sip_port + worker % s.ivr_workers}"
 
     def from_ivr(self, source_ip: str, source_port: int) -> bool:
         s = self.settings
-        return source_ip == s.ivr_address and source_port == s.ivr_sip_port
+        return source_ip == s.ivr_address and 0 <= source_port - s.ivr_sip_port < s.ivr_workers

@@ -4,6 +4,7 @@ started on free ports in a private folder, with the demo tenant provisioned.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,7 +13,9 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.servers import PostgresServer, RedisServer, free_port, kill_group, log_dir
+from ivr import prompts
+from tests.servers import (LOG_ROOT, PostgresServer, RedisServer, free_port, kill_group,
+                           log_dir)
 from tollgate import config, stack
 from tollgate.config import Settings
 
@@ -54,12 +57,12 @@ class Stack:
         self.dir = log_dir("stack")
         gateway_port = free_port()
         self.settings: Settings = config.load(
-            var_dir=str(self.dir / "var"), sip_port=free_port(), ivr_sip_port=free_port(),
-            ivr_media_port=_free_range(), rtpengine_ng_port=free_port(),
+            var_dir=str(self.dir / "var"), sip_port=free_port(),
+            ivr_sip_port=_free_run(4), ivr_media_port=_free_range(), rtpengine_ng_port=free_port(),
             rtp_port_min=(base := _free_range()), rtp_port_max=base + 199,
             redis_port=free_port(), pg_port=free_port(), metrics_port=free_port(),
             pstn_gateway=f"127.0.0.1:{gateway_port}", internal_secret=uuid.uuid4().hex,
-            **overrides)
+            **{"ivr_workers": 2, **overrides})
         self.gateway_port = gateway_port
         self.with_gateway = with_gateway
         self.redis = RedisServer(port=self.settings.redis_port, appendonly=True)
@@ -73,6 +76,10 @@ class Stack:
 
     def start(self) -> "Stack":
         stack.prepare(self.settings)
+        # prompts are synthesized once per test run, then copied into each stack
+        prompts.build(LOG_ROOT / "prompts")
+        shutil.copytree(LOG_ROOT / "prompts", self.settings.var_path / "prompts",
+                        dirs_exist_ok=True)
         self.redis.start()
         self.pg.start()
         self.cli("migrate")
@@ -130,12 +137,30 @@ class Stack:
         self.pg.stop()
 
     def log(self, name: str) -> str:
-        path = self.dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """A program's log; "ivr" joins the logs of every IVR worker."""
+        paths = [self.dir / f"{name}.log"] + sorted(self.dir.glob(f"{name}-*.log"))
+        return "".join(p.read_text(errors="replace") for p in paths if p.exists())
 
     @property
     def sip_target(self) -> str:
         return f"{self.settings.sip_address}:{self.settings.sip_port}"
+
+
+def _free_run(count: int) -> int:
+    """The first of `count` consecutive free UDP ports (IVR workers)."""
+    while True:
+        first = free_port(socket.SOCK_DGRAM)
+        if all(_udp_free(first + i) for i in range(1, count)):
+            return first
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def _free_range(size: int = 200) -> int:

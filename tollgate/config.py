@@ -21,6 +21,11 @@ class Settings:
     ivr_address: str = "127.0.0.1"
     ivr_sip_port: int = 5080
     ivr_media_port: int = 40000
+    # IVR worker processes: worker i listens on ivr_sip_port + i, media from
+    # ivr_media_port + 2000 * i (each pjsua2 process holds 2 sessions: 4 call slots)
+    ivr_workers: int = 4
+    # callers one IVR worker takes at once (2 fills the wheel's 4 pjsua call slots)
+    ivr_max_sessions: int = 2
     # rtpengine
     rtpengine_address: str = "127.0.0.1"
     rtpengine_ng_port: int = 2223

@@ -40,7 +40,8 @@ def main() -> int:
     try:
         _wait_ports(settings, supervisor)
         _provision(settings)
-        _ctl(conf, "start", "xdr-writer", "ivr", "kamailio", "metrics", "demo-gateway")
+        ivrs = [f"ivr-{i}" for i in range(settings.ivr_workers)]
+        _ctl(conf, "start", "xdr-writer", *ivrs, "kamailio", "metrics", "demo-gateway")
         _banner(settings)
         return supervisor.wait()
     except KeyboardInterrupt:
@@ -171,7 +172,7 @@ def _banner(s: Settings) -> None:
     print(f"""
 tollgate is running (Ctrl-C stops everything).
   SIP (Kamailio)      udp/tcp {s.sip_address}:{s.sip_port}   domain {s.sip_domain}
-  IVR media server    udp {s.ivr_address}:{s.ivr_sip_port}
+  IVR media server    udp {s.ivr_address}:{s.ivr_sip_port}-{s.ivr_sip_port + s.ivr_workers - 1} ({s.ivr_workers} workers)
   PSTN gateway (demo) udp {s.pstn_gateway}  (sipp UAS answering every call)
   Redis {s.redis_host}:{s.redis_port}   PostgreSQL {s.pg_host}:{s.pg_port}/{s.pg_database}
   Metrics             http://127.0.0.1:{s.metrics_port}/metrics

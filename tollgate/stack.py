@@ -100,6 +100,17 @@ def python_program(name: str, module: str, s: Settings, *args: str) -> Program:
     return Program(name, [sys.executable, "-m", module, *args], ROOT, environment(s))
 
 
+def ivr_programs(s: Settings) -> list[Program]:
+    """One IVR process per worker, each on its own SIP port and media port range."""
+    workers = []
+    for i in range(s.ivr_workers):
+        prog = python_program(f"ivr-{i}", "ivr.server", s)
+        prog.env["TOLLGATE_IVR_SIP_PORT"] = str(s.ivr_sip_port + i)
+        prog.env["TOLLGATE_IVR_MEDIA_PORT"] = str(s.ivr_media_port + 2000 * i)
+        workers.append(prog)
+    return workers
+
+
 def programs(s: Settings) -> list[Program]:
     """Everything `make run` supervises, in start order."""
     return [
@@ -107,7 +118,7 @@ def programs(s: Settings) -> list[Program]:
         postgres_program(s),
         rtpengine_program(s),
         python_program("xdr-writer", "provisioning.xdr_writer", s),
-        python_program("ivr", "ivr.server", s),
+        *ivr_programs(s),
         kamailio_program(s),
         python_program("metrics", "tollgate.metrics_server", s),
     ]
