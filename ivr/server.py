@@ -423,9 +423,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default <var_dir>/prompts/brands)")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     parser.add_argument("--pj-log-level", type=int, default=1, help="pjsip log level (0-6)")
-    parser.add_argument("--max-sessions", type=int, default=2,
+    parser.add_argument("--max-sessions", type=int, default=None,
                         help="concurrent callers; each takes 2 pjsua call slots and the "
-                             "pjsua2-python wheel is built with PJSUA_MAX_CALLS=4")
+                             "pjsua2-python wheel is built with PJSUA_MAX_CALLS=4 "
+                             "(default: the ivr_max_sessions setting)")
     return parser.parse_args(argv)
 
 
@@ -440,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_port:
         from prometheus_client import start_http_server
         start_http_server(args.metrics_port, addr=settings.ivr_address)
-    server = Server(settings, prompt_dir, brand_dir, args.pj_log_level, args.max_sessions)
+    server = Server(settings, prompt_dir, brand_dir, args.pj_log_level,
+                    args.max_sessions or settings.ivr_max_sessions)
     server.start()
 
     def stop(signum: int, frame: object) -> None:
