@@ -34,6 +34,7 @@ venv: $(VENV)/.installed
 build: $(VENV)/.installed
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
 	$(VPY) setup.py -q build_ext --inplace
+	$(VPY) -m ivr.prompts build var/prompts
 
 run: build
 	$(VPY) -m tollgate.run

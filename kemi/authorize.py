@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import KSR
+import redis
 
 from billing.classify import Decision
+from hotpath import BackendUnavailable
 from kemi import log
 from kemi.runtime import Runtime
 from tollgate.reservations import Reservations
@@ -20,7 +22,8 @@ def reserve(rt: Runtime, decision: Decision, call_id: str) -> Decision:
     try:
         granted = _reservations(rt).authorize(call_id, decision, payer, customer,
                                               cap=rt.settings.max_call_duration)
-    except Exception as exc:  # noqa: BLE001 - any backend fault fails closed, never free
+    except (redis.RedisError, BackendUnavailable, ValueError) as exc:
+        # a backend fault or unreadable balance fails closed: never a free call
         log.error("AUTHORIZE", f"reservation failed: {exc!r}")
         return UNAVAILABLE
     log.info("AUTHORIZE", f"payer {decision.payer}: {granted.code} {granted.reason} "
@@ -32,7 +35,7 @@ def release(rt: Runtime, call_id: str, payer: str, customer_id: str) -> None:
     """Give back a reservation whose call never connected."""
     try:
         _reservations(rt).release(call_id, payer, customer_id)
-    except Exception as exc:  # noqa: BLE001 - it expires on its own; log and go on
+    except redis.RedisError as exc:  # it expires on its own; log and go on
         KSR.warn(f"[{call_id}] RELEASE: {exc!r}\n")
 
 

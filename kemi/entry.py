@@ -14,6 +14,7 @@ def reqinit(rt: Runtime) -> int | None:
     """Per-request checks: hop count, malformed SIP, banned or flooding sources."""
     rt.req = {}
     rt.directory.poll()
+    rt.export_cache_stats()
     source = KSR.pv.get("$si")
     if source not in rt.trusted:
         if KSR.htable.sht_get("ipban", source) is not None:

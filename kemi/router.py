@@ -5,10 +5,18 @@ A step returns EXIT when it has answered or relayed the request; the route then 
 from __future__ import annotations
 
 import KSR
+import redis
 
-from kemi import calls, dialogs, entry, registrar
+from hotpath import BackendUnavailable
+from kemi import calls, dialogs, entry, log, registrar
 from kemi.constants import EXIT
 from kemi.runtime import Runtime
+from tollgate import metrics
+
+
+STEPS = (entry.reqinit, entry.cancel, entry.within_dialog, entry.retransmission,
+         entry.internal_headers, entry.options, registrar.register, entry.only_invite,
+         calls.from_ivr, calls.from_gateway, calls.from_phone)
 
 
 class Router:
@@ -23,11 +31,15 @@ class Router:
 
     # SIP request routing: the order is the policy
     def ksr_request_route(self, msg) -> int:
-        for step in (entry.reqinit, entry.cancel, entry.within_dialog, entry.retransmission,
-                     entry.internal_headers, entry.options, registrar.register,
-                     entry.only_invite, calls.from_ivr, calls.from_gateway, calls.from_phone):
-            if step(self.rt) == EXIT:
-                return 1
+        try:
+            for step in STEPS:
+                if step(self.rt) == EXIT:
+                    return 1
+        except (BackendUnavailable, redis.RedisError) as exc:
+            # nothing can vouch for the caller: fail closed, never a free call
+            log.error("BACKEND", f"{type(exc).__name__}: {exc}")
+            metrics.REFUSALS.labels("503", "Backend unavailable").inc()
+            KSR.sl.send_reply(503, "Backend unavailable")
         return 1
 
     # every reply Kamailio receives, before the transaction's own reply route

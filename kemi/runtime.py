@@ -6,12 +6,13 @@ the first use inside a worker (child_init or the first request).
 from __future__ import annotations
 
 import os
+import time
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tollgate import config
+from tollgate import config, metrics
 from tollgate.directory import Directory
 from tollgate.xdr_emit import XdrEmitter
 
@@ -26,12 +27,15 @@ class Runtime:
         self._directory: Directory | None = None
         self._emitter: XdrEmitter | None = None
         self._redis: redis.Redis | None = None
+        self._exported: dict[str, int] = {}
+        self._exported_at = 0.0
         self.trusted = {self.settings.ivr_address, self.settings.pstn_gateway.split(":")[0]}
 
     def child_init(self) -> None:
         """Drop anything inherited from the parent; connections open on first use."""
         self.pid = os.getpid()
         self._directory = self._emitter = self._redis = None
+        self._exported = {}
 
     @property
     def redis(self) -> redis.Redis:
@@ -58,6 +62,20 @@ class Runtime:
         if self._emitter is None:
             self._emitter = XdrEmitter(self.redis, self.settings.var_path / "spool")
         return self._emitter
+
+    def export_cache_stats(self, every: float = 1.0) -> None:
+        """Copy the record cache's counters into Prometheus, at most once per `every` s."""
+        now = time.monotonic()
+        if now - self._exported_at < every or self._directory is None:
+            return
+        self._exported_at = now
+        stats = self._directory.cache.stats()
+        for result in ("hits", "misses", "negative_hits", "stale_served", "errors", "evictions"):
+            value = int(stats.get(result, 0))
+            delta = value - self._exported.get(result, 0)
+            if delta > 0:
+                metrics.CACHE.labels(result).inc(delta)
+            self._exported[result] = value
 
     def gateway_uri(self, user: str) -> str:
         return f"sip:{user}@{self.settings.pstn_gateway}"
