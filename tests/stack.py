@@ -86,7 +86,7 @@ class Stack:
         self.cli("import", str(DEMO))
         self.cli("resync")
         for prog in stack.programs(self.settings):
-            if prog.name in ("redis", "postgres", "metrics"):
+            if prog.name in ("redis", "postgres"):
                 continue
             self.start_program(prog)
         if self.with_gateway:

@@ -100,3 +100,27 @@ def test_rachel_calls_jake_and_a_toll_free_number_without_a_code(
     assert [r[:3] for r in onnet] == [("onnet", CLOUD_PBX["rachel"][0], CLOUD_PBX["jake"][0])]
     assert [r[:3] for r in free] == [("out", CLOUD_PBX["rachel"][0], TOLL_FREE)]
     assert onnet[0][4] == free[0][4] == Decimal(0)
+
+
+def test_operators_see_the_calls_in_prometheus(tg, sip, gateway, records, calls_end):
+    """After the calls above: calls, refusals, IVR sessions, cache and xDR writer metrics."""
+    import urllib.request
+    rachel = phone(tg, sip, "rachel-metrics", CLOUD_PBX["rachel"])
+    refused = dial(tg, rachel, "999")  # no rating entry: 403
+    sip.wait_for(lambda: refused.disconnected, 10, "the refusal")
+    assert refused.last_code == 403
+    url = f"http://127.0.0.1:{tg.settings.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                   if line and not line.startswith("#"))
+
+    def value(name: str) -> float:
+        return float(samples.get(name, "0"))
+
+    assert value('tollgate_calls_total{outcome="ivr"}') >= 2
+    assert value('tollgate_calls_total{outcome="toll"}') >= 2
+    assert value('tollgate_refusals_total{code="403",reason="No rating for destination"}') >= 1
+    assert value("ivr_sessions_total") >= 2
+    assert value('ivr_code_attempts_total{result="valid"}') >= 2
+    assert value('tollgate_cache_total{result="hits"}') > 0
+    assert value("tollgate_xdr_processed_total") >= 4
