@@ -66,7 +66,8 @@ def _count_failure(rt: Runtime) -> None:
     source = KSR.pv.get("$si")
     if source in rt.trusted:
         return
-    KSR.htable.sht_inc("authfail", source)
-    if (KSR.htable.sht_get("authfail", source) or 0) >= _BAN_AFTER:
+    failures = (KSR.htable.sht_get("authfail", source) or 0) + 1
+    KSR.htable.sht_seti("authfail", source, failures)
+    if failures >= _BAN_AFTER:
         KSR.htable.sht_seti("ipban", source, 1)
         log.warn("AUTH", f"{source} banned after {_BAN_AFTER} failures")

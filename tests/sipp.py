@@ -21,10 +21,11 @@ class SippResult:
 
 
 def run(scenario: str, target: str, service: str = "", user: str = "", password: str = "",
-        calls: int = 1, timeout: int = 15, extra: list[str] | None = None) -> SippResult:
+        calls: int = 1, timeout: int = 15, extra: list[str] | None = None,
+        source: str = "127.0.0.1") -> SippResult:
     """Run one client scenario to completion (exit 0 = every call succeeded)."""
     logs = log_dir("sipp-" + scenario)
-    args = ["sipp", target, "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", "127.0.0.1",
+    args = ["sipp", target, "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", source,
             "-p", str(free_port()), "-m", str(calls), "-nostdin", "-timeout", f"{timeout}s",
             "-timeout_error", "-trace_err", "-error_file", str(logs / "errors.log"),
             "-trace_msg", "-message_file", str(logs / "messages.log")]

@@ -22,14 +22,14 @@ from tollgate.config import Settings
 DEMO = stack.ROOT / "demo" / "smart-calls.yaml"
 
 
-def sip_ping(host: str, port: int, timeout: float = 0.5) -> str:
+def sip_ping(host: str, port: int, timeout: float = 0.5, source: str = "127.0.0.1") -> str:
     """Send one OPTIONS over UDP; the raw reply text, or '' when none came."""
     call_id = uuid.uuid4().hex
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((source, 0))
         lport = s.getsockname()[1]
         msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK{call_id[:10]}\r\n"
+               f"Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK{call_id[:10]}\r\n"
                f"From: <sip:ping@127.0.0.1>;tag={call_id[:8]}\r\nTo: <sip:{host}:{port}>\r\n"
                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
                "Content-Length: 0\r\n\r\n")

@@ -194,3 +194,15 @@ def test_no_xdr_is_lost_when_redis_restarts_mid_call_and_the_writer_dies(
         assert len(records.xdrs(call.call_id)) == 1, call.call_id
     pending = redis.Redis(port=tg.settings.redis_port).xpending("tg:xdr", "writers")
     assert pending["pending"] == 0
+
+
+def test_a_source_guessing_passwords_is_banned_and_others_are_not(tg):
+    from tests.stack import sip_ping
+    host, port = tg.settings.sip_address, tg.settings.sip_port
+    assert sip_ping(host, port, source="127.0.0.2").startswith("SIP/2.0 200")
+    guesses = sipp.run("register", tg.sip_target, service=MARK, user=MARK, password="guess",
+                       calls=10, source="127.0.0.2", timeout=20)
+    assert not guesses.ok
+    assert sip_ping(host, port, source="127.0.0.2") == ""   # banned: dropped silently
+    assert sip_ping(host, port, source="127.0.0.3").startswith("SIP/2.0 200")
+    assert "banned after 10 failures" in tg.log("kamailio")
