@@ -1,0 +1,405 @@
+"""SIP calls per second: tollgate's KEMI routing against a native kamailio.cfg, one run.
+
+`python -m bench cps` starts a whole tollgate stack (tests.stack.Stack, no IVR calls),
+provisions debit accounts without a calling-via-IVR app so every paid call runs digest
+auth, rating, the Redis reservation and an xDR, then starts a second Kamailio with
+bench/native/kamailio-native.cfg (same steps, htable lookups, ndb_redis XADD) on the same
+rtpengine, Redis and sipp UAS gateway. For each side it steps the sipp call rate up until
+a run has a failed call or falls short of the offered rate, then measures both at the
+highest rate both sustain for call-setup percentiles. Nothing is asserted.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import random
+import signal
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+import redis
+
+from tests.servers import free_port, kill_group
+from tests.stack import Stack, wait_sip
+
+HERE = Path(__file__).resolve().parent
+SCENARIO = HERE / "sipp" / "call.xml"
+NATIVE_CFG = HERE / "native" / "kamailio-native.cfg"
+
+ACCOUNTS = 20                    # bench callers (reservations spread over 20 balances)
+BALANCE = "10000.00000"          # per account: 1e9 micro-units still fits a Kamailio int
+DESTINATIONS = ("4420794{:05d}", "42022{:07d}", "1604555{:04d}")  # paid: 44, 420, 1
+RUN_S = 4                        # seconds of new calls per step
+RATES = (50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000)
+SHORTFALL = 0.95                 # a step must complete >= 95% of the offered rate
+RTP_PORTS = 8000                 # rtpengine ports: 2000 calls in flight
+BUDGET_S = 180                   # for the whole ramp
+
+BENCH_TENANT = """\
+customers:
+  - {{name: Bench Calls, currency: USD, credit_limit: "", timezone: UTC, language: en}}
+tariffs:
+  - name: Bench
+    currency: USD
+    rates:
+      - {{prefix: "1", price: "0.02", interval: 60/60}}
+      - {{prefix: "44", price: "0.05", interval: 60/60}}
+      - {{prefix: "420", price: "0.07", interval: 60/60}}
+      - {{prefix: "1800", price: "0", interval: 1/1}}
+      - {{prefix: "1888", price: "0", interval: 1/1}}
+      - {{prefix: "1877", price: "0", interval: 1/1}}
+products:
+  - {{name: Bench, currency: USD, rating: [{{access_code: "", tariff: Bench}}]}}
+accounts:
+{accounts}
+"""
+
+
+@dataclass
+class Step:
+    """One sipp run at one offered rate."""
+    rate: int
+    calls: int
+    ok: int
+    failed: int
+    achieved: float          # successful call setups per second, first to last 200
+    setup_ms: list[float]    # INVITE -> 200, one per successful call
+    retrans: int
+    logs: Path
+
+    @property
+    def clean(self) -> bool:
+        return self.failed == 0 and self.ok == self.calls and \
+            self.achieved >= SHORTFALL * self.rate
+
+    def pct(self, p: float) -> float:
+        values = sorted(self.setup_ms)
+        if not values:
+            return float("nan")
+        return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def make_stack() -> Stack:
+    """A test stack with room for the bench's media: Stack gives rtpengine 200 ports (50
+    calls at 4 ports each), which runs out at ~150 calls/s of 0-500 ms calls."""
+    stack = Stack(with_gateway=False)
+    base = random.randrange(30000, 40000, 2)
+    stack.settings = dataclasses.replace(stack.settings, rtp_port_min=base,
+                                         rtp_port_max=base + RTP_PORTS - 1)
+    return stack
+
+
+def redis_client(stack: Stack) -> redis.Redis:
+    return redis.Redis(host=stack.settings.redis_host, port=stack.settings.redis_port)
+
+
+def account_id(i: int) -> str:
+    return f"bench{i:03d}"
+
+
+def provision(stack: Stack, work: Path) -> None:
+    """The bench tenant, imported through the CLI like an operator would."""
+    lines = []
+    for i in range(1, ACCOUNTS + 1):
+        lines.append(f'  - {{id: "{account_id(i)}", customer: Bench Calls, product: Bench, '
+                     f'password: "pw-{i:03d}", billing_model: debit, balance: "{BALANCE}"}}')
+    path = work / "bench-tenant.yaml"
+    path.write_text(BENCH_TENANT.format(accounts="\n".join(lines)))
+    stack.cli("import", str(path))
+
+
+def callers_csv(work: Path) -> Path:
+    """sipp -inf file: caller;password;dialed, a new dialed number on every line."""
+    path = work / "callers.csv"
+    rows = ["SEQUENTIAL"]
+    for n in range(3000):
+        i = n % ACCOUNTS + 1
+        dest = DESTINATIONS[n % len(DESTINATIONS)].format(n)
+        rows.append(f"{account_id(i)};pw-{i:03d};{dest}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def native_data(stack: Stack) -> str:
+    """route[LOAD_DATA]: the bench accounts and their tariff's rates, read from Redis."""
+    r = redis_client(stack)
+    out, tariffs = ["route[LOAD_DATA] {"], set()
+    for i in range(1, ACCOUNTS + 1):
+        acc = msgpack.unpackb(r.get(f"tg:account:{account_id(i)}"), raw=False)
+        product = msgpack.unpackb(r.get(f"tg:product:{acc['product_id']}"), raw=False)
+        tariff = next(int(e["tariff_id"]) for e in product["rating"]
+                      if e.get("access_code", "") == "")
+        tariffs.add(tariff)
+        micro = int(round(float(r.get(f"tg:bal:account:{acc['id']}").decode()) * 100000))
+        out += [f'\t$sht(acct=>pw:{acc["id"]}) = "{acc["password"]}";',
+                f"\t$sht(acct=>tariff:{acc['id']}) = {tariff};",
+                f"\t$sht(acct=>bal:{acc['id']}) = {micro};",
+                f"\t$sht(resv=>{acc['id']}) = 0;"]
+    for tariff in sorted(tariffs):
+        for prefix, packed in sorted(r.hgetall(f"tg:rates:{tariff}").items()):
+            rate = msgpack.unpackb(packed, raw=False)
+            price = -1 if rate["forbidden"] else int(round(float(rate["price_first"]) * 100000))
+            out.append(f"\t$sht(rates=>{tariff}:{prefix.decode()}) = {price};")
+    out.append("}")
+    return "\n".join(out)
+
+
+class NativeKamailio:
+    """kamailio-native.cfg on its own port, sharing the stack's rtpengine, Redis, gateway."""
+
+    def __init__(self, stack: Stack, work: Path):
+        self.stack = stack
+        self.dir = work / "native"
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "NativeKamailio":
+        s = self.stack.settings
+        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(NATIVE_CFG, self.dir / "kamailio.cfg")
+        (self.dir / "native-local.cfg").write_text("\n".join([
+            f'#!define RTPENGINE_SOCK "udp:{s.rtpengine_address}:{s.rtpengine_ng_port}"',
+            f'#!define REDIS_SERVER "name=tg;addr={s.redis_host};port={s.redis_port}"',
+            f'#!define GATEWAY "{s.pstn_gateway}"',
+            f'#!define REALM "{s.sip_domain}"',
+            f'#!define TRUSTED "{s.ivr_address}"',
+            f"listen=udp:{s.sip_address}:{self.port}",
+            f"children={s.sip_children}", ""]))
+        (self.dir / "native-data.cfg").write_text(native_data(self.stack) + "\n")
+        log = open(self.dir / "kamailio.log", "ab")
+        self.proc = subprocess.Popen(
+            ["kamailio", "-f", str(self.dir / "kamailio.cfg"), "-DD", "-E", "-m", "128",
+             "-M", "16", "-Y", str(self.dir)], cwd=self.dir, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_sip(s.sip_address, self.port, timeout=15):
+            raise RuntimeError(f"native Kamailio did not start; see {self.dir}/kamailio.log")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+
+    @property
+    def target(self) -> str:
+        return f"{self.stack.settings.sip_address}:{self.port}"
+
+
+def gateway(stack: Stack, work: Path) -> subprocess.Popen:
+    """A sipp UAS as the PSTN gateway: 180, 200 with SDP and Record-Route, BYE answered."""
+    logs = work / "gateway"
+    logs.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        ["sipp", "-sf", str(HERE / "sipp" / "gateway.xml"), "-i", "127.0.0.1",
+         "-p", str(stack.gateway_port),
+         "-mp", str(free_port()), "-nostdin", "-aa"],
+        cwd=logs, stdout=subprocess.DEVNULL, stderr=open(logs / "stderr.log", "wb"),
+        start_new_session=True)
+
+
+def run_calls(target: str, rate: int, seconds: float, callers: Path, logs: Path) -> Step:
+    """sipp at `rate` calls/s for `seconds`; counts, setup times and achieved rate."""
+    logs.mkdir(parents=True, exist_ok=True)
+    calls = max(1, int(rate * seconds))
+    limit = max(50, rate)  # setup + 0-500 ms hold keeps ~0.3 s of calls in flight
+    args = ["sipp", target, "-sf", str(SCENARIO), "-inf", str(callers), "-i", "127.0.0.1",
+            "-p", str(free_port()), "-mp", str(free_port()), "-r", str(rate),
+            "-m", str(calls), "-l", str(limit), "-nostdin",
+            "-timeout", f"{int(seconds) + 20}s", "-timeout_error",
+            "-trace_stat", "-stf", "stat.csv", "-fd", "60",
+            "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", "errors.log"]
+    proc = subprocess.run(args, cwd=logs, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          timeout=seconds + 40)
+    (logs / "stderr.log").write_bytes(proc.stderr)
+    stat = _last_stat(logs / "stat.csv")
+    ok, failed = int(stat.get("SuccessfulCall(C)", 0)), int(stat.get("FailedCall(C)", 0))
+    retrans = int(stat.get("Retransmissions(C)", 0))
+    stamps, setup = _rtt(logs)
+    # sipp's rtt file stamps each 200 in ms since start (whole-ms response times)
+    achieved = 1000 * (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+    if proc.returncode != 0 and failed == 0:
+        failed = max(1, calls - ok)
+    return Step(rate, calls, ok, failed, achieved, setup, retrans, logs)
+
+
+def _last_stat(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    rows = list(csv.DictReader(path.open(), delimiter=";"))
+    return rows[-1] if rows else {}
+
+
+def _rtt(logs: Path) -> tuple[list[float], list[float]]:
+    """(time of each 200, setup ms) from sipp's -trace_rtt file."""
+    stamps, setup = [], []
+    for path in logs.glob("*_rtt.csv"):
+        for row in csv.reader(path.open(), delimiter=";"):
+            if len(row) < 3 or not row[0].replace(".", "", 1).isdigit():
+                continue
+            stamps.append(float(row[0]))
+            setup.append(float(row[1]))
+    stamps.sort()
+    return stamps, setup
+
+
+def drained(stack: Stack, timeout: float = 30) -> None:
+    """Wait until the xDR writer released every reservation of the previous run."""
+    r = redis_client(stack)
+    deadline = time.monotonic() + timeout
+    keys = [f"tg:resv:account:{account_id(i)}" for i in range(1, ACCOUNTS + 1)]
+    while time.monotonic() < deadline:
+        if sum(r.hlen(k) for k in keys) == 0:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
+def ramp(sides: dict[str, str], callers: Path, work: Path, settle) -> dict[str, int]:
+    """Step the rate up, both sides interleaved at each rate (the VM is shared, so load
+    from elsewhere hits both alike), until a side has a run that is not clean; then one
+    more run halfway between its last clean rate and the failed one. The highest clean rate."""
+    best = {name: 0 for name in sides}
+    failed: dict[str, int] = {}
+    started = time.monotonic()
+
+    def attempt(name: str, rate: int) -> bool:
+        settle()
+        step = run_calls(sides[name], rate, RUN_S, callers, work / f"{name}-{rate}")
+        print(f"  {name:8s} {rate:5d}/s offered: {step.ok}/{step.calls} ok, {step.failed} "
+              f"failed, {step.achieved:6.1f}/s achieved, setup p50 {step.pct(50):.0f} ms "
+              f"p99 {step.pct(99):.0f} ms, {step.retrans} retransmissions", flush=True)
+        if step.clean:
+            best[name] = max(best[name], rate)
+        return step.clean
+
+    for rate in RATES:
+        climbing = [name for name in sides if name not in failed]
+        if not climbing or time.monotonic() - started > BUDGET_S:
+            break
+        for name in climbing:
+            if not attempt(name, rate):
+                failed[name] = rate
+    for name, rate in failed.items():
+        middle = (best[name] + rate) // 2 // 10 * 10
+        if best[name] < middle < rate:
+            attempt(name, middle)
+    return best
+
+
+def cpu_ticks(pids: dict[str, list[int]]) -> dict[str, int]:
+    """utime+stime clock ticks per named process group."""
+    out = {}
+    for name, group in pids.items():
+        total = 0
+        for pid in group:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        out[name] = total
+    return out
+
+
+def process_groups(stack: Stack, native: NativeKamailio) -> dict[str, list[int]]:
+    """Kamailio (both), rtpengine, redis, xDR writer, postgres: every pid of each."""
+    def tree(root: int) -> list[int]:
+        pids, todo = [], [root]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            try:
+                kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                kids = []
+            todo += [int(k) for k in kids]
+        return pids
+    groups = {name: tree(p.pid) for name, p in stack.procs.items()}
+    groups["native kamailio"] = tree(native.proc.pid)
+    groups["redis"] = tree(stack.redis.proc.pid)
+    pidfile = stack.pg.data / "postmaster.pid"
+    if pidfile.exists():
+        groups["postgres"] = tree(int(pidfile.read_text().split()[0]))
+    return groups
+
+
+def measure_cpu(stack, native, target, rate, callers, logs) -> tuple[Step, dict[str, float]]:
+    """One run with the CPU seconds each server used during it."""
+    groups = process_groups(stack, native)
+    before = cpu_ticks(groups)
+    step = run_calls(target, rate, RUN_S * 2, callers, logs)
+    after = cpu_ticks(groups)
+    hz = os.sysconf("SC_CLK_TCK")
+    return step, {k: (after[k] - before[k]) / hz for k in groups if after[k] > before[k]}
+
+
+def _stop(signum, frame):
+    raise SystemExit(128 + signum)  # run the finally blocks: no stray servers
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
+    work = Path(tempfile.mkdtemp(prefix="bench-cps-"))
+    print(f"logs in {work}", flush=True)
+    stack = make_stack()
+    native = None
+    gw = None
+    try:
+        stack.start()
+        provision(stack, work)
+        callers = callers_csv(work)
+        gw = gateway(stack, work)
+        native = NativeKamailio(stack, work).start()
+        sides = {"tollgate": stack.sip_target, "native": native.target}
+        for name, target in sides.items():  # warm caches, rtpengine, nonces
+            warm = run_calls(target, 20, 1, callers, work / f"{name}-warmup")
+            if not warm.clean:
+                print(f"  {name} warm-up failed: {warm.ok}/{warm.calls} ok; see {warm.logs}")
+        drained(stack)
+        best = ramp(sides, callers, work, lambda: drained(stack))
+        common = min(best.values()) or RATES[0]
+        print(f"  setup times at {common}/s, {RUN_S * 2} s each:", flush=True)
+        final, cpu = {}, {}
+        for name, target in sides.items():
+            drained(stack)
+            final[name], cpu[name] = measure_cpu(stack, native, target, common, callers,
+                                                 work / f"{name}-common")
+        report(best, common, final, cpu)
+        errors = [line for line in stack.log("kamailio").splitlines()
+                  if " ERROR:" in line or "CRITICAL" in line]
+        if errors:
+            print(f"  tollgate Kamailio logged {len(errors)} errors, first: {errors[0][:200]}")
+    finally:
+        if native is not None:
+            native.stop()
+        if gw is not None:
+            kill_group(gw)
+        stack.stop()
+
+
+def report(best: dict[str, int], common: int, final: dict[str, Step],
+           cpu: dict[str, dict[str, float]]) -> None:
+    t, n = best["tollgate"], best["native"]
+    ratio = t / n if n else float("nan")
+    print()
+    print(f"max CPS, zero failed calls (steps {RUN_S} s each, -l bound, 0-500 ms hold):")
+    print(f"  tollgate (KEMI)  {t:6d}/s")
+    print(f"  native cfg       {n:6d}/s")
+    print(f"  ratio            {ratio:6.2f}   (target >= 0.85: {'met' if ratio >= 0.85 else 'missed'})")
+    print(f"call setup, first INVITE -> 200 (incl. 407 round trip), at {common}/s:")
+    for name, step in final.items():
+        print(f"  {name:8s} p50 {step.pct(50):6.2f} ms  p99 {step.pct(99):6.2f} ms  "
+              f"({step.ok}/{step.calls} ok, {step.failed} failed, {step.achieved:.1f}/s)")
+    print(f"CPU seconds used per process group during the {RUN_S * 2} s runs at {common}/s:")
+    for name, used in cpu.items():
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]))
+        print(f"  {name:8s} {parts}")
+
+
+if __name__ == "__main__":
+    main()
