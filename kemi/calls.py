@@ -21,6 +21,13 @@ from tollgate.directory import Record
 # legs of a call, as xDRs name them
 LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"
 
+# rtpengine 10.5 passes audio straight through but re-times RFC 4733 event packets by their
+# RTP timestamp; a sender whose timestamps run ahead of the wall clock (pjsip phones gain
+# 40 ms a digit) gets its later digits sent after newer audio, and receivers drop them as
+# out of order (sipwise/rtpengine#1638, fixed upstream in mr11.4). inject-DTMF sends all
+# media through rtpengine's codec engine, which keeps audio and events in one ordered stream.
+MEDIA_FLAGS = "replace-origin replace-session-connection inject-DTMF"
+
 
 def from_ivr(rt: Runtime) -> int | None:
     """The toll leg the IVR originates: the auth ID names the payer."""
@@ -136,7 +143,7 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
         KSR.pv.sets(f"$dlg_var({name})", "" if value is None else str(value))
     if decision.max_duration:
         KSR.dialog.dlg_set_timeout(int(decision.max_duration))
-    KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection inject-DTMF")
+    KSR.rtpengine.rtpengine_manage(MEDIA_FLAGS)
     KSR.tm.t_on_reply("ksr_onreply_manage")
     KSR.tm.t_on_failure("ksr_failure_manage")
     if KSR.tm.t_relay() < 0:
@@ -161,7 +168,7 @@ def on_reply(rt: Runtime) -> int:
     if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300:
         dialogs.mark_connected()
     if KSR.pv.get("$rb"):
-        KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection inject-DTMF")
+        KSR.rtpengine.rtpengine_manage(MEDIA_FLAGS)
     return 1
 
 
