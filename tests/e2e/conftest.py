@@ -35,11 +35,14 @@ def gateway(tg, sip):
 
 @pytest.fixture
 def calls_end(sip, gateway):
-    """Every call of a scenario ends with it; the gateway forgets what it saw."""
+    """Every call and phone of a scenario ends with it; the gateway forgets what it saw."""
     gateway.answer, gateway.reason = 200, ""
     gateway.incoming.clear()
     yield
     sip.hangup_all()
+    # a phone holds a pjsua transport, and pjsua has few: drop the scenario's phones
+    for ph in [p for p in sip.phones if p is not gateway]:
+        sip.remove(ph)
 
 
 class Records:
