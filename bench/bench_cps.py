@@ -15,6 +15,7 @@ import dataclasses
 import os
 import random
 import signal
+import socket
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +38,7 @@ BALANCE = "10000.00000"          # per account: 1e9 micro-units still fits a Kam
 DESTINATIONS = ("4420794{:05d}", "42022{:07d}", "1604555{:04d}")  # paid: 44, 420, 1
 RUN_S = 4                        # seconds of new calls per step
 RATES = (50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000)
+BISECT = 2                       # extra runs per side between last clean and failed rate
 SHORTFALL = 0.95                 # a step must complete >= 95% of the offered rate
 RTP_PORTS = 8000                 # rtpengine ports: 2000 calls in flight
 BUDGET_S = 180                   # for the whole ramp
@@ -190,14 +192,32 @@ class NativeKamailio:
         return f"{self.stack.settings.sip_address}:{self.port}"
 
 
+def media_port() -> int:
+    """A base for sipp's -mp: it binds audio and video RTP/RTCP on base..base+3."""
+    while True:
+        base = random.randrange(61000, 65000, 4)  # above the ephemeral range
+        socks = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+
+
 def gateway(stack: Stack, work: Path) -> subprocess.Popen:
-    """A sipp UAS as the PSTN gateway: 180, 200 with SDP and Record-Route, BYE answered."""
+    """A sipp UAS as the PSTN gateway: 200 with SDP and Record-Route, BYE answered."""
     logs = work / "gateway"
     logs.mkdir(exist_ok=True)
     return subprocess.Popen(
         ["sipp", "-sf", str(HERE / "sipp" / "gateway.xml"), "-i", "127.0.0.1",
          "-p", str(stack.gateway_port),
-         "-mp", str(free_port()), "-nostdin", "-aa"],
+         "-mp", str(media_port()), "-nostdin", "-aa"],
         cwd=logs, stdout=subprocess.DEVNULL, stderr=open(logs / "stderr.log", "wb"),
         start_new_session=True)
 
@@ -208,7 +228,7 @@ def run_calls(target: str, rate: int, seconds: float, callers: Path, logs: Path)
     calls = max(1, int(rate * seconds))
     limit = max(50, rate)  # setup + 0-500 ms hold keeps ~0.3 s of calls in flight
     args = ["sipp", target, "-sf", str(SCENARIO), "-inf", str(callers), "-i", "127.0.0.1",
-            "-p", str(free_port()), "-mp", str(free_port()), "-r", str(rate),
+            "-p", str(free_port()), "-mp", str(media_port()), "-r", str(rate),
             "-m", str(calls), "-l", str(limit), "-nostdin",
             "-timeout", f"{int(seconds) + 20}s", "-timeout_error",
             "-trace_stat", "-stf", "stat.csv", "-fd", "60",
@@ -261,8 +281,9 @@ def drained(stack: Stack, timeout: float = 30) -> None:
 
 def ramp(sides: dict[str, str], callers: Path, work: Path, settle) -> dict[str, int]:
     """Step the rate up, both sides interleaved at each rate (the VM is shared, so load
-    from elsewhere hits both alike), until a side has a run that is not clean; then one
-    more run halfway between its last clean rate and the failed one. The highest clean rate."""
+    from elsewhere hits both alike), until a side has a run that is not clean; then up to
+    BISECT runs halving the gap between its last clean rate and the failed one (10/s
+    steps). The highest clean rate of each side."""
     best = {name: 0 for name in sides}
     failed: dict[str, int] = {}
     started = time.monotonic()
@@ -284,10 +305,13 @@ def ramp(sides: dict[str, str], callers: Path, work: Path, settle) -> dict[str, 
         for name in climbing:
             if not attempt(name, rate):
                 failed[name] = rate
-    for name, rate in failed.items():
-        middle = (best[name] + rate) // 2 // 10 * 10
-        if best[name] < middle < rate:
-            attempt(name, middle)
+    for name, low_fail in failed.items():
+        for _ in range(BISECT):
+            middle = (best[name] + low_fail) // 2 // 10 * 10
+            if not best[name] < middle < low_fail:
+                break
+            if not attempt(name, middle):
+                low_fail = middle
     return best
 
 
@@ -397,7 +421,8 @@ def report(best: dict[str, int], common: int, final: dict[str, Step],
               f"({step.ok}/{step.calls} ok, {step.failed} failed, {step.achieved:.1f}/s)")
     print(f"CPU seconds used per process group during the {RUN_S * 2} s runs at {common}/s:")
     for name, used in cpu.items():
-        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]))
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1])
+                          if v >= 0.05)
         print(f"  {name:8s} {parts}")
 
 
