@@ -145,11 +145,12 @@ def test_two_concurrent_calls_cannot_spend_more_than_the_balance(
     for call in calls:
         call.hangup_with()
     sip.wait_for(lambda: all(c.disconnected for c in calls), 15, "hangups")
-    toll_rows = []
-    for call in calls:
-        toll_rows += [r for r in records.wait_xdrs(call.call_id, 1) if r[0] == "toll"]
+    # one IVR leg each and one toll leg: three xDRs in all
+    sip.wait_for(lambda: sum(len(records.xdrs(c.call_id)) for c in calls) >= 3, 20, "3 xDRs")
     sip.sleep(1.0)
-    assert len(toll_rows) == 1
+    rows = [r for c in calls for r in records.xdrs(c.call_id)]
+    toll_rows = [r for r in rows if r[0] == "toll"]
+    assert len(rows) == 3 and len(toll_rows) == 1
     assert records.balance("17785551298") == toll_rows[0][4] <= Decimal("0.02")
 
 
