@@ -40,7 +40,7 @@ RUN_S = 4                        # seconds of new calls per step
 RATES = (50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000)
 BISECT = 2                       # extra runs per side between last clean and failed rate
 SHORTFALL = 0.95                 # a step must complete >= 95% of the offered rate
-RTP_PORTS = 8000                 # rtpengine ports: 2000 calls in flight
+RTP_BASE, RTP_PORTS = 10000, 8000  # rtpengine ports: 2000 calls in flight
 BUDGET_S = 180                   # for the whole ramp
 
 BENCH_TENANT = """\
@@ -89,11 +89,14 @@ class Step:
 
 def make_stack() -> Stack:
     """A test stack with room for the bench's media: Stack gives rtpengine 200 ports (50
-    calls at 4 ports each), which runs out at ~150 calls/s of 0-500 ms calls."""
+    calls at 4 ports each), which runs out at ~150 calls/s of 0-500 ms calls.
+
+    The range stays below 20000 (Stack's IVR media) and far from the ephemeral range the
+    SIP ports come from: rtpengine and Kamailio both bind with SO_REUSEADDR, so an RTP
+    port that happens to be a proxy's SIP port silently steals its traffic."""
     stack = Stack(with_gateway=False)
-    base = random.randrange(30000, 40000, 2)
-    stack.settings = dataclasses.replace(stack.settings, rtp_port_min=base,
-                                         rtp_port_max=base + RTP_PORTS - 1)
+    stack.settings = dataclasses.replace(stack.settings, rtp_port_min=RTP_BASE,
+                                         rtp_port_max=RTP_BASE + RTP_PORTS - 1)
     return stack
 
 
