@@ -42,7 +42,8 @@ def run(scenario: str, target: str, service: str = "", user: str = "", password:
 
 def uas(port: int, logs: Path, extra: list[str] | None = None) -> subprocess.Popen:
     """A sipp UAS playing the PSTN gateway: answers every INVITE, runs until stopped."""
-    args = ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-aa",
+    args = ["sipp", "-sf", str(SCENARIOS.parent.parent / "demo" / "gateway-uas.xml"),
+            "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-aa",
             "-trace_msg", "-message_file", str(logs / "gateway-messages.log"), *(extra or [])]
     return subprocess.Popen(args, cwd=logs, stdout=subprocess.DEVNULL,
                             stderr=open(logs / "gateway-stderr.log", "wb"), start_new_session=True)

@@ -36,7 +36,11 @@ def main() -> int:
     _init_postgres(settings)
     conf = _write_supervisord_conf(settings)
     supervisor = subprocess.Popen(["supervisord", "-n", "-c", str(conf)], start_new_session=True)
-    signal.signal(signal.SIGTERM, lambda *_: _stop(supervisor))
+    # SIGTERM and Ctrl-C both unwind to the `finally` below, even when a parent shell
+    # started us with SIGINT ignored (stopping from inside the handler would deadlock
+    # on the wait the main code is in)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         _wait_ports(settings, supervisor)
         _provision(settings)
@@ -52,6 +56,10 @@ def main() -> int:
         return 1
     finally:
         _stop(supervisor)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _take_lock(path: Path):
@@ -127,7 +135,8 @@ def _write_supervisord_conf(s: Settings) -> Path:
 def _demo_gateway(s: Settings) -> stack.Program:
     """A sipp UAS playing the PSTN: answers every call the stack sends out."""
     host, port = s.pstn_gateway.split(":")
-    return stack.Program("demo-gateway", ["sipp", "-sn", "uas", "-i", host, "-p", port,
+    scenario = stack.ROOT / "demo" / "gateway-uas.xml"
+    return stack.Program("demo-gateway", ["sipp", "-sf", str(scenario), "-i", host, "-p", port,
                                           "-nostdin", "-aa", "-trace_err"],
                          s.var_path / "log")
 

@@ -100,9 +100,38 @@ def test_a_second_start_is_refused_while_one_runs(running):
     assert "already running" in second.stderr
 
 
+def test_a_demo_toll_call_is_billed_to_the_pin_owner(running):
+    """Jake's phone, Rachel's code 4545, the demo gateway: Rachel pays the toll leg.
+    (Mark's password was changed by the test above.)"""
+    from tests.phones import SipStack
+    _, env, _ = running
+    sip = SipStack.get()
+    jake = sip.phone("make-run-jake")
+    try:
+        assert jake.register(f"sip:{_target(env)}", "17785551211", "jake-1211",
+                             "tollgate.local") == 200
+        call = jake.call(f"sip:12125550123@{_target(env)}")
+        sip.wait_for(lambda: call.confirmed, 15, "the IVR answering")
+        sip.sleep(1.0)
+        call.send_dtmf("4545")
+        sip.wait_for(lambda: "BRIDGE: audio flows both ways" in _ivr_logs(running), 15,
+                     "the toll leg answered by the demo gateway")
+        call.hangup_with()
+        sip.wait_for(lambda: call.disconnected, 10, "hangup")
+        sip.wait_for(lambda: '"leg": "toll"' in _cli(env, "--json", "xdr", "list", "--account",
+                                                     "17785551209").stdout, 20, "Rachel's xDR")
+    finally:
+        sip.remove(jake)
+
+
+def _ivr_logs(running) -> str:
+    _, _, var = running
+    return "".join(p.read_text(errors="replace") for p in (var / "log").glob("ivr-*.log"))
+
+
 def test_ctrl_c_stops_everything_it_started(running):
     proc, env, _ = running
-    os.killpg(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGINT)  # to the launcher alone: it must stop the rest
     proc.wait(90)
     assert sip_ping("127.0.0.1", int(env["TOLLGATE_SIP_PORT"])) == ""
     leftovers = subprocess.run(["pgrep", "-f", env["TOLLGATE_VAR_DIR"]], capture_output=True,
