@@ -136,6 +136,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
     """Track the dialog (with its billing context), anchor media in rtpengine, relay."""
     KSR.rr.record_route()
     KSR.dialog.dlg_manage()
+    KSR.dialog.dlg_set_property("ka-src")
+    KSR.dialog.dlg_set_property("ka-dst")
     for name, value in (("payer", decision.payer), ("customer", decision.customer_id),
                         ("leg", leg), ("session", session), ("cli", cli), ("cld", cld),
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
