@@ -40,9 +40,13 @@ def run(scenario: str, target: str, service: str = "", user: str = "", password:
     return SippResult(proc.returncode, logs)
 
 
-def uas(port: int, logs: Path, extra: list[str] | None = None) -> subprocess.Popen:
-    """A sipp UAS playing the PSTN gateway: answers every INVITE, runs until stopped."""
-    args = ["sipp", "-sf", str(SCENARIOS.parent.parent / "demo" / "gateway-uas.xml"),
+def uas(port: int, logs: Path, extra: list[str] | None = None,
+        scenario: str = "") -> subprocess.Popen:
+    """A sipp UAS playing the PSTN gateway: answers every INVITE, runs until stopped
+    (the demo gateway's scenario unless another of tests/sipp/ is named)."""
+    path = SCENARIOS / f"{scenario}.xml" if scenario else \
+        SCENARIOS.parent.parent / "demo" / "gateway-uas.xml"
+    args = ["sipp", "-sf", str(path),
             "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-aa",
             "-trace_msg", "-message_file", str(logs / "gateway-messages.log"), *(extra or [])]
     return subprocess.Popen(args, cwd=logs, stdout=subprocess.DEVNULL,
