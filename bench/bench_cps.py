@@ -39,7 +39,8 @@ NATIVE_CFG = HERE / "native" / "kamailio-native.cfg"
 ACCOUNTS = 20                    # bench callers (reservations spread over 20 balances)
 BALANCE = "10000.00000"          # per account: 1e9 micro-units still fits a Kamailio int
 DESTINATIONS = ("4420794{:05d}", "42022{:07d}", "1604555{:04d}")  # paid: 44, 420, 1
-RUN_S = 6                        # seconds of new calls per step
+RUN_S = 5                        # seconds of new calls per step
+RETRIES = 1                      # a step that is not clean is run once more
 RATES = (50, 100, 150, 200, 300, 400, 500, 600, 800, 1000, 1200)
 BISECT = 2                       # extra runs per side between last clean and failed rate
 SHORTFALL = 0.95                 # a step must complete >= 95% of the offered rate
@@ -352,15 +353,18 @@ def ramp(sides: dict[str, str], callers: Path, work: Path, settle) -> dict[str, 
     started = time.monotonic()
 
     def attempt(name: str, rate: int) -> bool:
-        step = run_calls(sides[name], rate, RUN_S, callers, work / f"{name}-{rate}")
-        lag = settle()
-        print(f"  {name:8s} {rate:5d}/s offered: {step.ok}/{step.calls} ok, {step.failed} "
-              f"failed, {step.achieved:6.1f}/s achieved, setup p50 {step.pct(50):.0f} ms "
-              f"p99 {step.pct(99):.0f} ms, {step.retrans} retransmissions, xDRs billed "
-              f"{lag:.1f} s after the last call", flush=True)
-        if step.clean:
-            best[name] = max(best[name], rate)
-        return step.clean
+        for tries in range(1, RETRIES + 2):  # one hiccup of the shared VM is not a limit
+            step = run_calls(sides[name], rate, RUN_S, callers,
+                             work / f"{name}-{rate}-{tries}")
+            lag = settle()
+            print(f"  {name:8s} {rate:5d}/s offered: {step.ok}/{step.calls} ok, {step.failed} "
+                  f"failed, {step.achieved:6.1f}/s achieved, setup p50 {step.pct(50):.0f} ms "
+                  f"p99 {step.pct(99):.0f} ms, {step.retrans} retransmissions, xDRs billed "
+                  f"{lag:.1f} s after the last call", flush=True)
+            if step.clean:
+                best[name] = max(best[name], rate)
+                return True
+        return False
 
     for rate in RATES:
         climbing = [name for name in sides if name not in failed]
