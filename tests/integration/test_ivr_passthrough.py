@@ -152,9 +152,14 @@ def test_rachel_enters_4545_on_marks_phone_and_the_toll_leg_carries_her_auth_id(
     assert internal.verify(SECRET.encode(), call.call_id, headers) is not None
     assert leg.request.split(" ")[1].startswith(f"sip:{DEST}@127.0.0.1")
     assert f"sip:{MARK}@127.0.0.1" in leg.header("from")
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{ivr.metrics_port}/metrics").read().decode()
+    stack.wait_for(lambda: leg.confirmed, 10, "toll leg confirmed")
+
+    def scrape() -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{ivr.metrics_port}/metrics").read().decode()
+    # the IVR counts the toll leg when it sees the answer: wait for it, it runs apart from us
+    stack.wait_for(lambda: 'ivr_toll_legs_total{code="200"}' in scrape(), 10, "toll leg metric")
+    metrics = scrape()
     assert 'ivr_code_attempts_total{result="valid"}' in metrics
-    assert 'ivr_toll_legs_total{code="200"}' in metrics
     assert "ivr_sessions_total" in metrics
 
 
