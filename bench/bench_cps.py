@@ -78,13 +78,14 @@ class Step:
     setup_ms: list[float]    # INVITE -> 200, one per successful call
     retrans: int
     logs: Path
+    media_errors: int = 0
 
     @property
     def clean(self) -> bool:
         """Sustained: every call set up, at the offered rate, no request needed resending
-        (sipp resends an unanswered INVITE or BYE after 500 ms)."""
+        (sipp resends an unanswered INVITE or BYE after 500 ms), rtpengine answered all."""
         return self.failed == 0 and self.ok == self.calls and self.retrans == 0 and \
-            self.achieved >= SHORTFALL * self.rate
+            self.media_errors == 0 and self.achieved >= SHORTFALL * self.rate
 
     def pct(self, p: float) -> float:
         values = sorted(self.setup_ms)
@@ -168,6 +169,8 @@ class NativeKamailio:
         self.stack = stack
         self.dir = work / "native"
         self.port = free_port()
+        self.ctl = self.dir / "kamailio_ctl"
+        self.log = self.dir / "kamailio.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "NativeKamailio":
@@ -180,10 +183,11 @@ class NativeKamailio:
             f'#!define GATEWAY "{s.pstn_gateway}"',
             f'#!define REALM "{s.sip_domain}"',
             f'#!define TRUSTED "{s.ivr_address}"',
+            f'#!define CTL_SOCKET "unix:{self.ctl}"',
             f"listen=udp:{s.sip_address}:{self.port}",
             f"children={s.sip_children}", ""]))
         (self.dir / "native-data.cfg").write_text(native_data(self.stack) + "\n")
-        log = open(self.dir / "kamailio.log", "ab")
+        log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             ["kamailio", "-f", str(self.dir / "kamailio.cfg"), "-DD", "-E", "-m", "128",
              "-M", "16", "-Y", str(self.dir)], cwd=self.dir, stdout=log,
@@ -321,6 +325,35 @@ def _rtt(logs: Path) -> tuple[list[float], list[float]]:
     return stamps, setup
 
 
+class Media:
+    """Both proxies' rtpengine health: errors logged during a step, and re-enabling.
+
+    Kamailio's rtpengine module stops using an rtpengine that timed out for 60 s and then
+    relays calls without media anchoring; a step like that measures something else."""
+
+    def __init__(self, stack: Stack, native: NativeKamailio):
+        self.logs = {"tollgate": stack.dir / "kamailio.log", "native": native.log}
+        self.ctls = [stack.settings.var_path / "run" / "kamailio_ctl", native.ctl]
+        self.marks: dict[str, int] = {}
+        self.warned: set[Path] = set()
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = self.logs[name].stat().st_size
+
+    def errors(self, name: str) -> int:
+        with self.logs[name].open("rb") as f:
+            f.seek(self.marks.get(name, 0))
+            return sum(1 for line in f if b"ERROR" in line and b"rtpengine" in line)
+
+    def enable(self) -> None:
+        for ctl in self.ctls:
+            done = subprocess.run(["kamcmd", "-s", f"unix:{ctl}", "rtpengine.enable", "all",
+                                   "1"], capture_output=True, text=True, timeout=10)
+            if done.returncode != 0 and ctl not in self.warned:
+                self.warned.add(ctl)
+                print(f"  kamcmd rtpengine.enable on {ctl}: {done.stderr.strip()}")
+
+
 def writer_backlog(r: redis.Redis) -> int:
     """xDR events the writer has not billed yet (stream lag plus unacked)."""
     for group in r.xinfo_groups(XDR_STREAM):
@@ -343,7 +376,8 @@ def drained(stack: Stack, timeout: float = 60) -> float:
     return waited
 
 
-def ramp(sides: dict[str, str], callers: Path, work: Path, settle) -> dict[str, int]:
+def ramp(sides: dict[str, str], callers: Path, work: Path, settle,
+         media: Media) -> dict[str, int]:
     """Step the rate up, both sides interleaved at each rate (the VM is shared, so load
     from elsewhere hits both alike), until a side has a run that is not clean; then up to
     BISECT runs halving the gap between its last clean rate and the failed one (10/s
@@ -354,13 +388,17 @@ def ramp(sides: dict[str, str], callers: Path, work: Path, settle) -> dict[str, 
 
     def attempt(name: str, rate: int) -> bool:
         for tries in range(1, RETRIES + 2):  # one hiccup of the shared VM is not a limit
+            media.enable()
+            media.mark(name)
             step = run_calls(sides[name], rate, RUN_S, callers,
                              work / f"{name}-{rate}-{tries}")
             lag = settle()
+            step.media_errors = media.errors(name)
             print(f"  {name:8s} {rate:5d}/s offered: {step.ok}/{step.calls} ok, {step.failed} "
                   f"failed, {step.achieved:6.1f}/s achieved, setup p50 {step.pct(50):.0f} ms "
-                  f"p99 {step.pct(99):.0f} ms, {step.retrans} retransmissions, xDRs billed "
-                  f"{lag:.1f} s after the last call", flush=True)
+                  f"p99 {step.pct(99):.0f} ms, {step.retrans} retransmissions, "
+                  f"{step.media_errors} rtpengine errors, xDRs billed {lag:.1f} s after the "
+                  "last call", flush=True)
             if step.clean:
                 best[name] = max(best[name], rate)
                 return True
@@ -462,18 +500,23 @@ def main() -> None:
             if not warm.clean:
                 print(f"  {name} warm-up failed: {warm.ok}/{warm.calls} ok; see {warm.logs}")
         drained(stack)
-        best = ramp(sides, callers, work, lambda: drained(stack))
+        media = Media(stack, native)
+        best = ramp(sides, callers, work, lambda: drained(stack), media)
         common = min(best.values()) or RATES[0]
         for _ in range(3):  # a longer run may not hold where a short step did: step down
             print(f"  setup times at {common}/s, {RUN_S * 2} s each:", flush=True)
             final, cpu = {}, {}
             for name, target in sides.items():
                 drained(stack)
+                media.enable()
+                media.mark(name)
                 final[name], cpu[name] = measure_cpu(stack, native, gw, target, common,
                                                      callers, work / f"{name}-common-{common}")
                 step = final[name]
+                step.media_errors = media.errors(name)
                 print(f"  {name:8s} {step.ok}/{step.calls} ok, {step.failed} failed, "
-                      f"{step.achieved:.1f}/s, {step.retrans} retransmissions", flush=True)
+                      f"{step.achieved:.1f}/s, {step.retrans} retransmissions, "
+                      f"{step.media_errors} rtpengine errors", flush=True)
             if all(step.clean for step in final.values()):
                 break
             common = max(10, int(common * 0.8) // 10 * 10)
