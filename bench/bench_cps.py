@@ -4,9 +4,10 @@
 provisions debit accounts without a calling-via-IVR app so every paid call runs digest
 auth, rating, the Redis reservation and an xDR, then starts a second Kamailio with
 bench/native/kamailio-native.cfg (same steps, htable lookups, ndb_redis XADD) on the same
-rtpengine, Redis and sipp UAS gateway. For each side it steps the sipp call rate up until
-a run has a failed call or falls short of the offered rate, then measures both at the
-highest rate both sustain for call-setup percentiles. Nothing is asserted.
+rtpengine, Redis and sipp UAS gateway. It steps the sipp call rate up, both sides in turn,
+until a side's run is not clean (a failed call, a resent request, an rtpengine error, or
+short of the offered rate), then measures both at the highest rate both sustain: setup
+percentiles and CPU per call. Nothing is asserted; bench/README.md has the numbers.
 """
 from __future__ import annotations
 
