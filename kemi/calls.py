@@ -133,8 +133,11 @@ def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: s
 
 def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld: str,
           access_code: str = "") -> int:
-    """Track the dialog (with its billing context), anchor media in rtpengine, relay."""
+    """Anchor media in rtpengine, track the dialog (with its billing context), relay."""
     KSR.rr.record_route()
+    if not anchor_media():
+        release_reservation(rt, decision)
+        return refuse(Decision(503, "Media relay unavailable"))
     KSR.dialog.dlg_manage()
     KSR.dialog.dlg_set_property("ka-src")
     KSR.dialog.dlg_set_property("ka-dst")
@@ -145,15 +148,34 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
         KSR.pv.sets(f"$dlg_var({name})", "" if value is None else str(value))
     if decision.max_duration:
         KSR.dialog.dlg_set_timeout(int(decision.max_duration))
-    KSR.rtpengine.rtpengine_manage(MEDIA_FLAGS)
     KSR.tm.t_on_reply("ksr_onreply_manage")
     KSR.tm.t_on_failure("ksr_failure_manage")
     if KSR.tm.t_relay() < 0:
+        release_reservation(rt, decision)
+        KSR.rtpengine.rtpengine_delete0()
         KSR.sl.sl_reply_error()
         return EXIT
     metrics.CALLS.labels(leg).inc()
     log.info("RELAY", f"{leg} {cli} -> {cld} ({decision.reason}, max {decision.max_duration})")
     return EXIT
+
+
+def anchor_media() -> bool:
+    """rtpengine takes the offer; False when it fails on an INVITE that has SDP (a call
+    without a media relay would be one-way audio behind NAT and unaccounted media)."""
+    if KSR.rtpengine.rtpengine_manage(MEDIA_FLAGS) > 0:
+        return True
+    body = KSR.pv.get("$rb") or ""
+    if "m=" not in body:
+        return True  # a late offer: rtpengine gets the SDP with the answer
+    log.error("MEDIA", "rtpengine refused the offer")
+    return False
+
+
+def release_reservation(rt: Runtime, decision: Decision) -> None:
+    """A call that will not be relayed gives back what it reserved."""
+    if decision.reserve:
+        authorize.release(rt, KSR.pv.get("$ci"), decision.payer, str(decision.customer_id))
 
 
 def refuse(decision: Decision) -> int:

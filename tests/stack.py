@@ -58,8 +58,9 @@ class Stack:
         gateway_port = free_port()
         self.settings: Settings = config.load(
             var_dir=str(self.dir / "var"), sip_port=free_port(),
-            ivr_sip_port=_free_run(4), ivr_media_port=_free_range(), rtpengine_ng_port=free_port(),
-            rtp_port_min=(base := _free_range()), rtp_port_max=base + 199,
+            ivr_sip_port=_free_run(4), ivr_media_port=_free_range(20000, 21000),
+            rtpengine_ng_port=free_port(),
+            rtp_port_min=(base := _free_range(25000, 28900)), rtp_port_max=base + 999,
             redis_port=free_port(), pg_port=free_port(), metrics_port=free_port(),
             pstn_gateway=f"127.0.0.1:{gateway_port}", internal_secret=uuid.uuid4().hex,
             **{"ivr_workers": 2, **overrides})
@@ -163,10 +164,12 @@ def _udp_free(port: int) -> bool:
             return False
 
 
-def _free_range(size: int = 200) -> int:
-    """The start of a run of ports unlikely to collide (random, away from ephemeral)."""
+def _free_range(low: int, high: int) -> int:
+    """A random even port in [low, high): media ranges below the ephemeral ports, IVR media
+    under 25000 and rtpengine above, so no two share a port (UDP SO_REUSEADDR would let
+    one steal the other's packets)."""
     import random
-    return random.randrange(20000, 30000 - size, 2)
+    return random.randrange(low, high, 2)
 
 
 __all__ = ["Stack", "sip_ping", "wait_sip", "Path"]
