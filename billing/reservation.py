@@ -69,8 +69,13 @@ def _credit_scope(limit: object) -> Scope:
 
 
 # KEYS: account balance, account hash, customer balance, customer hash
-# ARGV: call-id, amount micro (or "peek"), ttl ms, account mode, limit, customer mode, limit
-# Returns {ok (1/0/-1), available micro or false (unlimited), scope that failed or ""}.
+# ARGV: call-id, amount micro (or "peek"), ttl ms, account mode, limit, customer mode, limit,
+#       [minimum micro]
+# Returns {ok (1/0/-1), available micro or false (unlimited), scope that failed or "",
+#          reserved micro (0 for a peek)}.
+# Exact mode (no ARGV[8]): reserve `amount` when every checked balance covers it.
+# Up-to mode (ARGV[8] = minimum): refuse when a checked balance is below the minimum,
+# else reserve min(least available, amount) (`amount` when nothing is checked).
 RESERVE_LUA = r"""
 local function micro(text)
   if not text then return nil end
@@ -85,6 +90,8 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local call_id, amount, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local minimum = ARGV[8] and tonumber(ARGV[8])
+local need = minimum or (amount ~= 'peek' and tonumber(amount))
 
 -- live reservations of one hash except this call's own (a retransmitted INVITE)
 local function reserved(key)
@@ -108,24 +115,26 @@ local least = false
 for _, s in ipairs(scopes) do
   if s.mode == 'debit' or s.mode == 'credit' then
     local bal = micro(redis.call('GET', s.bal))
-    if not bal then return {-1, false, s.name} end
+    if not bal then return {-1, false, s.name, 0} end
     local avail = (s.mode == 'debit') and bal or (s.limit - bal)
     avail = avail - reserved(s.hash)
     if not least or avail < least then least = avail end
-    if amount ~= 'peek' and avail < tonumber(amount) then return {0, avail, s.name} end
+    if need and avail < need then return {0, avail, s.name, 0} end
   elseif s.mode == 'unlimited' then
     reserved(s.hash)
   end
 end
-if amount == 'peek' then return {1, least, ''} end
-local value = amount .. ':' .. string.format('%d', now + ttl)
+if amount == 'peek' then return {1, least, '', 0} end
+local take = tonumber(amount)
+if minimum and least and least < take then take = least end
+local value = string.format('%d', take) .. ':' .. string.format('%d', now + ttl)
 for _, s in ipairs(scopes) do
   if s.mode ~= 'skip' then
     redis.call('HSET', s.hash, call_id, value)
     if redis.call('PTTL', s.hash) < ttl then redis.call('PEXPIRE', s.hash, ttl) end
   end
 end
-return {1, least, ''}
+return {1, least, '', take}
 """
 
 # KEYS: account hash, customer hash; ARGV: call-id. Returns how many entries went away.
