@@ -1,10 +1,13 @@
 """xDR writer: consumes `tg:xdr` in group `writers`, rates each leg and bills it once.
 
-Per event, one PostgreSQL transaction inserts the xDR (ON CONFLICT DO NOTHING on
-call_id, leg, account_id) and, only when the row is new, applies the charge. After the
-commit one Redis MULTI refreshes tg:bal:*, releases the call's reservation and XACKs, so a
-crash anywhere means redelivery, and redelivery hits the unique key and changes nothing.
-Undecodable or unbillable events go to `tg:xdr:dead` (acked, never crash the loop);
+Per batch of entries read together, one PostgreSQL transaction inserts every xDR (ON
+CONFLICT DO NOTHING on call_id, leg, account_id) and, only when a row is new, applies its
+charge. After the commit one Redis MULTI refreshes tg:bal:*, releases the calls'
+reservations and XACKs the whole batch, so a crash anywhere means redelivery, and
+redelivery hits the unique key and changes nothing. Undecodable events go to
+`tg:xdr:dead` at once; when the batch transaction fails on a bad event (unknown account,
+data error), the batch is rolled back and billed again one transaction per event, so the
+bad one is dead-lettered and the others are billed (acked, never crash the loop).
 PostgreSQL or Redis being down leaves events pending and retries with backoff.
 """
 from __future__ import annotations
@@ -67,6 +70,14 @@ INSERT_OPERATION = """
 INSERT INTO balance_operations (account_id, customer_id, kind, amount, currency,
                                 balance_after, xdr_id, comment)
 VALUES (%s, %s, 'charge', %s, %s, %s, %s, %s)"""
+# rows a batch may change, locked up front in one order (accounts, then the customers of
+# credit accounts, each by id) so concurrent writers' batches wait rather than deadlock
+LOCK_ACCOUNTS = "SELECT id FROM accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+LOCK_CUSTOMERS = """
+SELECT id FROM customers WHERE id IN (SELECT customer_id FROM accounts
+                                        WHERE id = ANY(%s)
+                                          AND billing_model IS DISTINCT FROM 'debit')
+ ORDER BY id FOR UPDATE"""
 BALANCES_SQL = """
 SELECT a.balance, c.balance FROM accounts a JOIN customers c ON c.id = a.customer_id
  WHERE a.id = %s"""
@@ -121,24 +132,38 @@ def rate_leg(conn: psycopg.Connection, event: XdrEvent,
 def bill(conn: psycopg.Connection, event: XdrEvent) -> Billed:
     """Insert the xDR and apply its charge in one transaction (idempotent)."""
     with conn.transaction():
-        payer = conn.execute(ACCOUNT_SQL, (event.account,)).fetchone()
-        if payer is None:
-            raise Unbillable(f"unknown account {event.account!r}")
-        customer_id, product_id, model, customer_currency = payer
-        rate, currency = rate_leg(conn, event, product_id)
-        seconds = charged_seconds(rate, event.duration) if rate else 0
-        amount = charge(rate, event.duration) if rate else Decimal(0)
-        row = conn.execute(INSERT_XDR, (
-            event.session_id, event.call_id, event.leg, event.account, customer_id, event.cli,
-            event.cld, event.access_code, to_time(event.setup_ts), to_time(event.connect_ts),
-            to_time(event.end_ts), event.duration, seconds, amount,
-            currency or customer_currency, rate.prefix if rate else None, event.sip_code,
-            event.reason)).fetchone()
-        xdr_id = row[0] if row else None
-        if xdr_id is not None and amount > 0:
-            apply_charge(conn, event.account, customer_id, model, amount, customer_currency,
-                         xdr_id)
-        balances = conn.execute(BALANCES_SQL, (event.account,)).fetchone()
+        return bill_in(conn, event)
+
+
+def bill_batch(conn: psycopg.Connection, events: list[XdrEvent]) -> list[Billed]:
+    """Bill every event in one transaction (idempotent); any failure rolls back them all."""
+    with conn.transaction():
+        accounts = sorted({event.account for event in events})
+        conn.execute(LOCK_ACCOUNTS, (accounts,))
+        conn.execute(LOCK_CUSTOMERS, (accounts,))
+        return [bill_in(conn, event) for event in events]
+
+
+def bill_in(conn: psycopg.Connection, event: XdrEvent) -> Billed:
+    """Insert the xDR and apply its charge inside the caller's transaction."""
+    payer = conn.execute(ACCOUNT_SQL, (event.account,)).fetchone()
+    if payer is None:
+        raise Unbillable(f"unknown account {event.account!r}")
+    customer_id, product_id, model, customer_currency = payer
+    rate, currency = rate_leg(conn, event, product_id)
+    seconds = charged_seconds(rate, event.duration) if rate else 0
+    amount = charge(rate, event.duration) if rate else Decimal(0)
+    row = conn.execute(INSERT_XDR, (
+        event.session_id, event.call_id, event.leg, event.account, customer_id, event.cli,
+        event.cld, event.access_code, to_time(event.setup_ts), to_time(event.connect_ts),
+        to_time(event.end_ts), event.duration, seconds, amount,
+        currency or customer_currency, rate.prefix if rate else None, event.sip_code,
+        event.reason)).fetchone()
+    xdr_id = row[0] if row else None
+    if xdr_id is not None and amount > 0:
+        apply_charge(conn, event.account, customer_id, model, amount, customer_currency,
+                     xdr_id)
+    balances = conn.execute(BALANCES_SQL, (event.account,)).fetchone()
     return Billed(xdr_id, event.account, customer_id, amount if xdr_id else Decimal(0),
                   balances[0], balances[1])
 
@@ -228,18 +253,44 @@ class XdrWriter:
         """Read one batch and handle every entry; returns how many were read."""
         self.ensure_group()
         entries = self.read()
-        for entry_id, fields in entries:
-            self.handle(entry_id, fields)
+        self.handle_batch(entries)
         self.update_gauges()
         return len(entries)
 
-    def handle(self, entry_id: bytes, fields: dict | None) -> None:
-        """Bill one entry, or dead-letter it; transient failures propagate (no ack)."""
-        raw = (fields or {}).get(b"m", b"")
+    def handle_batch(self, entries: list[tuple[bytes, dict | None]]) -> None:
+        """Bill the entries in one transaction, then one MULTI; on a bad event, bill them
+        one transaction each so only the bad one is dead-lettered. Transient failures
+        propagate (nothing acked)."""
+        decoded: list[tuple[bytes, bytes, XdrEvent]] = []
+        for entry_id, fields in entries:
+            raw = (fields or {}).get(b"m", b"")
+            try:
+                decoded.append((entry_id, raw, decode(raw)))
+            except XdrError as exc:
+                self.dead(entry_id, raw, f"{exc.__class__.__name__}: {exc}")
+        if not decoded:
+            return
+        if len(decoded) == 1:
+            self.handle(*decoded[0])
+            return
         try:
-            event = decode(raw)
+            billed = bill_batch(self.pg(), [event for _, _, event in decoded])
+        except TRANSIENT_PG:
+            raise
+        except (Unbillable, RateError, ArithmeticError, psycopg.Error) as exc:
+            log.info("XDR: batch of %d rolled back (%s: %s), billing one by one",
+                     len(decoded), exc.__class__.__name__, exc)
+            for entry_id, raw, event in decoded:
+                self.handle(entry_id, raw, event)
+            return
+        self.after_commit([(entry_id, event, one)
+                           for (entry_id, _, event), one in zip(decoded, billed)])
+
+    def handle(self, entry_id: bytes, raw: bytes, event: XdrEvent) -> None:
+        """Bill one event in its own transaction, or dead-letter it."""
+        try:
             billed = bill(self.pg(), event)
-        except (XdrError, Unbillable, RateError, ArithmeticError, psycopg.DataError,
+        except (Unbillable, RateError, ArithmeticError, psycopg.DataError,
                 psycopg.IntegrityError) as exc:
             self.dead(entry_id, raw, f"{exc.__class__.__name__}: {exc}")
             return
@@ -248,24 +299,30 @@ class XdrWriter:
         except psycopg.Error as exc:
             self.dead(entry_id, raw, f"{exc.__class__.__name__}: {exc}")
             return
-        self.after_commit(entry_id, event, billed)
+        self.after_commit([(entry_id, event, billed)])
 
-    def after_commit(self, entry_id: bytes, event: XdrEvent, billed: Billed) -> None:
-        """Refresh cached balances, release the reservation and ack, all in one MULTI."""
+    def after_commit(self, done: list[tuple[bytes, XdrEvent, Billed]]) -> None:
+        """Refresh cached balances, release the reservations and ack, all in one MULTI."""
+        balances: dict[str, str] = {}  # the last balance read in the transaction wins
+        for _, _, billed in done:
+            balances[balance_key("account", billed.account_id)] = _fixed(billed.account_balance)
+            balances[balance_key("customer", billed.customer_id)] = _fixed(
+                billed.customer_balance)
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(balance_key("account", billed.account_id), _fixed(billed.account_balance))
-        pipe.set(balance_key("customer", billed.customer_id), _fixed(billed.customer_balance))
-        pipe.hdel(reservation_key("account", billed.account_id), event.call_id)
-        pipe.hdel(reservation_key("customer", billed.customer_id), event.call_id)
-        pipe.xack(STREAM, GROUP, entry_id)
+        pipe.mset(balances)
+        for _, event, billed in done:
+            pipe.hdel(reservation_key("account", billed.account_id), event.call_id)
+            pipe.hdel(reservation_key("customer", billed.customer_id), event.call_id)
+        pipe.xack(STREAM, GROUP, *(entry_id for entry_id, _, _ in done))
         pipe.execute()
-        if billed.xdr_id is None:
-            m.DUPLICATES.inc()
-            log.info("[%s] XDR: %s leg of %s already written", event.call_id, event.leg,
-                     event.account)
-            return
-        m.PROCESSED.inc()
-        m.CHARGED.inc(float(billed.amount))  # metrics only; money stays Decimal elsewhere
+        for _, event, billed in done:
+            if billed.xdr_id is None:
+                m.DUPLICATES.inc()
+                log.info("[%s] XDR: %s leg of %s already written", event.call_id, event.leg,
+                         event.account)
+                continue
+            m.PROCESSED.inc()
+            m.CHARGED.inc(float(billed.amount))  # metrics only; money stays Decimal elsewhere
 
     def dead(self, entry_id: bytes, raw: bytes, error: str) -> None:
         """Move an entry to the dead-letter stream and ack it, atomically."""

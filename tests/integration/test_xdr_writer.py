@@ -286,3 +286,41 @@ def test_metrics_count_outcomes(db, redis_client):
     drain(db, redis_client)
     after = (m.PROCESSED._value.get(), m.DUPLICATES._value.get(), m.DEAD._value.get())
     assert [a - b for a, b in zip(after, before)] == [2, 1, 1]
+
+
+def test_a_batch_is_one_transaction_and_redis_gets_the_final_balances(db, redis_client):
+    for n in range(30):
+        redis_client.hset("tg:resv:account:" + (RACHEL, MARK)[n % 2], f"c{n}", "22000:99999999999999")
+        redis_client.hset("tg:resv:customer:1", f"c{n}", "22000:99999999999999")
+    add(redis_client, *(event(f"c{n}", account=(RACHEL, MARK)[n % 2]) for n in range(30)),
+        event("c0", account=RACHEL))   # a duplicate inside the batch
+    drain(db, redis_client)
+    assert query(db, "SELECT count(*), count(DISTINCT xmin::text) FROM xdrs") == [(30, 1)]
+    assert query(db, "SELECT count(*), sum(amount) FROM balance_operations "
+                     "WHERE account_id IS NOT NULL") == [(30, D("6.60000"))]
+    # balance_after follows the order of the events: the customer's grows by 0.22 each
+    assert query(db, "SELECT balance_after FROM balance_operations WHERE account_id IS NULL "
+                     "ORDER BY id DESC LIMIT 1") == [(D("6.60000"),)]
+    assert redis_client.get("tg:bal:account:" + RACHEL) == b"3.30000"
+    assert redis_client.get("tg:bal:account:" + MARK) == b"3.30000"
+    assert redis_client.get("tg:bal:customer:1") == b"6.60000"
+    assert not redis_client.exists("tg:resv:account:" + RACHEL, "tg:resv:account:" + MARK,
+                                   "tg:resv:customer:1")
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_poison_events_do_not_block_their_batch(db, redis_client):
+    redis_client.hset("tg:resv:account:" + CARD, "good-2", "22000:99999999999999")
+    add(redis_client, event("good-1", account=CARD), event("nul", account=CARD, cli="a\x00b"),
+        event("good-2", account=CARD), event("nobody", account="nobody"),
+        event("good-3", account=CARD))
+    drain(db, redis_client)
+    dead = [fields[b"error"].decode() for _, fields in redis_client.xrange(DEAD_STREAM)]
+    assert len(dead) == 2 and dead[0].startswith("DataError")
+    assert "unknown account 'nobody'" in dead[1]
+    assert query(db, "SELECT call_id FROM xdrs ORDER BY id") == [("good-1",), ("good-2",),
+                                                                 ("good-3",)]
+    assert query(db, "SELECT balance FROM accounts WHERE id = %s", CARD) == [(D("9.34000"),)]
+    assert redis_client.get("tg:bal:account:" + CARD) == b"9.34000"
+    assert not redis_client.exists("tg:resv:account:" + CARD)
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
