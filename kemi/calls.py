@@ -138,16 +138,17 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
     if not anchor_media():
         release_reservation(rt, decision)
         return refuse(Decision(503, "Media relay unavailable"))
+    if decision.max_duration:
+        # the timeout route name is read when the dialog is created: set it first
+        KSR.pv.sets("$dlg_ctx(timeout_route)", dialogs.TIMEOUT)
+        KSR.dialog.dlg_set_timeout(int(decision.max_duration))
     KSR.dialog.dlg_manage()
-    KSR.dialog.dlg_set_property("ka-src")
-    KSR.dialog.dlg_set_property("ka-dst")
     for name, value in (("payer", decision.payer), ("customer", decision.customer_id),
                         ("leg", leg), ("session", session), ("cli", cli), ("cld", cld),
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
-                        ("reserved", str(decision.reserve or ""))):
+                        ("reserved", str(decision.reserve or "")),
+                        ("max_duration", decision.max_duration or "")):
         KSR.pv.sets(f"$dlg_var({name})", "" if value is None else str(value))
-    if decision.max_duration:
-        KSR.dialog.dlg_set_timeout(int(decision.max_duration))
     KSR.tm.t_on_reply("ksr_onreply_manage")
     KSR.tm.t_on_failure("ksr_failure_manage")
     if KSR.tm.t_relay() < 0:

@@ -10,7 +10,7 @@ FLB_NATB = 7         # branch flag: contact behind NAT
 
 # dialog variables that carry a call's billing context to its end event
 DLG_VARS = ("payer", "customer", "leg", "session", "cli", "cld", "access_code", "setup_ts",
-            "reserved", "caller")
+            "connect_ts", "reserved", "max_duration")
 
 # refusal reasons (Prometheus label values and SIP reason phrases)
 REASON_AUTH = "Authentication failed"

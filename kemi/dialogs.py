@@ -9,10 +9,15 @@ import redis
 
 from billing.xdr import XdrError, XdrEvent
 from kemi import authorize
+from kemi.constants import DLG_VARS
 from kemi.runtime import Runtime
 from tollgate import metrics
 
 START, END, FAILED = "dialog:start", "dialog:end", "dialog:failed"
+# a capped call reaching its authorized maximum: its xDR leaves before the BYEs do, as
+# Kamailio 5.6.3 can lose the dialog (and its end event) when a side answers the BYE fast;
+# the dialog:end that usually follows repeats the event and the writer keeps one
+TIMEOUT = "dialog:timeout"
 
 
 def on_event(rt: Runtime, event: str) -> int:
@@ -20,22 +25,22 @@ def on_event(rt: Runtime, event: str) -> int:
     if event == START:
         metrics.ACTIVE_CALLS.inc()
         return 1
-    if event not in (END, FAILED):
+    if event not in (END, FAILED, TIMEOUT):
         return 1
-    values = {name: KSR.pv.get(f"$dlg_var({name})") or "" for name in
-              ("payer", "customer", "leg", "session", "cli", "cld", "access_code",
-               "setup_ts", "connect_ts", "reserved")}
+    values = {name: KSR.pv.get(f"$dlg_var({name})") or "" for name in DLG_VARS}
     if not values["payer"]:
         return 1  # a dialog we did not bill (should not happen: every relay sets it)
     call_id = KSR.pv.get("$ci") or ""
-    if event == END:
+    if event == TIMEOUT:
+        code, reason = 200, "Authorized maximum reached"
+    elif event == END:
         metrics.ACTIVE_CALLS.dec()
         code, reason = 200, "Normal clearing"
     else:
         code, reason = _failure_code(), "Call failed"
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
-    _emit(rt, call_id, values, code, reason, answered=event == END)
+    _emit(rt, call_id, values, code, reason, answered=event != FAILED)
     return 1
 
 
@@ -67,12 +72,17 @@ def _emit(rt: Runtime, call_id: str, values: dict, code: int, reason: str,
     now = Decimal(f"{time.time():.3f}")
     setup = Decimal(values["setup_ts"] or now)
     connect = Decimal(values["connect_ts"]) if answered and values["connect_ts"] else Decimal(0)
+    end = max(now, setup)
+    if connect and values["max_duration"]:
+        # the authorized maximum is the most that is billed: the BYE the dialog timer
+        # sends lands a moment after it, and must not cost the payer another interval
+        end = min(end, connect + int(values["max_duration"]))
     try:
         event = XdrEvent(call_id=call_id, session_id=values["session"] or call_id,
                          leg=values["leg"], account=values["payer"],
                          customer_id=int(values["customer"] or 0), cli=values["cli"],
                          cld=values["cld"], access_code=values["access_code"],
-                         setup_ts=setup, connect_ts=connect, end_ts=max(now, setup),
+                         setup_ts=setup, connect_ts=connect, end_ts=end,
                          sip_code=code, reason=reason, node=f"kamailio:{rt.pid}")
     except (XdrError, ValueError) as exc:
         KSR.err(f"[{call_id}] XDR: cannot build event: {exc}\n")

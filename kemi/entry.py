@@ -1,6 +1,9 @@
 """First steps of every request: sanity, floods, in-dialog traffic, internal headers."""
 from __future__ import annotations
 
+import math
+import time
+
 import KSR
 
 from billing import internal
@@ -48,6 +51,7 @@ def within_dialog(rt: Runtime) -> int | None:
     if KSR.siputils.has_totag() < 0:
         return None
     if KSR.rr.loose_route() > 0:
+        keep_hard_cap()
         if KSR.is_BYE() or KSR.is_INVITE() or KSR.is_ACK():
             KSR.rtpengine.rtpengine_manage0()
         if KSR.is_INVITE():
@@ -61,6 +65,16 @@ def within_dialog(rt: Runtime) -> int | None:
         return EXIT
     KSR.sl.sl_send_reply(404, "Not here")
     return EXIT
+
+
+def keep_hard_cap() -> None:
+    """An in-dialog request re-arms the dialog timeout: re-arm it to what is left of the
+    call's authorized maximum, so re-INVITEs or keepalives never extend a paid call."""
+    cap, connected = KSR.pv.get("$dlg_var(max_duration)"), KSR.pv.get("$dlg_var(connect_ts)")
+    if not cap or not connected:
+        return
+    left = float(connected) + int(cap) - time.time()
+    KSR.dialog.dlg_set_timeout(max(1, math.ceil(left)))
 
 
 def retransmission(rt: Runtime) -> int | None:

@@ -163,9 +163,18 @@ def test_the_call_ends_when_the_payer_can_pay_no_more(tg, sip, gateway, records,
     sip.sleep(1.0)
     call.send_dtmf("3333")
     leg = gateway.wait_incoming(15)
-    sip.wait_for(lambda: leg.disconnected, 30, "Kamailio ending the toll leg at the cap")
+    # Kamailio's dialog timer sends BYE to both sides at the cap. Kamailio 5.6.3 races
+    # there (dlg_bye_all): when the caller side (the IVR, on loopback) answers its BYE
+    # before the callee's BYE is out, the callee's is skipped ("terminating non-confirmed
+    # dialogs not supported"), so the test waits for either side; the bill is capped
+    # whichever side ends.
+    sip.wait_for(lambda: leg.disconnected or "HANGUP: toll leg hung up" in ivr_log(tg), 30,
+                 "Kamailio ending the toll leg at the cap")
     rows = [r for r in records.wait_xdrs(call.call_id, 2) if r[0] == "toll"]
-    assert rows and rows[0][3] <= 4
+    assert rows and rows[0][3] <= 3
+    reason = records.query("SELECT reason FROM xdrs WHERE session_id = %s AND leg = 'toll'",
+                           call.call_id)
+    assert reason == [("Authorized maximum reached",)]
     assert records.balance("17785551297") == rows[0][4] <= Decimal("0.03")
 
 
