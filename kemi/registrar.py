@@ -66,8 +66,7 @@ def _count_failure(rt: Runtime) -> None:
     source = KSR.pv.get("$si")
     if source in rt.trusted:
         return
-    failures = (KSR.htable.sht_get("authfail", source) or 0) + 1
-    KSR.htable.sht_seti("authfail", source, failures)
+    failures = KSR.htable.sht_inc("authfail", source)  # atomic: workers race here
     if failures >= _BAN_AFTER:
         KSR.htable.sht_seti("ipban", source, 1)
         log.warn("AUTH", f"{source} banned after {_BAN_AFTER} failures")
