@@ -13,7 +13,7 @@ import KSR
 from billing import classify, internal
 from billing.classify import Decision
 from kemi import authorize, dialogs, log, registrar
-from kemi.constants import EXIT, FLT_FROM_IVR, FLT_PAID
+from kemi.constants import EXIT, FLT_FROM_IVR
 from kemi.runtime import Runtime
 from tollgate import metrics
 from tollgate.directory import Record
@@ -99,7 +99,6 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
         decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"))
         if not decision.ok:
             return refuse(decision)
-        KSR.setflag(FLT_PAID)
     KSR.pv.sets("$ru", rt.gateway_uri(dialed))
     return relay(rt, decision, leg, session, cli, dialed)
 

@@ -4,7 +4,6 @@ EXIT = -255          # a route step returning EXIT ends the request route
 
 # message flags; kamailio.cfg defines the same numbers (checked by a unit test)
 FLT_DIALOG = 4       # dialog module tracks this call
-FLT_PAID = 5         # the call is billed to a payer with a reservation
 FLT_FROM_IVR = 6     # the request came from the IVR with a valid signature
 FLB_NATB = 7         # branch flag: contact behind NAT
 

@@ -79,9 +79,6 @@ class Directory:
             return None
         return self._tariff_table(tariff_id).lookup(number)
 
-    def invalidate_tariff(self, tariff_id: int) -> None:
-        self._tariffs.pop(tariff_id, None)
-
     def _tariff_table(self, tariff_id: int):
         table = self._tariffs.get(tariff_id)
         if table is None:
