@@ -51,7 +51,8 @@ def within_dialog(rt: Runtime) -> int | None:
     if KSR.siputils.has_totag() < 0:
         return None
     if KSR.rr.loose_route() > 0:
-        keep_hard_cap()
+        if not KSR.is_BYE():  # a BYE ends the dialog: its timer is already gone
+            keep_hard_cap()
         if KSR.is_BYE() or KSR.is_INVITE() or KSR.is_ACK():
             KSR.rtpengine.rtpengine_manage0()
         if KSR.is_INVITE():
