@@ -5,7 +5,7 @@ PY        := /usr/bin/python3
 VENV      := .venv
 VPY       := $(VENV)/bin/python
 APT_PKGS  := kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules \
-             kamailio-utils-modules rtpengine-daemon redis-server postgresql sip-tester \
+             kamailio-utils-modules kamailio-postgres-modules rtpengine-daemon redis-server postgresql sip-tester \
              baresip-core espeak-ng sox python3-venv python3-dev gcc supervisor
 STAMP     := var/.stamp
 
@@ -14,7 +14,7 @@ STAMP     := var/.stamp
 all: build
 
 # Debian packages: installed only when one is missing
-$(STAMP)/apt:
+$(STAMP)/apt: Makefile
 	@mkdir -p $(STAMP)
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

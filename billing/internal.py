@@ -1,24 +1,28 @@
 """Signed internal headers between Kamailio and the IVR.
 
 Kamailio trusts internal headers only from a configured IVR address *and* with a valid
-HMAC-SHA256 over the Call-ID and every header value, bound to an expiry time.
+HMAC-SHA256 over the Call-ID and every header value, bound to an expiry time and a nonce:
+the receiver accepts each nonce once, so a captured signed INVITE cannot be sent again.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 
 PREFIX = "X-TG-"
+PREFIX_MATCH = "x-tg"         # any header whose lower-cased name starts so is internal
 ACCOUNT = "X-TG-Account"      # the account of the phone that placed the call (Mark)
 AUTH_ID = "X-TG-Auth-ID"      # the auth ID the IVR built (1778555#4545); empty toward the IVR
 DEST = "X-TG-Dest"            # the number originally dialed
 SESSION = "X-TG-Session"      # session ID shared by every leg of one call (first Call-ID)
 APP = "X-TG-App"              # voice application id
 EXPIRES = "X-TG-Expires"      # unix time after which the signature is void
+NONCE = "X-TG-Nonce"          # random, unique per signature: a signature is good once
 SIGNATURE = "X-TG-Sig"        # hex HMAC-SHA256
-SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, EXPIRES)
+SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, EXPIRES, NONCE)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Internal:
     session: str
     auth_id: str = ""
     app: str = ""
+    nonce: str = ""
+    expires: int = 0
 
 
 def _mac(secret: bytes, call_id: str, values: dict[str, str]) -> str:
@@ -41,7 +47,8 @@ def sign(secret: bytes, call_id: str, data: Internal, ttl: int = 60,
     """Headers (name -> value) carrying `data` for the request with this Call-ID."""
     values = {ACCOUNT: data.account, AUTH_ID: data.auth_id, DEST: data.dest,
               SESSION: data.session, APP: data.app,
-              EXPIRES: str(int((time.time() if now is None else now) + ttl))}
+              EXPIRES: str(int((time.time() if now is None else now) + ttl)),
+              NONCE: data.nonce or secrets.token_hex(16)}
     values[SIGNATURE] = _mac(secret, call_id, values)
     return values
 
@@ -59,4 +66,10 @@ def verify(secret: bytes, call_id: str, headers: dict[str, str],
         return None
     return Internal(account=headers.get(ACCOUNT, ""), dest=headers.get(DEST, ""),
                     session=headers.get(SESSION, ""), auth_id=headers.get(AUTH_ID, ""),
-                    app=headers.get(APP, ""))
+                    app=headers.get(APP, ""), nonce=headers.get(NONCE, ""),
+                    expires=int(expires))
+
+
+def used_key(nonce: str) -> str:
+    """The Redis key that marks a signature's nonce as used (until it would expire)."""
+    return f"tg:sigused:{nonce}"

@@ -8,7 +8,6 @@ from billing.classify import Decision
 from hotpath import BackendUnavailable
 from kemi import log
 from kemi.runtime import Runtime
-from tollgate.reservations import Reservations
 
 UNAVAILABLE = Decision(503, "Backend unavailable")
 
@@ -20,7 +19,7 @@ def reserve(rt: Runtime, decision: Decision, call_id: str) -> Decision:
     if payer is None or customer is None:
         return Decision(404, "Unknown payer")
     try:
-        granted = _reservations(rt).authorize(call_id, decision, payer, customer,
+        granted = rt.reservations.authorize(call_id, decision, payer, customer,
                                               cap=rt.settings.max_call_duration)
     except (redis.RedisError, BackendUnavailable, ValueError) as exc:
         # a backend fault or unreadable balance fails closed: never a free call
@@ -34,14 +33,7 @@ def reserve(rt: Runtime, decision: Decision, call_id: str) -> Decision:
 def release(rt: Runtime, call_id: str, payer: str, customer_id: str) -> None:
     """Give back a reservation whose call never connected."""
     try:
-        _reservations(rt).release(call_id, payer, customer_id)
+        rt.reservations.release(call_id, payer, customer_id)
     except redis.RedisError as exc:  # it expires on its own; log and go on
         KSR.warn(f"[{call_id}] RELEASE: {exc!r}\n")
 
-
-def _reservations(rt: Runtime) -> Reservations:
-    found = getattr(rt, "_reservations", None)
-    if found is None or found.client is not rt.redis:
-        found = Reservations(rt.redis)
-        rt._reservations = found
-    return found

@@ -12,8 +12,8 @@ import KSR
 
 from billing import classify, internal
 from billing.classify import Decision
-from kemi import authorize, dialogs, log, registrar
-from kemi.constants import EXIT, FLT_FROM_IVR
+from kemi import authorize, dialogs, log, message, registrar
+from kemi.constants import EXIT, FLT_FROM_IVR, REASON_IVR_DOWN, REASON_IVR_FULL
 from kemi.runtime import Runtime
 from tollgate import metrics
 from tollgate.directory import Record
@@ -33,7 +33,8 @@ def from_ivr(rt: Runtime) -> int | None:
     """The toll leg the IVR originates: the auth ID names the payer."""
     if not KSR.isflagset(FLT_FROM_IVR):
         return None
-    signed: internal.Internal = rt.req["internal"]
+    signed = rt.req.internal
+    assert signed is not None, "FLT_FROM_IVR is set only with verified values"
     caller = rt.directory.account(signed.account)
     payer_identity = rt.directory.identity(signed.auth_id) if signed.auth_id else None
     if caller is None or payer_identity is None:
@@ -107,7 +108,7 @@ def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
     """A paid call of a phone that calls via a pass-through IVR: the IVR collects the code."""
     headers = internal.sign(rt.secret, KSR.pv.get("$ci"), internal.Internal(
         account=caller["id"], dest=dialed, session=session, app=str(caller["ivr_app_id"])),
-        ttl=rt.settings.internal_header_ttl)
+        ttl=rt.settings.ivr_signature_ttl)
     for name, value in headers.items():
         KSR.hdr.append(f"{name}: {value}\r\n")
     first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
@@ -115,6 +116,8 @@ def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
     KSR.pv.seti("$avp(tg_ivr_tries)", 1)
     KSR.pv.sets("$avp(tg_ivr_user)", dialed)
     KSR.pv.sets("$ru", rt.ivr_uri(dialed, first))
+    # a worker that does not answer within seconds is down: try the next, then refuse
+    KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
     decision = Decision(200, "Via IVR", classify.IVR, payer=caller["id"],
                         customer_id=caller.get("customer_id"))
     return relay(rt, decision, LEG_IVR, session, caller["id"], dialed, access_code="IN")
@@ -200,20 +203,25 @@ def on_failure(rt: Runtime) -> int:
     """A failed branch: a busy IVR worker passes the call to the next; else free the media."""
     if not next_ivr_worker(rt):
         KSR.rtpengine.rtpengine_delete0()
+        code = KSR.pv.get("$T_reply_code")
+        if isinstance(code, int) and code >= 300 and not message.pv("$dlg_var(final_code)"):
+            dialogs.remember_final_reply(code, message.pv("$T_reply_reason") or "Call failed")
     return 1
 
 
 def next_ivr_worker(rt: Runtime) -> bool:
-    """True when a full IVR worker (503/486) handed the call to the next one; when every
-    worker is full the caller gets our own 503 (a proxy never forwards one)."""
+    """True when a full (503/486) or silent (408) IVR worker handed the call to the next
+    one; when every worker failed the caller gets our own 503 (a proxy never forwards one)."""
     tries = KSR.pv.get("$avp(tg_ivr_tries)")
     if not isinstance(tries, int):
         return False
-    if KSR.tm.t_is_canceled() > 0 or KSR.tm.t_check_status("503|486") < 0:
+    if KSR.tm.t_is_canceled() > 0 or KSR.tm.t_check_status("503|486|408") < 0:
         return False
     if tries >= rt.settings.ivr_workers:
-        metrics.REFUSALS.labels("503", "IVR capacity reached").inc()
-        KSR.tm.t_reply(503, "IVR capacity reached")
+        reason = REASON_IVR_DOWN if KSR.tm.t_check_status("408") > 0 else REASON_IVR_FULL
+        metrics.REFUSALS.labels("503", reason).inc()
+        dialogs.remember_final_reply(503, reason)
+        KSR.tm.t_reply(503, reason)
         return False
     worker = KSR.pv.get("$avp(tg_ivr_first)") + tries
     KSR.pv.seti("$avp(tg_ivr_tries)", tries + 1)

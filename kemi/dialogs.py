@@ -8,7 +8,7 @@ import KSR
 import redis
 
 from billing.xdr import XdrError, XdrEvent
-from kemi import authorize
+from kemi import authorize, message
 from kemi.constants import DLG_VARS
 from kemi.runtime import Runtime
 from tollgate import metrics
@@ -27,17 +27,22 @@ def on_event(rt: Runtime, event: str) -> int:
         return 1
     if event not in (END, FAILED, TIMEOUT):
         return 1
-    values = {name: KSR.pv.get(f"$dlg_var({name})") or "" for name in DLG_VARS}
+    values = {name: message.pv(f"$dlg_var({name})") for name in DLG_VARS}
     if not values["payer"]:
         return 1  # a dialog we did not bill (should not happen: every relay sets it)
-    call_id = KSR.pv.get("$ci") or ""
+    # the dialog's own Call-ID: in a timeout or a locally generated failure, $ci reads
+    # the message Kamailio fakes for the event ("123")
+    call_id = message.pv("$dlg(callid)")
+    if not call_id:
+        KSR.err(f"[{message.pv('$ci')}] DIALOG: {event} without a dialog Call-ID\n")
+        return 1
     if event == TIMEOUT:
         code, reason = 200, "Authorized maximum reached"
     elif event == END:
         metrics.ACTIVE_CALLS.dec()
         code, reason = 200, "Normal clearing"
     else:
-        code, reason = _failure_code(), "Call failed"
+        code, reason = _failure(values)
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
     _emit(rt, call_id, values, code, reason, answered=event != FAILED)
@@ -62,9 +67,22 @@ def housekeeping(rt: Runtime) -> int:
     return 1
 
 
-def _failure_code() -> int:
-    code = KSR.pv.get("$T_reply_code")
-    return int(code) if isinstance(code, int) and code >= 300 else 487
+def remember_final_reply(code: int, reason: str) -> None:
+    """The failure route stores what the caller is answered: the dialog's failed event
+    may run on a message Kamailio fakes, which knows neither."""
+    KSR.pv.sets("$dlg_var(final_code)", str(code))
+    KSR.pv.sets("$dlg_var(final_reason)", reason)
+
+
+def _failure(values: dict[str, str]) -> tuple[int, str]:
+    """Code and reason the caller got: the failure route's record, else the reply's."""
+    code = values.get("final_code", "")
+    if code.isdigit() and int(code) >= 300:
+        return int(code), values.get("final_reason") or "Call failed"
+    status = KSR.pv.get("$rs")
+    if isinstance(status, int) and status >= 300:
+        return status, message.pv("$rr") or "Call failed"
+    return 487, "Request Terminated"
 
 
 def _emit(rt: Runtime, call_id: str, values: dict, code: int, reason: str,

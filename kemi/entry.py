@@ -7,15 +7,21 @@ import time
 import KSR
 
 from billing import internal
-from kemi import log
-from kemi.constants import EXIT, FLT_FROM_IVR, REASON_BANNED
-from kemi.runtime import Runtime
+from kemi import log, message
+from kemi.constants import (EXIT, FLT_FROM_IVR, REASON_BANNED, REASON_NO_DIALOG,
+                            REASON_SIGNATURE)
+from kemi.runtime import Request, Runtime
 from tollgate import metrics
+
+MAX_FORWARDS = 10          # hops a request may still take when it reaches us
+SANITY_MSG_CHECKS = 17895  # the sanity module's checks of Kamailio's default cfg (Via too)
+SANITY_URI_CHECKS = 7      # Request-URI, From and To URIs parse
+NONCE_MARGIN_S = 5         # a used nonce is remembered this long past its signature
 
 
 def reqinit(rt: Runtime) -> int | None:
     """Per-request checks: hop count, malformed SIP, banned or flooding sources."""
-    rt.req = {}
+    rt.req = Request()
     rt.directory.poll()
     rt.export_cache_stats()
     source = KSR.pv.get("$si")
@@ -27,13 +33,35 @@ def reqinit(rt: Runtime) -> int | None:
             KSR.htable.sht_seti("ipban", source, 1)
             metrics.REFUSALS.labels("drop", REASON_BANNED).inc()
             return EXIT
-    if KSR.maxfwd.process_maxfwd(10) < 0:
+    if KSR.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
         KSR.sl.sl_send_reply(483, "Too Many Hops")
         return EXIT
-    if KSR.sanity.sanity_check(17895, 7) < 0:
+    if KSR.sanity.sanity_check(SANITY_MSG_CHECKS, SANITY_URI_CHECKS) < 0:
         log.warn("REQINIT", f"malformed request from {source}")
         return EXIT  # sanity already answered 400 where a reply is possible
     return None
+
+
+def readable(rt: Runtime) -> int | None:
+    """Every later step reads the message as text: one that is not UTF-8, or that ends a
+    header line with a bare CR (which pjsip and Kamailio would split differently), is
+    refused here, before anything reads it."""
+    text = message.raw()
+    if text is None:
+        return bad_request("Invalid UTF-8")
+    if message.has_bare_cr(text):
+        return bad_request("Bare CR in header")
+    rt.req.text = text
+    return None
+
+
+def bad_request(reason: str) -> int:
+    """400 with a reason (an ACK gets nothing), counted and logged."""
+    log.warn("REQINIT", f"{reason} from {KSR.pv.get('$si')}")
+    metrics.REFUSALS.labels("400", reason).inc()
+    if not KSR.is_ACK():
+        KSR.sl.sl_send_reply(400, reason)
+    return EXIT
 
 
 def cancel(rt: Runtime) -> int | None:
@@ -47,10 +75,14 @@ def cancel(rt: Runtime) -> int | None:
 
 
 def within_dialog(rt: Runtime) -> int | None:
-    """Requests inside an established dialog follow its Record-Route."""
+    """Requests inside a dialog follow its Record-Route, and only inside a dialog this
+    proxy made: a forged To-tag and Route must never reach the gateway (a free call) or
+    anywhere else (an open relay)."""
     if KSR.siputils.has_totag() < 0:
         return None
     if KSR.rr.loose_route() > 0:
+        if KSR.dialog.is_known_dlg() < 0:
+            return unknown_dialog("no dialog of ours")
         if not KSR.is_BYE():  # a BYE ends the dialog: its timer is already gone
             keep_hard_cap()
         if KSR.is_BYE() or KSR.is_INVITE() or KSR.is_ACK():
@@ -62,9 +94,17 @@ def within_dialog(rt: Runtime) -> int | None:
         return EXIT
     if KSR.is_ACK():
         if KSR.tm.t_check_trans() > 0:
-            KSR.tm.t_relay()
+            KSR.tm.t_relay()  # the ACK of a transaction we hold
         return EXIT
-    KSR.sl.sl_send_reply(404, "Not here")
+    return unknown_dialog("no Route to us")
+
+
+def unknown_dialog(why: str) -> int:
+    """481 for an in-dialog request we cannot place (an ACK is dropped), never relayed."""
+    log.warn("DIALOG", f"refused in-dialog {KSR.pv.get('$rm')} from {KSR.pv.get('$si')}: {why}")
+    metrics.REFUSALS.labels("481", REASON_NO_DIALOG).inc()
+    if not KSR.is_ACK():
+        KSR.sl.sl_send_reply(481, REASON_NO_DIALOG)
     return EXIT
 
 
@@ -89,29 +129,49 @@ def retransmission(rt: Runtime) -> int | None:
 
 
 def internal_headers(rt: Runtime) -> int | None:
-    """X-TG-* headers count only from the IVR with a valid signature; stripped from all."""
-    names = _internal_header_names(KSR.pv.get("$mb") or "")
+    """X-TG* headers count only from the IVR with a valid, unused signature; every header
+    whose name starts with X-TG, in any case or spacing, is stripped from every request."""
+    names = [n for n in message.header_names(rt.req.text)
+             if n.lower().startswith(internal.PREFIX_MATCH)]
     if not names:
         return None
+    distinct = {n.lower(): n for n in names}
     values = {}
-    for name in set(names):
-        canonical = _canonical(name)
+    for lower, name in distinct.items():
+        canonical = _CANON.get(lower)
         if canonical:
-            values[canonical] = KSR.pv.get(f"$hdr({name})") or ""
-        KSR.hdr.remove(name)
+            values[canonical] = message.pv(f"$hdr({canonical})")
+        KSR.hdr.remove(name)  # every header of that name, whatever its case
     if not rt.from_ivr(KSR.pv.get("$si"), KSR.pv.get("$sp")):
         log.warn("INTERNAL", f"stripped {len(names)} internal headers from {KSR.pv.get('$si')}")
         return None
-    # the IVR cannot choose its legs' Call-IDs, so its signature binds the session ID
+    if len(distinct) != len(names):
+        return refuse_internal("duplicate internal header")
     verified = internal.verify(rt.secret, values.get(internal.SESSION, ""), values)
-    if verified is None or _replayed(values[internal.SIGNATURE]):
-        log.warn("INTERNAL", "bad, expired or replayed signature from the IVR address")
-        metrics.REFUSALS.labels("403", "Invalid internal signature").inc()
-        KSR.sl.sl_send_reply(403, "Invalid internal signature")
-        return EXIT
-    rt.req["internal"] = verified
+    if verified is None:
+        return refuse_internal("bad or expired signature")
+    if not first_use(rt, verified):
+        return refuse_internal(f"signature replayed (nonce {verified.nonce})")
+    rt.req.internal = verified
     KSR.setflag(FLT_FROM_IVR)
     return None
+
+
+def first_use(rt: Runtime, signed: internal.Internal) -> bool:
+    """A signature is good for one INVITE: its nonce is marked used in Redis (shared by
+    every worker and node) until it expires; a second INVITE carrying it is a replay."""
+    if not signed.nonce:
+        return False
+    ttl_ms = max(1000, int((signed.expires + NONCE_MARGIN_S - time.time()) * 1000))
+    return bool(rt.redis.set(internal.used_key(signed.nonce), 1, nx=True, px=ttl_ms))
+
+
+def refuse_internal(why: str) -> int:
+    """403 for internal headers from the IVR address that cannot be trusted."""
+    log.warn("INTERNAL", f"{why} from the IVR address")
+    metrics.REFUSALS.labels("403", REASON_SIGNATURE).inc()
+    KSR.sl.sl_send_reply(403, REASON_SIGNATURE)
+    return EXIT
 
 
 def options(rt: Runtime) -> int | None:
@@ -133,31 +193,4 @@ def only_invite(rt: Runtime) -> int | None:
     return EXIT
 
 
-def _replayed(signature: str) -> bool:
-    """A signature is good for one call: a second Call-ID carrying it is a replay."""
-    call_id = KSR.pv.get("$ci")
-    seen = KSR.htable.sht_get("ivrsig", signature)
-    if seen is None:
-        KSR.htable.sht_sets("ivrsig", signature, call_id)
-        return False
-    return seen != call_id
-
-
 _CANON = {h.lower(): h for h in internal.SIGNED + (internal.SIGNATURE,)}
-
-
-def _canonical(name: str) -> str:
-    return _CANON.get(name.strip().lower(), "")
-
-
-def _internal_header_names(raw: str) -> list[str]:
-    """Names of every header whose name starts with X-TG-, whatever its case or spacing."""
-    head = raw.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
-    names = []
-    for line in head:
-        if not line or line[0] in " \t" or ":" not in line:
-            continue  # folded continuation lines carry no name
-        name = line.split(":", 1)[0].strip()
-        if name.lower().startswith(internal.PREFIX.lower()):
-            names.append(name)
-    return names

@@ -4,6 +4,8 @@ A step returns EXIT when it has answered or relayed the request; the route then 
 """
 from __future__ import annotations
 
+import traceback
+
 import KSR
 import redis
 
@@ -14,7 +16,7 @@ from kemi.runtime import Runtime
 from tollgate import metrics
 
 
-STEPS = (entry.reqinit, entry.cancel, entry.within_dialog, entry.retransmission,
+STEPS = (entry.reqinit, entry.readable, entry.cancel, entry.within_dialog, entry.retransmission,
          entry.internal_headers, entry.options, registrar.register, entry.only_invite,
          calls.from_ivr, calls.from_gateway, calls.from_phone)
 
@@ -40,6 +42,11 @@ class Router:
             log.error("BACKEND", f"{type(exc).__name__}: {exc}")
             metrics.REFUSALS.labels("503", "Backend unavailable").inc()
             KSR.sl.send_reply(503, "Backend unavailable")
+        except Exception as exc:  # a bug must cost one request, never a worker or a traceback
+            log.error("BUG", _where(exc))
+            metrics.REFUSALS.labels("500", "Internal error").inc()
+            if not KSR.is_ACK():
+                KSR.sl.send_reply(500, "Internal error")
         return 1
 
     # every reply Kamailio receives, before the transaction's own reply route
@@ -52,16 +59,33 @@ class Router:
 
     # replies to calls we relayed: rtpengine answers for SDP in 18x/2xx
     def ksr_onreply_manage(self, msg) -> int:
-        return calls.on_reply(self.rt)
+        return _guarded("REPLY", calls.on_reply, self.rt)
 
     # a branch failed: count it and pass the answer upstream
     def ksr_failure_manage(self, msg) -> int:
-        return calls.on_failure(self.rt)
+        return _guarded("FAILURE", calls.on_failure, self.rt)
 
     # dialog start/end/failed: xDR events and reservation bookkeeping
     def ksr_dialog_event(self, msg, event: str) -> int:
-        return dialogs.on_event(self.rt, event)
+        return _guarded("DIALOG", dialogs.on_event, self.rt, event)
 
     # once a second in the timer process: replay spooled xDR events
     def ksr_housekeeping(self, msg, name: str) -> int:
-        return dialogs.housekeeping(self.rt)
+        return _guarded("HOUSEKEEPING", dialogs.housekeeping, self.rt)
+
+
+def _guarded(step: str, route, *args) -> int:
+    """Run a route that cannot answer anyone: a fault is one log line, not a traceback."""
+    try:
+        return route(*args)
+    except Exception as exc:
+        log.error(step, _where(exc))
+        return 1
+
+
+def _where(exc: BaseException) -> str:
+    """One line: the exception and the innermost frame of ours it came from."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    place = f" at {'/'.join(last.filename.rsplit('/', 2)[-2:])}:{last.lineno}" if last else ""
+    return f"{type(exc).__name__}: {exc}{place}".replace("\n", " ")

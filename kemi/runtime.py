@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from billing.internal import Internal
 from tollgate import config, metrics
 from tollgate.directory import Directory
+from tollgate.reservations import Reservations
 from tollgate.xdr_emit import XdrEmitter
+
+
+@dataclass
+class Request:
+    """What one SIP request carries from step to step (reset by reqinit)."""
+    text: str = ""                     # the whole message, known to be UTF-8
+    internal: Internal | None = None   # signed values, when it came from the IVR
 
 
 class Runtime:
@@ -27,6 +37,8 @@ class Runtime:
         self._directory: Directory | None = None
         self._emitter: XdrEmitter | None = None
         self._redis: redis.Redis | None = None
+        self._reservations: Reservations | None = None
+        self.req = Request()
         self._exported: dict[str, int] = {}
         self._exported_at = 0.0
         self.trusted = {self.settings.ivr_address, self.settings.pstn_gateway.split(":")[0]}
@@ -34,7 +46,7 @@ class Runtime:
     def child_init(self) -> None:
         """Drop anything inherited from the parent; connections open on first use."""
         self.pid = os.getpid()
-        self._directory = self._emitter = self._redis = None
+        self._directory = self._emitter = self._redis = self._reservations = None
         self._exported = {}
 
     @property
@@ -46,7 +58,7 @@ class Runtime:
                                       db=self.settings.redis_db, socket_timeout=timeout,
                                       socket_connect_timeout=timeout, health_check_interval=0,
                                       retry=Retry(NoBackoff(), 0))
-            self._directory = self._emitter = None
+            self._directory = self._emitter = self._reservations = None
         return self._redis
 
     @property
@@ -56,6 +68,12 @@ class Runtime:
             self._directory = Directory(self.redis, size=s.cache_size, ttl=s.cache_ttl,
                                         negative_ttl=s.cache_negative_ttl)
         return self._directory
+
+    @property
+    def reservations(self) -> Reservations:
+        if self._reservations is None or self._reservations.client is not self.redis:
+            self._reservations = Reservations(self.redis)
+        return self._reservations
 
     @property
     def emitter(self) -> XdrEmitter:

@@ -26,6 +26,9 @@ class Settings:
     ivr_workers: int = 4
     # callers one IVR worker takes at once (2 fills the wheel's 4 pjsua call slots)
     ivr_max_sessions: int = 2
+    # seconds Kamailio waits for an IVR worker's first answer before trying the next
+    # (and, after the last, refusing the call 503 "IVR unavailable")
+    ivr_answer_timeout: int = 2
     # rtpengine
     rtpengine_address: str = "127.0.0.1"
     rtpengine_ng_port: int = 2223
@@ -68,6 +71,13 @@ class Settings:
         if self.pg_password:
             parts.append(f"password={self.pg_password}")
         return " ".join(parts)
+
+    @property
+    def ivr_signature_ttl(self) -> int:
+        """Lifetime of the signature on a call sent to the IVR: the time Kamailio may still
+        be trying workers. An IVR that comes back later must not answer a caller who is
+        gone, so it refuses an INVITE signed longer ago than this."""
+        return self.ivr_answer_timeout * self.ivr_workers + 2
 
     @property
     def var_path(self) -> Path:

@@ -10,6 +10,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from tollgate.config import Settings
 
@@ -49,6 +50,7 @@ def kamailio_local_cfg(s: Settings) -> str:
         f'#!define KEMI_SCRIPT "{ROOT / "kemi" / "main.py"}"',
         f'#!define RTPENGINE_SOCK "udp:{s.rtpengine_address}:{s.rtpengine_ng_port}"',
         f'#!define CTL_SOCKET "unix:{s.var_path / "run" / "kamailio_ctl"}"',
+        f'#!define DIALOG_DB_URL "{dialog_db_url(s)}"',
         "#!define PIKE_DENSITY 64",
         f"listen=udp:{s.sip_address}:{s.sip_port}",
         f"listen=tcp:{s.sip_address}:{s.sip_port}",
@@ -57,6 +59,12 @@ def kamailio_local_cfg(s: Settings) -> str:
         f'alias="{s.sip_domain}"',
         "",
     ])
+
+
+def dialog_db_url(s: Settings) -> str:
+    """Where Kamailio's dialog module keeps live calls: tollgate's own database."""
+    auth = s.pg_user + (f":{quote(s.pg_password, safe='')}" if s.pg_password else "")
+    return f"postgres://{auth}@{s.pg_host}:{s.pg_port}/{s.pg_database}"
 
 
 def prepare(s: Settings) -> None:

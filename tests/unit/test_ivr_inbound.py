@@ -79,7 +79,9 @@ def test_toll_headers_verify_over_the_session_id():
     headers = toll_headers(SECRET, caller, "1778555#4545", ttl=60)
     data = internal.verify(SECRET, headers[internal.SESSION], headers)
     assert data == internal.Internal(account="17785551210", dest="442071234567", session="abc",
-                                     auth_id="1778555#4545", app="1")
+                                     auth_id="1778555#4545", app="1",
+                                     nonce=headers[internal.NONCE],
+                                     expires=int(headers[internal.EXPIRES]))
 
 
 def test_toll_uri_escapes_the_number():
