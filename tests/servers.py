@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tollgate.stack import postgres_can_reach
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 LOG_ROOT = Path(os.environ.get("TOLLGATE_TEST_LOGS", "/tmp/tollgate-test-logs"))
 
@@ -81,7 +83,7 @@ class PostgresServer:
 
     def __init__(self, port: int | None = None):
         self.port = port or free_port()
-        self.dir = log_dir("pg")
+        self.dir = _postgres_log_dir()
         self.data = self.dir / "data"
         self.sock = self.dir / "sock"
         self.user = "tollgate"
@@ -131,6 +133,15 @@ class PostgresServer:
         self.psql(f"DROP DATABASE IF EXISTS {name}")
         self.psql(f"CREATE DATABASE {name} OWNER {self.user}")
         return self.dsn(name)
+
+
+def _postgres_log_dir() -> Path:
+    """log_dir("pg"), unless the postgres user cannot reach LOG_ROOT (TOLLGATE_TEST_LOGS
+    under a 0700 home): then a folder of its own in /tmp."""
+    LOG_ROOT.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or postgres_can_reach(LOG_ROOT):
+        return log_dir("pg")
+    return Path(tempfile.mkdtemp(prefix="tollgate-test-pg-", dir="/tmp"))
 
 
 def kill_group(proc: subprocess.Popen, timeout: float = 10) -> None:

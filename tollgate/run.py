@@ -33,7 +33,11 @@ def main() -> int:
               "stop it with Ctrl-C in its terminal", file=sys.stderr)
         return 1
     stack.prepare(settings)
-    _init_postgres(settings)
+    try:
+        _init_postgres(settings)
+    except RuntimeError as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 1
     conf = _write_supervisord_conf(settings)
     supervisor = subprocess.Popen(["supervisord", "-n", "-c", str(conf)], start_new_session=True)
     # SIGTERM and Ctrl-C both unwind to the `finally` below, even when a parent shell
@@ -84,18 +88,54 @@ def _lock_owner(var: Path) -> str:
 
 
 def _init_postgres(s: Settings) -> None:
-    """A cluster of our own under var/pg, owned by the postgres user when we are root."""
-    pg = s.var_path / "pg"
+    """A cluster of our own in stack.postgres_dir, owned by the postgres user when we are
+    root. RuntimeError, in words for the operator, when it cannot be made there."""
+    pg = stack.postgres_dir(s)
     data = pg / "data"
     if (data / "PG_VERSION").exists():
         return
-    pg.mkdir(parents=True, exist_ok=True)
+    why = "" if pg == s.var_path / "pg" else f" (the postgres user cannot reach {s.var_path})"
     as_owner: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(pg, "postgres", "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_owner, str(stack.PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
-                    "-U", "postgres", "-E", "UTF8"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        _make_folders(pg)
+        if os.geteuid() == 0:
+            shutil.chown(pg, "postgres", "postgres")
+            as_owner = ["runuser", "-u", "postgres", "--"]
+            _link_var_pg(s, pg)
+    except OSError as exc:
+        raise RuntimeError(f"cannot make {pg} for PostgreSQL{why}: {exc.strerror}") from None
+    if as_owner and not stack.postgres_can_reach(pg):
+        raise RuntimeError(f"the postgres user cannot reach {pg}: let it traverse the folders "
+                           "above, or set var_dir elsewhere")
+    initdb = subprocess.run([*as_owner, str(stack.PG_BIN / "initdb"), "-D", str(data),
+                             "-A", "trust", "-U", "postgres", "-E", "UTF8"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if initdb.returncode != 0:
+        lines = initdb.stderr.strip().splitlines() or ["no message"]
+        reason = next((line for line in lines if "error" in line), lines[-1])
+        raise RuntimeError(f"initdb of {data} failed: {reason}")
+
+
+def _make_folders(folder: Path) -> None:
+    """mkdir -p whose new folders others may traverse whatever our umask (the postgres user
+    has to); folders that exist are left as they are."""
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]
+    for f in reversed(missing):
+        f.mkdir()
+        os.chmod(f, 0o755)
+
+
+def _link_var_pg(s: Settings, pg: Path) -> None:
+    """var/pg points to a cluster kept outside var/: the place shows, and stays chosen."""
+    link = s.var_path / "pg"
+    if link == pg or link.is_symlink():
+        return
+    if link.is_dir():
+        try:
+            link.rmdir()  # the empty folder a start that failed to reach it left
+        except OSError:
+            return
+    link.symlink_to(pg)
 
 
 def _write_supervisord_conf(s: Settings) -> Path:
@@ -167,7 +207,7 @@ def _provision(s: Settings) -> None:
     cli = [sys.executable, "-m", "provisioning.cli"]
     subprocess.run([*cli, "migrate"], check=True, env=env)
     marker = s.var_path / ".demo-loaded"
-    if not marker.exists():
+    if not exists or not marker.exists():  # a new cluster has no demo, whatever the marker says
         subprocess.run([*cli, "import", str(DEMO)], check=True, env=env)
         marker.write_text(time.strftime("%Y-%m-%d %H:%M:%S"))
     subprocess.run([*cli, "resync"], check=True, env=env)

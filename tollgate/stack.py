@@ -5,7 +5,11 @@ same commands on free ports. One place decides how every part starts.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
+import re
+import stat
 import sys
 import sysconfig
 from dataclasses import dataclass, field
@@ -16,6 +20,8 @@ from tollgate.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# clusters of checkouts the postgres user cannot reach (see postgres_dir)
+PG_STATE = Path("/var/lib/tollgate")
 
 
 @dataclass
@@ -83,10 +89,50 @@ def redis_program(s: Settings) -> Program:
 
 
 def postgres_program(s: Settings) -> Program:
-    data = s.var_path / "pg" / "data"
-    return Program("postgres", [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(s.pg_port),
-                                "-k", str(s.var_path / "pg"), "-c", "listen_addresses=" + s.pg_host],
-                   s.var_path, user="postgres" if os.geteuid() == 0 else "")
+    # as root, supervisord changes to `cwd` after becoming postgres: the cluster's own folder
+    pg = postgres_dir(s)
+    return Program("postgres", [str(PG_BIN / "postgres"), "-D", str(pg / "data"),
+                                "-p", str(s.pg_port), "-k", str(pg),
+                                "-c", "listen_addresses=" + s.pg_host],
+                   pg, user="postgres" if os.geteuid() == 0 else "")
+
+
+def postgres_dir(s: Settings) -> Path:
+    """The PostgreSQL cluster's folder (data/ and its socket): var/pg, unless we are root and
+    the postgres user cannot reach var/ (a checkout in a 0700 home): then a folder of
+    PG_STATE named after var/, which var/pg links to once made."""
+    link = s.var_path / "pg"
+    if link.is_symlink():
+        return link.parent / os.readlink(link)
+    if os.geteuid() != 0 or postgres_can_reach(s.var_path):
+        return link
+    key = hashlib.sha256(str(s.var_path).encode()).hexdigest()[:8]
+    name = re.sub(r"[^A-Za-z0-9_.]+", "-", str(s.var_path))[-40:].strip("-")
+    return PG_STATE / f"{name}-{key}"
+
+
+def postgres_can_reach(path: Path) -> bool:
+    """Whether the postgres user may traverse every folder down to `path`, by mode bits
+    (folders not made yet are skipped)."""
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        raise RuntimeError("there is no postgres user: install PostgreSQL (make deps)") from None
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    for folder in (path, *path.parents):
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid == user.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
 
 
 def rtpengine_program(s: Settings) -> Program:
