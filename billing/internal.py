@@ -19,7 +19,7 @@ AUTH_ID = "X-TG-Auth-ID"      # the auth ID the IVR built (1778555#4545); empty 
 DEST = "X-TG-Dest"            # the number originally dialed
 SESSION = "X-TG-Session"      # session ID shared by every leg of one call (first Call-ID)
 APP = "X-TG-App"              # voice application id
-EXPIRES = "X-TG-Expires"      # unix time after which the signature is void
+EXPIRES = "X-TG-Expires"      # unix time in milliseconds after which the signature is void
 NONCE = "X-TG-Nonce"          # random, unique per signature: a signature is good once
 SIGNATURE = "X-TG-Sig"        # hex HMAC-SHA256
 SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, EXPIRES, NONCE)
@@ -34,7 +34,7 @@ class Internal:
     auth_id: str = ""
     app: str = ""
     nonce: str = ""
-    expires: int = 0
+    expires: int = 0      # unix time in milliseconds
 
 
 def _mac(secret: bytes, call_id: str, values: dict[str, str]) -> str:
@@ -42,12 +42,12 @@ def _mac(secret: bytes, call_id: str, values: dict[str, str]) -> str:
     return hmac.new(secret, msg, hashlib.sha256).hexdigest()
 
 
-def sign(secret: bytes, call_id: str, data: Internal, ttl: int = 60,
+def sign(secret: bytes, call_id: str, data: Internal, ttl: float = 60,
          now: float | None = None) -> dict[str, str]:
     """Headers (name -> value) carrying `data` for the request with this Call-ID."""
     values = {ACCOUNT: data.account, AUTH_ID: data.auth_id, DEST: data.dest,
               SESSION: data.session, APP: data.app,
-              EXPIRES: str(int((time.time() if now is None else now) + ttl)),
+              EXPIRES: str(int(((time.time() if now is None else now) + ttl) * 1000)),
               NONCE: data.nonce or secrets.token_hex(16)}
     values[SIGNATURE] = _mac(secret, call_id, values)
     return values
@@ -60,7 +60,7 @@ def verify(secret: bytes, call_id: str, headers: dict[str, str],
     expires = headers.get(EXPIRES, "")
     if not sig or not expires.isdigit():
         return None
-    if int(expires) < (time.time() if now is None else now):
+    if int(expires) < (time.time() if now is None else now) * 1000:
         return None
     if not hmac.compare_digest(sig, _mac(secret, call_id, headers)):
         return None

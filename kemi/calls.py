@@ -106,18 +106,17 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
 
 def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
     """A paid call of a phone that calls via a pass-through IVR: the IVR collects the code."""
-    headers = internal.sign(rt.secret, KSR.pv.get("$ci"), internal.Internal(
-        account=caller["id"], dest=dialed, session=session, app=str(caller["ivr_app_id"])),
-        ttl=rt.settings.ivr_signature_ttl)
-    for name, value in headers.items():
-        KSR.hdr.append(f"{name}: {value}\r\n")
     first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
     KSR.pv.seti("$avp(tg_ivr_first)", first)
     KSR.pv.seti("$avp(tg_ivr_tries)", 1)
     KSR.pv.sets("$avp(tg_ivr_user)", dialed)
+    KSR.pv.sets("$avp(tg_ivr_account)", str(caller["id"]))
+    KSR.pv.sets("$avp(tg_ivr_session)", session)
+    KSR.pv.sets("$avp(tg_ivr_app)", str(caller["ivr_app_id"]))
     KSR.pv.sets("$ru", rt.ivr_uri(dialed, first))
     # a worker that does not answer within seconds is down: try the next, then refuse
     KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
+    KSR.tm.t_on_branch("ksr_branch_ivr")
     decision = Decision(200, "Via IVR", classify.IVR, payer=caller["id"],
                         customer_id=caller.get("customer_id"))
     return relay(rt, decision, LEG_IVR, session, caller["id"], dialed, access_code="IN")
@@ -189,6 +188,20 @@ def refuse(decision: Decision) -> int:
     return EXIT
 
 
+def sign_ivr_branch(rt: Runtime) -> int:
+    """Each IVR worker's branch carries its own signature, good for as long as Kamailio
+    waits for that worker: a worker that wakes up later refuses the INVITE instead of
+    answering a caller who has moved on."""
+    data = internal.Internal(account=message.pv("$avp(tg_ivr_account)"),
+                             dest=message.pv("$avp(tg_ivr_user)"),
+                             session=message.pv("$avp(tg_ivr_session)"),
+                             app=message.pv("$avp(tg_ivr_app)"))
+    headers = internal.sign(rt.secret, message.pv("$ci"), data, ttl=rt.settings.ivr_signature_ttl)
+    for name, value in headers.items():
+        KSR.hdr.append(f"{name}: {value}\r\n")
+    return 1
+
+
 def on_reply(rt: Runtime) -> int:
     """SDP in a provisional or final reply goes through rtpengine; a 2xx starts billing."""
     status = KSR.pv.get("$rs")
@@ -226,7 +239,8 @@ def next_ivr_worker(rt: Runtime) -> bool:
     worker = KSR.pv.get("$avp(tg_ivr_first)") + tries
     KSR.pv.seti("$avp(tg_ivr_tries)", tries + 1)
     KSR.pv.sets("$ru", rt.ivr_uri(KSR.pv.get("$avp(tg_ivr_user)"), worker))
-    log.info("IVR", f"worker busy, trying worker {worker % rt.settings.ivr_workers}")
+    log.info("IVR", f"worker busy or silent, trying worker {worker % rt.settings.ivr_workers}")
+    KSR.tm.t_on_branch("ksr_branch_ivr")
     KSR.tm.t_on_reply("ksr_onreply_manage")
     KSR.tm.t_on_failure("ksr_failure_manage")
     return KSR.tm.t_relay() > 0

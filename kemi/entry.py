@@ -162,7 +162,7 @@ def first_use(rt: Runtime, signed: internal.Internal) -> bool:
     every worker and node) until it expires; a second INVITE carrying it is a replay."""
     if not signed.nonce:
         return False
-    ttl_ms = max(1000, int((signed.expires + NONCE_MARGIN_S - time.time()) * 1000))
+    ttl_ms = max(1000, int(signed.expires + NONCE_MARGIN_S * 1000 - time.time() * 1000))
     return bool(rt.redis.set(internal.used_key(signed.nonce), 1, nx=True, px=ttl_ms))
 
 

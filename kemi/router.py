@@ -61,6 +61,10 @@ class Router:
     def ksr_onreply_manage(self, msg) -> int:
         return _guarded("REPLY", calls.on_reply, self.rt)
 
+    # each branch to an IVR worker: its own signature, good while we wait for that worker
+    def ksr_branch_ivr(self, msg) -> int:
+        return _guarded("IVR-BRANCH", calls.sign_ivr_branch, self.rt)
+
     # a branch failed: count it and pass the answer upstream
     def ksr_failure_manage(self, msg) -> int:
         return _guarded("FAILURE", calls.on_failure, self.rt)

@@ -61,6 +61,7 @@ class PhoneCall(pj.Call):
         self.dtmf: list[tuple[str, int]] = []      # (digit, pjsua method) received
         self.confirmed = self.disconnected = False
         self.last_code = 0
+        self.last_reason = ""
         self.call_id = ""
         self.player: pj.AudioMediaPlayer | None = None
         self.recorder: pj.AudioMediaRecorder | None = None
@@ -77,6 +78,7 @@ class PhoneCall(pj.Call):
         if info.lastStatusCode and (not self.codes or self.codes[-1] != info.lastStatusCode):
             self.codes.append(info.lastStatusCode)
         self.last_code = info.lastStatusCode
+        self.last_reason = info.lastReason
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self.confirmed = True
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:

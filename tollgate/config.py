@@ -73,11 +73,11 @@ class Settings:
         return " ".join(parts)
 
     @property
-    def ivr_signature_ttl(self) -> int:
-        """Lifetime of the signature on a call sent to the IVR: the time Kamailio may still
-        be trying workers. An IVR that comes back later must not answer a caller who is
-        gone, so it refuses an INVITE signed longer ago than this."""
-        return self.ivr_answer_timeout * self.ivr_workers + 2
+    def ivr_signature_ttl(self) -> float:
+        """Lifetime of the signature on a call sent to one IVR worker: the time Kamailio
+        waits for that worker. A worker that wakes up later must not answer a caller who
+        has moved on (to the next worker, or away), so it refuses the stale INVITE."""
+        return float(self.ivr_answer_timeout)
 
     @property
     def var_path(self) -> Path:

@@ -11,7 +11,7 @@ DATA = Internal(account="17785551210", dest="12125550123", session="abc@host", a
 def test_signed_headers_verify_and_carry_the_values():
     headers = internal.sign(SECRET, "call-1", DATA, ttl=60, now=1000)
     assert internal.verify(SECRET, "call-1", headers, now=1030) == replace(
-        DATA, nonce=headers[internal.NONCE], expires=1060)
+        DATA, nonce=headers[internal.NONCE], expires=1060_000)
 
 
 def test_a_changed_value_breaks_the_signature():
