@@ -31,9 +31,10 @@ import redis
 
 from tests.servers import free_port, kill_group
 from tests.stack import Stack, wait_sip
+from tollgate import keyspace
 
 HERE = Path(__file__).resolve().parent
-XDR_STREAM = "tg:xdr"
+XDR_STREAM = keyspace.XDR_STREAM
 SCENARIO = HERE / "sipp" / "call.xml"
 NATIVE_CFG = HERE / "native" / "kamailio-native.cfg"
 
@@ -144,18 +145,18 @@ def native_data(stack: Stack) -> str:
     r = redis_client(stack)
     out, tariffs = ["route[LOAD_DATA] {"], set()
     for i in range(1, ACCOUNTS + 1):
-        acc = msgpack.unpackb(r.get(f"tg:account:{account_id(i)}"), raw=False)
-        product = msgpack.unpackb(r.get(f"tg:product:{acc['product_id']}"), raw=False)
+        acc = msgpack.unpackb(r.get(keyspace.account(account_id(i))), raw=False)
+        product = msgpack.unpackb(r.get(keyspace.product(acc['product_id'])), raw=False)
         tariff = next(int(e["tariff_id"]) for e in product["rating"]
                       if e.get("access_code", "") == "")
         tariffs.add(tariff)
-        micro = int(round(float(r.get(f"tg:bal:account:{acc['id']}").decode()) * 100000))
+        micro = int(round(float(r.get(keyspace.balance("account", acc['id'])).decode()) * 100000))
         out += [f'\t$sht(acct=>pw:{acc["id"]}) = "{acc["password"]}";',
                 f"\t$sht(acct=>tariff:{acc['id']}) = {tariff};",
                 f"\t$sht(acct=>bal:{acc['id']}) = {micro};",
                 f"\t$sht(resv=>{acc['id']}) = 0;"]
     for tariff in sorted(tariffs):
-        for prefix, packed in sorted(r.hgetall(f"tg:rates:{tariff}").items()):
+        for prefix, packed in sorted(r.hgetall(keyspace.rates(tariff)).items()):
             rate = msgpack.unpackb(packed, raw=False)
             price = -1 if rate["forbidden"] else int(round(float(rate["price_first"]) * 100000))
             out.append(f"\t$sht(rates=>{tariff}:{prefix.decode()}) = {price};")

@@ -16,6 +16,7 @@ import redis
 
 from hotpath import _cache, _cache_py, _prefix, _prefix_py, _translate, _translate_py
 from tests.servers import RedisServer
+from tollgate import keyspace
 
 PREFIXES = 1_000_000
 ALIASES = 1_000_000
@@ -32,7 +33,7 @@ def best_ns(timers: dict, number: int, rounds: int = 15) -> dict:
 
 
 def bench_cache(client: redis.Redis) -> None:
-    key = "tg:account:17785551209"
+    key = keyspace.account("17785551209")
     record = {"id": "17785551209", "customer_id": 1, "product_id": 2, "language": "en",
               "blocked": False, "billing_model": "debit", "follow_me": ["42073723123"]}
     client.set(key, msgpack.packb(record))
@@ -120,13 +121,13 @@ def bench_aliases(client: redis.Redis) -> None:
     for i in range(ALIASES):
         alias = f"{1778555000 + i // 10_000}#{i % 10_000:04d}"
         record = {"id": alias, "account_id": f"1778555{i % 100_000:05d}", "allow_auth": False}
-        pipe.set(f"tg:alias:{alias}", msgpack.packb(record))
+        pipe.set(keyspace.alias(alias), msgpack.packb(record))
         if len(pipe) >= batch:
             pipe.execute()
     pipe.execute()
     seconds = time.perf_counter() - t0
     loaded = client.dbsize()
-    print(f"load {ALIASES:,} tg:alias:<id> records (pipelined SET, {batch:,} per round trip)")
+    print(f"load {ALIASES:,} alias records (pipelined SET, {batch:,} per round trip)")
     print(f"  {seconds:.1f} s, {ALIASES / seconds:,.0f} records/s, {loaded:,} keys in Redis")
     print(f"  target: <= 60 s -> {'met' if seconds <= 60 and loaded == ALIASES else 'MISSED'}")
 

@@ -34,7 +34,7 @@ class Funds:
     def from_records(cls, account: Mapping, customer: Mapping, balance: object,
                      customer_balance: object = 0, reserved_account: object = 0,
                      reserved_customer: object = 0) -> "Funds":
-        """Funds from the account/customer maps plus the balances kept in tg:bal:*."""
+        """Funds from the account/customer maps plus the balances kept under keyspace.balance."""
         return cls(billing_model=account.get("billing_model") or DEBIT,
                    balance=money(balance),
                    credit_limit=_limit(account.get("credit_limit")),

@@ -61,7 +61,7 @@ def longest_prefix(table: Mapping[str, object], number: str) -> object | None:
 
 
 def table_lookup(tables: Callable[[int], Mapping[str, object] | None]) -> RateLookup:
-    """A RateLookup over whole tariff tables (prefix -> rate), e.g. a `tg:rates:<id>` hash."""
+    """A RateLookup over whole tariff tables (prefix -> rate), e.g. a keyspace.rates hash."""
     def lookup(tariff_id: int, number: str) -> object | None:
         table = tables(tariff_id)
         return None if table is None else longest_prefix(table, number)

@@ -69,7 +69,3 @@ def verify(secret: bytes, call_id: str, headers: dict[str, str],
                     app=headers.get(APP, ""), nonce=headers.get(NONCE, ""),
                     expires=int(expires))
 
-
-def used_key(nonce: str) -> str:
-    """The Redis key that marks a signature's nonce as used (until it would expire)."""
-    return f"tg:sigused:{nonce}"

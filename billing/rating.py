@@ -78,7 +78,7 @@ class Rate:
 
     @classmethod
     def from_map(cls, record: Mapping) -> "Rate":
-        """A Rate from the msgpack map of `tg:rates:<tariff>` or a database row."""
+        """A Rate from the msgpack map of a keyspace.rates field or a database row."""
         try:
             return cls(prefix=str(record.get("prefix", "")),
                        price_first=money(record.get("price_first", 0)),

@@ -1,7 +1,7 @@
 """Reservations of funds for calls in progress: the Redis Lua script and its arguments.
 
-Keys: balances `tg:bal:account:<id>` / `tg:bal:customer:<id>` (decimal text) and hashes
-`tg:resv:account:<id>` / `tg:resv:customer:<id>` (call-id -> "<micro>:<expires ms>").
+Keys: tollgate.keyspace.balance (decimal text) and tollgate.keyspace.reservations (hash
+call-id -> "<micro>:<expires ms>"), per account and per customer.
 Inside Lua every amount is an integer number of micro-units, 1 unit = 100000 micro
 (numeric(18,5) has 5 decimals, so the conversion is exact both ways). Lua 5.1 numbers are
 doubles, exact for integers up to 2**53: amounts up to 90 billion units stay exact.
@@ -35,14 +35,6 @@ def to_micro(amount: Decimal | str) -> int:
 def from_micro(micro: int) -> Decimal:
     """The Decimal amount of integer micro-units."""
     return (Decimal(int(micro)) / MICRO).quantize(QUANTUM)
-
-
-def balance_key(scope: str, ident: object) -> str:
-    return f"tg:bal:{scope}:{ident}"
-
-
-def reservation_key(scope: str, ident: object) -> str:
-    return f"tg:resv:{scope}:{ident}"
 
 
 @dataclass(frozen=True)

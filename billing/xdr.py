@@ -1,4 +1,4 @@
-"""The xDR event (stream `tg:xdr`, field `m`): model, msgpack codec, hostile-input checks.
+"""The xDR event (keyspace.XDR_STREAM, field `m`): model, msgpack codec, hostile-input checks.
 
 Timestamps travel as decimal text ("1795300000.123") so no float rounding ever reaches
 billing; decode() refuses anything that does not match docs/DATA.md with XdrError.

@@ -67,7 +67,7 @@ class RedisBackend:
         return self.client.get(key)
 
     def generation(self) -> int:
-        """The current tg:gen value (0 when the key is missing, e.g. after a Redis restart)."""
+        """The current generation value (0 when the key is missing, e.g. after a Redis restart)."""
         value = self.fetch(self.gen_key)
         return int(value) if value is not None else 0
 

@@ -10,6 +10,7 @@ import msgpack
 
 from hotpath._backend import CONNECTION_ERRORS, RedisBackend
 from hotpath.errors import BackendUnavailable
+from tollgate import keyspace
 
 __all__ = ["RecordCache", "BackendUnavailable"]
 
@@ -41,7 +42,7 @@ cdef class RecordCache:
 
     def __init__(self, redis, Py_ssize_t size=100_000, double ttl=30.0, double negative_ttl=5.0, *,
                  double gen_check_interval=1.0, double retry_interval=1.0,
-                 str channel="tg:invalidate", str gen_key="tg:gen", clock=None):
+                 str channel=keyspace.INVALIDATE, str gen_key=keyspace.GENERATION, clock=None):
         if size < 1 or ttl <= 0 or negative_ttl < 0 or gen_check_interval < 0 or retry_interval < 0:
             raise ValueError("size >= 1, ttl > 0 and the other intervals >= 0 are required")
         self._backend = RedisBackend(redis, channel, gen_key)

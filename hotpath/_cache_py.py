@@ -8,6 +8,7 @@ import msgpack
 
 from hotpath._backend import CONNECTION_ERRORS, RedisBackend
 from hotpath.errors import BackendUnavailable
+from tollgate import keyspace
 
 __all__ = ["RecordCache", "BackendUnavailable"]
 
@@ -27,7 +28,8 @@ class RecordCache:
 
     def __init__(self, redis, size: int = 100_000, ttl: float = 30.0, negative_ttl: float = 5.0, *,
                  gen_check_interval: float = 1.0, retry_interval: float = 1.0,
-                 channel: str = "tg:invalidate", gen_key: str = "tg:gen", clock=None):
+                 channel: str = keyspace.INVALIDATE, gen_key: str = keyspace.GENERATION,
+                 clock=None):
         if size < 1 or ttl <= 0 or negative_ttl < 0 or gen_check_interval < 0 or retry_interval < 0:
             raise ValueError("size >= 1, ttl > 0 and the other intervals >= 0 are required")
         self._backend = RedisBackend(redis, channel, gen_key)

@@ -1,6 +1,6 @@
 """Record lookups of the IVR: accounts, aliases, applications and PIN failure counters.
 
-Plain redis + msgpack over the keys of docs/DATA.md for now; the same small API can sit
+Plain redis + msgpack over the keys of tollgate.keyspace for now; the same small API can sit
 on hotpath.RecordCache later. Keys are built from ids, never formatted into commands.
 """
 from __future__ import annotations
@@ -8,9 +8,8 @@ from __future__ import annotations
 import msgpack
 import redis
 
+from tollgate import keyspace
 from tollgate.config import Settings
-
-PINFAIL = "tg:pinfail:"
 
 
 class Directory:
@@ -29,26 +28,26 @@ class Directory:
         return msgpack.unpackb(raw, raw=False) if raw is not None else None
 
     def account(self, account_id: str) -> dict | None:
-        return self._record(f"tg:account:{account_id}")
+        return self._record(keyspace.account(account_id))
 
     def alias(self, alias_id: str) -> dict | None:
-        return self._record(f"tg:alias:{alias_id}")
+        return self._record(keyspace.alias(alias_id))
 
     def app(self, app_id: str) -> dict | None:
-        return self._record(f"tg:app:{app_id}")
+        return self._record(keyspace.app(app_id))
 
     def customer(self, customer_id: object) -> dict | None:
-        return self._record(f"tg:customer:{customer_id}")
+        return self._record(keyspace.customer(customer_id))
 
     def failures(self, account_id: str) -> int:
         """Wrong codes entered for this caller account in the lockout window."""
-        raw = self.redis.get(PINFAIL + account_id)
+        raw = self.redis.get(keyspace.pin_failures(account_id))
         return int(raw) if raw is not None else 0
 
     def record_failure(self, account_id: str, ttl: int) -> int:
         """Count one wrong code; the window restarts with every failure."""
         pipe = self.redis.pipeline()
-        pipe.incr(PINFAIL + account_id)
-        pipe.expire(PINFAIL + account_id, ttl)
+        pipe.incr(keyspace.pin_failures(account_id))
+        pipe.expire(keyspace.pin_failures(account_id), ttl)
         count, _ = pipe.execute()
         return int(count)

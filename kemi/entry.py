@@ -11,7 +11,7 @@ from kemi import log, message
 from kemi.constants import (EXIT, FLT_FROM_IVR, REASON_BANNED, REASON_NO_DIALOG,
                             REASON_SIGNATURE)
 from kemi.runtime import Request, Runtime
-from tollgate import metrics
+from tollgate import keyspace, metrics
 
 MAX_FORWARDS = 10          # hops a request may still take when it reaches us
 SANITY_MSG_CHECKS = 17895  # the sanity module's checks of Kamailio's default cfg (Via too)
@@ -163,7 +163,7 @@ def first_use(rt: Runtime, signed: internal.Internal) -> bool:
     if not signed.nonce:
         return False
     ttl_ms = max(1000, int(signed.expires + NONCE_MARGIN_S * 1000 - time.time() * 1000))
-    return bool(rt.redis.set(internal.used_key(signed.nonce), 1, nx=True, px=ttl_ms))
+    return bool(rt.redis.set(keyspace.signature_used(signed.nonce), 1, nx=True, px=ttl_ms))
 
 
 def refuse_internal(why: str) -> int:

@@ -1,8 +1,8 @@
 """Redis projection of PostgreSQL rows (docs/DATA.md), change publishing and resync.
 
 record functions turn rows into the msgpack maps readers expect; Changes collects the
-keys one committed write affects; publish() applies them, bumps tg:gen and announces
-each key on tg:invalidate; resync() rebuilds everything in pipelined batches.
+keys one committed write affects; publish() applies them, bumps the generation and
+announces each key on the invalidation channel (tollgate.keyspace names them all); resync() rebuilds everything in pipelined batches.
 """
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ import psycopg
 import redis
 from psycopg.rows import dict_row
 
-GEN = "tg:gen"
-CHANNEL = "tg:invalidate"
+from tollgate import keyspace
+
+GEN = keyspace.GENERATION
+CHANNEL = keyspace.INVALIDATE
 BATCH = 5000
 Row = dict[str, Any]
 Progress = Callable[[int, int], None]
@@ -57,7 +59,7 @@ def unpack(data: bytes) -> Any:
 # --- projections: PostgreSQL row -> record -------------------------------------------
 
 def customer_record(row: Row) -> Row:
-    """tg:customer:<id>"""
+    """keyspace.customer"""
     return {
         "id": row["id"], "name": row["name"], "currency": row["currency"],
         "timezone": row["timezone"], "language": row["language"],
@@ -72,7 +74,7 @@ def customer_record(row: Row) -> Row:
 
 
 def account_record(row: Row) -> Row:
-    """tg:account:<id>"""
+    """keyspace.account"""
     return {
         "id": row["id"], "customer_id": row["customer_id"], "product_id": row["product_id"],
         "password": row["password"], "service_password": row["service_password"],
@@ -85,24 +87,24 @@ def account_record(row: Row) -> Row:
 
 
 def alias_record(row: Row) -> Row:
-    """tg:alias:<id>"""
+    """keyspace.alias"""
     return {"id": row["id"], "account_id": row["account_id"], "allow_auth": row["allow_auth"]}
 
 
 def product_record(row: Row, rating: list[Row]) -> Row:
-    """tg:product:<id>; rating sorted by access code ('' = plain calls first)."""
+    """keyspace.product; rating sorted by access code ('' = plain calls first)."""
     entries = sorted(({"access_code": r["access_code"], "tariff_id": r["tariff_id"]} for r in rating),
                      key=lambda e: e["access_code"])
     return {"id": row["id"], "name": row["name"], "currency": row["currency"], "rating": entries}
 
 
 def tariff_record(row: Row) -> Row:
-    """tg:tariff:<id>"""
+    """keyspace.tariff"""
     return {"id": row["id"], "name": row["name"], "currency": row["currency"]}
 
 
 def rate_record(row: Row) -> Row:
-    """One field of tg:rates:<tariff_id>."""
+    """One field of keyspace.rates(tariff_id)."""
     return {
         "prefix": row["prefix"], "price_first": money(row["price_first"]),
         "price_next": money(row["price_next"]), "interval_first": row["interval_first"],
@@ -112,7 +114,7 @@ def rate_record(row: Row) -> Row:
 
 
 def app_record(row: Row, access_numbers: list[str]) -> Row:
-    """tg:app:<id>"""
+    """keyspace.app"""
     return {"id": row["id"], "name": row["name"], "type": row["type"],
             "settings": row["settings"], "access_numbers": sorted(access_numbers)}
 
@@ -163,7 +165,7 @@ class Changes:
 
 
 def publish(client: redis.Redis, changes: Changes) -> None:
-    """Apply changes atomically (MULTI), INCR tg:gen, PUBLISH each key on tg:invalidate."""
+    """Apply changes atomically (MULTI), INCR the generation, PUBLISH each key on the invalidation channel."""
     keys = changes.keys()
     if not keys:
         return
@@ -191,95 +193,95 @@ def _one(conn: psycopg.Connection, query: str, params: tuple[Any, ...]) -> Row |
 
 
 def customer_changes(conn: psycopg.Connection, customer_id: int) -> Changes:
-    """Refresh (or drop) tg:customer:<id> and tg:bal:customer:<id>."""
+    """Refresh (or drop) a customer's record and balance."""
     changes = Changes()
     row = _one(conn, f"SELECT {CUSTOMER_COLS} FROM customers WHERE id = %s", (customer_id,))
     if row is None:
-        changes.remove(f"tg:customer:{customer_id}")
-        changes.remove(f"tg:bal:customer:{customer_id}")
+        changes.remove(keyspace.customer(customer_id))
+        changes.remove(keyspace.balance("customer", customer_id))
     else:
-        changes.set(f"tg:customer:{customer_id}", pack(customer_record(row)))
-        changes.set(f"tg:bal:customer:{customer_id}", money(row["balance"]) or "0")
+        changes.set(keyspace.customer(customer_id), pack(customer_record(row)))
+        changes.set(keyspace.balance("customer", customer_id), money(row["balance"]) or "0")
     return changes
 
 
 def account_changes(conn: psycopg.Connection, account_id: str) -> Changes:
-    """Refresh (or drop) tg:account:<id> and tg:bal:account:<id>."""
+    """Refresh (or drop) an account's record and balance."""
     changes = Changes()
     row = _one(conn, f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = %s", (account_id,))
     if row is None:
-        changes.remove(f"tg:account:{account_id}")
-        changes.remove(f"tg:bal:account:{account_id}")
+        changes.remove(keyspace.account(account_id))
+        changes.remove(keyspace.balance("account", account_id))
     else:
-        changes.set(f"tg:account:{account_id}", pack(account_record(row)))
-        changes.set(f"tg:bal:account:{account_id}", money(row["balance"]) or "0")
+        changes.set(keyspace.account(account_id), pack(account_record(row)))
+        changes.set(keyspace.balance("account", account_id), money(row["balance"]) or "0")
     return changes
 
 
 def alias_changes(conn: psycopg.Connection, alias_id: str) -> Changes:
-    """Refresh (or drop) tg:alias:<id>."""
+    """Refresh (or drop) an alias record."""
     changes = Changes()
     row = _one(conn, "SELECT id, account_id, allow_auth FROM aliases WHERE id = %s", (alias_id,))
     if row is None:
-        changes.remove(f"tg:alias:{alias_id}")
+        changes.remove(keyspace.alias(alias_id))
     else:
-        changes.set(f"tg:alias:{alias_id}", pack(alias_record(row)))
+        changes.set(keyspace.alias(alias_id), pack(alias_record(row)))
     return changes
 
 
 def product_changes(conn: psycopg.Connection, product_id: int) -> Changes:
-    """Refresh (or drop) tg:product:<id> with its rating entries."""
+    """Refresh (or drop) a product record with its rating entries."""
     changes = Changes()
     row = _one(conn, "SELECT id, name, currency FROM products WHERE id = %s", (product_id,))
     if row is None:
-        changes.remove(f"tg:product:{product_id}")
+        changes.remove(keyspace.product(product_id))
         return changes
     with conn.cursor(row_factory=dict_row) as cur:
         rating = cur.execute("SELECT access_code, tariff_id FROM rating_entries WHERE product_id = %s",
                              (product_id,)).fetchall()
-    changes.set(f"tg:product:{product_id}", pack(product_record(row, rating)))
+    changes.set(keyspace.product(product_id), pack(product_record(row, rating)))
     return changes
 
 
 def tariff_changes(conn: psycopg.Connection, tariff_id: int) -> Changes:
-    """Refresh tg:tariff:<id>; a deleted tariff also drops its tg:rates hash."""
+    """Refresh a tariff record; a deleted tariff also drops its rate table."""
     changes = Changes()
     row = _one(conn, "SELECT id, name, currency FROM tariffs WHERE id = %s", (tariff_id,))
     if row is None:
-        changes.remove(f"tg:tariff:{tariff_id}")
-        changes.remove(f"tg:rates:{tariff_id}")
+        changes.remove(keyspace.tariff(tariff_id))
+        changes.remove(keyspace.rates(tariff_id))
     else:
-        changes.set(f"tg:tariff:{tariff_id}", pack(tariff_record(row)))
+        changes.set(keyspace.tariff(tariff_id), pack(tariff_record(row)))
     return changes
 
 
 def rate_changes(conn: psycopg.Connection, tariff_id: int, prefix: str) -> Changes:
-    """Refresh (or drop) one prefix field of tg:rates:<tariff_id>."""
+    """Refresh (or drop) one prefix of a tariff's rate table."""
     changes = Changes()
     row = _one(conn, f"SELECT {RATE_COLS} FROM rates WHERE tariff_id = %s AND prefix = %s",
                (tariff_id, prefix))
     if row is None:
-        changes.hremove(f"tg:rates:{tariff_id}", prefix)
+        changes.hremove(keyspace.rates(tariff_id), prefix)
     else:
-        changes.hset(f"tg:rates:{tariff_id}", prefix, pack(rate_record(row)))
+        changes.hset(keyspace.rates(tariff_id), prefix, pack(rate_record(row)))
     return changes
 
 
 def app_changes(conn: psycopg.Connection, app_id: int, old_numbers: Iterable[str] = ()) -> Changes:
-    """Refresh (or drop) tg:app:<id> and its tg:accessnum:* keys (dropping old_numbers gone)."""
+    """Refresh (or drop) an application and its access numbers (dropping old_numbers gone)."""
     changes = Changes()
     row = _one(conn, "SELECT id, name, type, settings FROM voice_applications WHERE id = %s", (app_id,))
     numbers: list[str] = []
     if row is None:
-        changes.remove(f"tg:app:{app_id}")
+        changes.remove(keyspace.app(app_id))
     else:
         numbers = [r[0] for r in conn.execute(
             "SELECT number FROM access_numbers WHERE app_id = %s", (app_id,))]
-        changes.set(f"tg:app:{app_id}", pack(app_record(row, numbers)))
+        changes.set(keyspace.app(app_id), pack(app_record(row, numbers)))
         for number in numbers:
-            changes.set(f"tg:accessnum:{number}", str(app_id))
+            changes.set(keyspace.access_number(number), str(app_id))
     for number in set(old_numbers) - set(numbers):
-        changes.remove(f"tg:accessnum:{number}")
+        changes.remove(keyspace.access_number(number))
     return changes
 
 
@@ -321,22 +323,22 @@ def _stream(conn: psycopg.Connection, query: str) -> Iterator[Row]:
 def string_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes | str]]:
     """Every string key of the projection, read from one snapshot."""
     for row in _stream(conn, f"SELECT {CUSTOMER_COLS} FROM customers"):
-        yield f"tg:customer:{row['id']}", pack(customer_record(row))
-        yield f"tg:bal:customer:{row['id']}", money(row["balance"]) or "0"
+        yield keyspace.customer(row['id']), pack(customer_record(row))
+        yield keyspace.balance("customer", row['id']), money(row["balance"]) or "0"
     for row in _stream(conn, "SELECT id, name, currency FROM tariffs"):
-        yield f"tg:tariff:{row['id']}", pack(tariff_record(row))
+        yield keyspace.tariff(row['id']), pack(tariff_record(row))
     for row in _stream(conn, "SELECT id FROM products"):
         yield from product_changes(conn, row["id"]).put.items()
     for row in _stream(conn, "SELECT id FROM voice_applications"):
         yield from app_changes(conn, row["id"]).put.items()
     for row in _stream(conn, f"SELECT {ACCOUNT_COLS} FROM accounts"):
-        yield f"tg:account:{row['id']}", pack(account_record(row))
-        yield f"tg:bal:account:{row['id']}", money(row["balance"]) or "0"
+        yield keyspace.account(row['id']), pack(account_record(row))
+        yield keyspace.balance("account", row['id']), money(row["balance"]) or "0"
     yield from alias_items(conn)
 
 
 def alias_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes]]:
-    """Every tg:alias:* record, read with COPY: the bulk of a large tenant, kept fast.
+    """Every alias record, read with COPY: the bulk of a large tenant, kept fast.
 
     Alias and account IDs are restricted to characters COPY's text format never escapes,
     so a line splits on tabs as it is.
@@ -348,7 +350,7 @@ def alias_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes]]:
             tail = lines.pop()
             for line in lines:
                 ident, account, allow = line.decode().split("\t")
-                yield f"tg:alias:{ident}", pack({"id": ident, "account_id": account, "allow_auth": allow == "t"})
+                yield keyspace.alias(ident), pack({"id": ident, "account_id": account, "allow_auth": allow == "t"})
 
 
 def count_keys(conn: psycopg.Connection) -> int:
@@ -377,7 +379,7 @@ def load_rates(conn: psycopg.Connection, client: redis.Redis, written: set[str],
 
 def _swap_rates(client: redis.Redis, tariff_id: Any, fields: dict[str, bytes], written: set[str],
                 progress: Callable[[int], None] | None) -> None:
-    key, tmp = f"tg:rates:{tariff_id}", f"tg:resync:rates:{tariff_id}"
+    key, tmp = keyspace.rates(tariff_id), keyspace.rates_staging(tariff_id)
     pipe = client.pipeline(transaction=False)
     pipe.delete(tmp)
     items = list(fields.items())
@@ -390,8 +392,7 @@ def _swap_rates(client: redis.Redis, tariff_id: Any, fields: dict[str, bytes], w
         progress(len(fields))
 
 
-STALE_PATTERNS = ("tg:customer:*", "tg:account:*", "tg:alias:*", "tg:product:*", "tg:tariff:*",
-                  "tg:rates:*", "tg:app:*", "tg:accessnum:*", "tg:bal:account:*", "tg:bal:customer:*")
+STALE_PATTERNS = keyspace.PROJECTION_PATTERNS
 
 
 def drop_stale(client: redis.Redis, written: set[str]) -> int:
@@ -408,7 +409,7 @@ def drop_stale(client: redis.Redis, written: set[str]) -> int:
 def resync(conn: psycopg.Connection, client: redis.Redis, progress: Progress | None = None) -> int:
     """Rebuild the whole projection from one PostgreSQL snapshot; returns keys written.
 
-    Ends with INCR tg:gen and PUBLISH '*' so every in-process cache starts over.
+    Ends with INCR of the generation and PUBLISH '*' so every in-process cache starts over.
     """
     written: set[str] = set()
     with conn.transaction():

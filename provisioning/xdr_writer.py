@@ -1,11 +1,11 @@
-"""xDR writer: consumes `tg:xdr` in group `writers`, rates each leg and bills it once.
+"""xDR writer: consumes the xDR stream (keyspace.XDR_STREAM) in group `writers`, rates each leg and bills it once.
 
 Per batch of entries read together, one PostgreSQL transaction inserts every xDR (ON
 CONFLICT DO NOTHING on call_id, leg, account_id) and, only when a row is new, applies its
-charge. After the commit one Redis MULTI refreshes tg:bal:*, releases the calls'
+charge. After the commit one Redis MULTI refreshes the balances, releases the calls'
 reservations and XACKs the whole batch, so a crash anywhere means redelivery, and
 redelivery hits the unique key and changes nothing. Undecodable events go to
-`tg:xdr:dead` at once; when the batch transaction fails on a bad event (unknown account,
+the dead-letter stream at once; when the batch transaction fails on a bad event (unknown account,
 data error), the batch is rolled back and billed again one transaction per event, so the
 bad one is dead-lettered and the others are billed (acked, never crash the loop).
 PostgreSQL or Redis being down leaves events pending and retries with backoff.
@@ -27,16 +27,15 @@ import redis
 from prometheus_client import start_http_server
 
 from billing.rating import Rate, RateError, charge, charged_seconds, quantize
-from billing.reservation import balance_key, reservation_key
 from billing.xdr import XdrError, XdrEvent, decode
-from tollgate import config
+from tollgate import config, keyspace
 from tollgate import metrics_writer as m
 
 log = logging.getLogger("tollgate.xdr_writer")
 
-STREAM = "tg:xdr"
+STREAM = keyspace.XDR_STREAM
 GROUP = "writers"
-DEAD_STREAM = "tg:xdr:dead"
+DEAD_STREAM = keyspace.XDR_DEAD
 DEAD_MAXLEN = 100_000
 FREE_LEGS = frozenset({"onnet"})  # on-net inside one customer: classified free at setup
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -305,14 +304,14 @@ class XdrWriter:
         """Refresh cached balances, release the reservations and ack, all in one MULTI."""
         balances: dict[str, str] = {}  # the last balance read in the transaction wins
         for _, _, billed in done:
-            balances[balance_key("account", billed.account_id)] = _fixed(billed.account_balance)
-            balances[balance_key("customer", billed.customer_id)] = _fixed(
+            balances[keyspace.balance("account", billed.account_id)] = _fixed(billed.account_balance)
+            balances[keyspace.balance("customer", billed.customer_id)] = _fixed(
                 billed.customer_balance)
         pipe = self.client.pipeline(transaction=True)
         pipe.mset(balances)
         for _, event, billed in done:
-            pipe.hdel(reservation_key("account", billed.account_id), event.call_id)
-            pipe.hdel(reservation_key("customer", billed.customer_id), event.call_id)
+            pipe.hdel(keyspace.reservations("account", billed.account_id), event.call_id)
+            pipe.hdel(keyspace.reservations("customer", billed.customer_id), event.call_id)
         pipe.xack(STREAM, GROUP, *(entry_id for entry_id, _, _ in done))
         pipe.execute()
         for _, event, billed in done:

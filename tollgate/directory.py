@@ -13,6 +13,7 @@ import msgpack
 import redis
 
 import hotpath
+from tollgate import keyspace
 
 Record = dict[str, Any]
 
@@ -46,19 +47,19 @@ class Directory:
         return int(getattr(self.cache, "flushes", 0))
 
     def account(self, account_id: str) -> Record | None:
-        return self.cache.get("tg:account:" + account_id)
+        return self.cache.get(keyspace.account(account_id))
 
     def alias(self, alias_id: str) -> Record | None:
-        return self.cache.get("tg:alias:" + alias_id)
+        return self.cache.get(keyspace.alias(alias_id))
 
     def customer(self, customer_id: int) -> Record | None:
-        return self.cache.get(f"tg:customer:{customer_id}")
+        return self.cache.get(keyspace.customer(customer_id))
 
     def product(self, product_id: int) -> Record | None:
-        return self.cache.get(f"tg:product:{product_id}")
+        return self.cache.get(keyspace.product(product_id))
 
     def app(self, app_id: int) -> Record | None:
-        return self.cache.get(f"tg:app:{app_id}")
+        return self.cache.get(keyspace.app(app_id))
 
     def identity(self, some_id: str) -> Identity | None:
         """An account ID names its account; an alias names its account (auth as flagged)."""
@@ -83,7 +84,7 @@ class Directory:
         table = self._tariffs.get(tariff_id)
         if table is None:
             table = hotpath.PrefixTable()
-            for prefix, packed in self.client.hgetall(f"tg:rates:{tariff_id}").items():
+            for prefix, packed in self.client.hgetall(keyspace.rates(tariff_id)).items():
                 table.add(prefix.decode(), msgpack.unpackb(packed, raw=False))
             if hasattr(table, "build"):
                 table.build()

@@ -15,8 +15,8 @@ import redis
 from billing.authorize import INSUFFICIENT
 from billing.classify import Decision
 from billing.rating import MAX_CALL_SECONDS, affordable_seconds, charge, first_charge
-from billing.reservation import (RELEASE_LUA, RESERVE_LUA, balance_key, from_micro,
-                                 reservation_key, scopes, to_micro)
+from billing.reservation import RELEASE_LUA, RESERVE_LUA, from_micro, scopes, to_micro
+from tollgate import keyspace
 
 # a reservation outlives the call's hard cap by this much (setup time, BYE in flight)
 TTL_MARGIN_S = 120
@@ -80,7 +80,7 @@ class Reservations:
 
     def reserved(self, scope: str, ident: object) -> Decimal:
         """Sum of the reservations stored under one balance, expired ones included."""
-        values = self.client.hvals(reservation_key(scope, ident))
+        values = self.client.hvals(keyspace.reservations(scope, ident))
         return from_micro(sum(int(v.split(b":")[0]) for v in values))
 
     def authorize(self, call_id: str, decision: Decision, account: Mapping,
@@ -111,8 +111,9 @@ class Reservations:
 
 
 def _keys(account_id: object, customer_id: object) -> list[str]:
-    return [balance_key("account", account_id), reservation_key("account", account_id),
-            balance_key("customer", customer_id), reservation_key("customer", customer_id)]
+    return [keyspace.balance("account", account_id), keyspace.reservations("account", account_id),
+            keyspace.balance("customer", customer_id),
+            keyspace.reservations("customer", customer_id)]
 
 
 __all__ = ["Outcome", "Reservations", "TTL_MARGIN_S"]

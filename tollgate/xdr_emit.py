@@ -13,7 +13,9 @@ from pathlib import Path
 
 import redis
 
-STREAM = "tg:xdr"
+from tollgate import keyspace
+
+STREAM = keyspace.XDR_STREAM
 _LEN = struct.Struct(">I")
 
 

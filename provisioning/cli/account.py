@@ -12,6 +12,7 @@ from provisioning.cli.app import auth_code_lengths
 from provisioning.cli.common import (Row, Spec, add_options, fetch, fetch_one, given, id_by_name,
                                      insert, pick, read, update, write)
 from provisioning.validate import BadInput
+from tollgate import keyspace
 
 ANSWERING = ("ring", "ring_then_voicemail", "forward", "forward_then_voicemail", "voicemail")
 FIELDS = {
@@ -134,7 +135,7 @@ def remove(conn: psycopg.Connection, ident: object) -> loader.Changes:
     changes = loader.Changes()
     for (alias,) in conn.execute("DELETE FROM aliases WHERE account_id = %s RETURNING id", (row["id"],)).fetchall():
         conn.execute("DELETE FROM ids WHERE id = %s", (alias,))
-        changes.remove(f"tg:alias:{alias}")
+        changes.remove(keyspace.alias(alias))
     conn.execute("DELETE FROM accounts WHERE id = %s", (row["id"],))
     conn.execute("DELETE FROM ids WHERE id = %s", (row["id"],))
     changes.merge(loader.account_changes(conn, row["id"]))

@@ -1,0 +1,99 @@
+"""Every Redis key tollgate reads or writes, and the shape of its value: the one place a
+key's name is spelled (tests/unit/test_keyspace.py fails on a "tg:" literal elsewhere).
+
+PostgreSQL is the truth; these keys are its projection (written by provisioning.loader),
+counters, and the xDR stream. Records are msgpack maps built by provisioning.loader's
+*_record functions; money is decimal text, never a float.
+"""
+from __future__ import annotations
+
+PREFIX = "tg:"
+
+# --- projection of provisioning data (provisioning.loader writes, caches read) ----------
+
+
+def customer(customer_id: object) -> str:
+    """msgpack map: the customer record (loader.customer_record)."""
+    return f"tg:customer:{customer_id}"
+
+
+def account(account_id: object) -> str:
+    """msgpack map: the account record (loader.account_record)."""
+    return f"tg:account:{account_id}"
+
+
+def alias(alias_id: object) -> str:
+    """msgpack map: {id, account_id, allow_auth}."""
+    return f"tg:alias:{alias_id}"
+
+
+def product(product_id: object) -> str:
+    """msgpack map: the product with its rating entries, plain calls first."""
+    return f"tg:product:{product_id}"
+
+
+def tariff(tariff_id: object) -> str:
+    """msgpack map: the tariff record."""
+    return f"tg:tariff:{tariff_id}"
+
+
+def rates(tariff_id: object) -> str:
+    """hash: prefix -> msgpack rate map (billing.rating.Rate.from_record)."""
+    return f"tg:rates:{tariff_id}"
+
+
+def rates_staging(tariff_id: object) -> str:
+    """hash: a rate table being rebuilt by resync, RENAMEd over rates() when complete."""
+    return f"tg:resync:rates:{tariff_id}"
+
+
+def app(app_id: object) -> str:
+    """msgpack map: the voice application with its settings and access numbers."""
+    return f"tg:app:{app_id}"
+
+
+def access_number(number: object) -> str:
+    """string: the id of the voice application the access number reaches."""
+    return f"tg:accessnum:{number}"
+
+
+# --- money ------------------------------------------------------------------------------
+
+
+def balance(scope: str, ident: object) -> str:
+    """string: the balance of an account or customer (decimal text, as in PostgreSQL)."""
+    return f"tg:bal:{scope}:{ident}"
+
+
+def reservations(scope: str, ident: object) -> str:
+    """hash: Call-ID -> "<micro units>:<expiry unix ms>", the funds live calls hold."""
+    return f"tg:resv:{scope}:{ident}"
+
+
+# every projection key, as SCAN patterns (resync drops what PostgreSQL no longer has)
+PROJECTION_PATTERNS = tuple(f("*") for f in (customer, account, alias, product, tariff,
+                                            rates, app, access_number)) + (
+    balance("account", "*"), balance("customer", "*"))
+
+# --- cache coherence --------------------------------------------------------------------
+
+GENERATION = "tg:gen"            # integer, INCR on every provisioning write and resync
+INVALIDATE = "tg:invalidate"     # pub/sub channel: each changed key, or "*"
+
+# --- counters and one-time marks --------------------------------------------------------
+
+
+def pin_failures(account_id: object) -> str:
+    """integer with a TTL: wrong auth codes keyed in from this account's phones."""
+    return f"tg:pinfail:{account_id}"
+
+
+def signature_used(nonce: str) -> str:
+    """string with a TTL: an internal-header signature's nonce already accepted once."""
+    return f"tg:sigused:{nonce}"
+
+
+# --- xDR stream -------------------------------------------------------------------------
+
+XDR_STREAM = "tg:xdr"            # stream: field "m" = msgpack xDR event (billing.xdr)
+XDR_DEAD = "tg:xdr:dead"         # stream: events the writer could not bill, with the error
