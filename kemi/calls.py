@@ -13,7 +13,10 @@ import KSR
 from billing import classify, internal
 from billing.classify import Decision
 from kemi import authorize, dialogs, log, message, registrar
-from kemi.constants import EXIT, FLT_FROM_IVR, REASON_IVR_DOWN, REASON_IVR_FULL
+from kemi.constants import (AVP_IVR_ACCOUNT, AVP_IVR_APP, AVP_IVR_FIRST, AVP_IVR_SESSION,
+                            AVP_IVR_TRIES, AVP_IVR_USER, EXIT, FLT_FROM_IVR, REASON_IVR_DOWN,
+                            REASON_IVR_FULL, ROUTE_BRANCH_IVR, ROUTE_FAILURE, ROUTE_ONREPLY,
+                            ROUTE_TIMEOUT, dlg_var)
 from kemi.runtime import Runtime
 from tollgate import metrics
 from tollgate.directory import Record
@@ -107,16 +110,16 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
 def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
     """A paid call of a phone that calls via a pass-through IVR: the IVR collects the code."""
     first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
-    KSR.pv.seti("$avp(tg_ivr_first)", first)
-    KSR.pv.seti("$avp(tg_ivr_tries)", 1)
-    KSR.pv.sets("$avp(tg_ivr_user)", dialed)
-    KSR.pv.sets("$avp(tg_ivr_account)", str(caller["id"]))
-    KSR.pv.sets("$avp(tg_ivr_session)", session)
-    KSR.pv.sets("$avp(tg_ivr_app)", str(caller["ivr_app_id"]))
+    KSR.pv.seti(AVP_IVR_FIRST, first)
+    KSR.pv.seti(AVP_IVR_TRIES, 1)
+    KSR.pv.sets(AVP_IVR_USER, dialed)
+    KSR.pv.sets(AVP_IVR_ACCOUNT, str(caller["id"]))
+    KSR.pv.sets(AVP_IVR_SESSION, session)
+    KSR.pv.sets(AVP_IVR_APP, str(caller["ivr_app_id"]))
     KSR.pv.sets("$ru", rt.ivr_uri(dialed, first))
     # a worker that does not answer within seconds is down: try the next, then refuse
     KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
-    KSR.tm.t_on_branch("ksr_branch_ivr")
+    KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
     decision = Decision(200, "Via IVR", classify.IVR, payer=caller["id"],
                         customer_id=caller.get("customer_id"))
     return relay(rt, decision, LEG_IVR, session, caller["id"], dialed, access_code="IN")
@@ -141,7 +144,7 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
         return refuse(Decision(503, "Media relay unavailable"))
     if decision.max_duration:
         # the timeout route name is read when the dialog is created: set it first
-        KSR.pv.sets("$dlg_ctx(timeout_route)", dialogs.TIMEOUT)
+        KSR.pv.sets("$dlg_ctx(timeout_route)", ROUTE_TIMEOUT)
         KSR.dialog.dlg_set_timeout(int(decision.max_duration))
     KSR.dialog.dlg_manage()
     for name, value in (("payer", decision.payer), ("customer", decision.customer_id),
@@ -149,9 +152,9 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
                         ("reserved", str(decision.reserve or "")),
                         ("max_duration", decision.max_duration or "")):
-        KSR.pv.sets(f"$dlg_var({name})", "" if value is None else str(value))
-    KSR.tm.t_on_reply("ksr_onreply_manage")
-    KSR.tm.t_on_failure("ksr_failure_manage")
+        KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
+    KSR.tm.t_on_reply(ROUTE_ONREPLY)
+    KSR.tm.t_on_failure(ROUTE_FAILURE)
     if KSR.tm.t_relay() < 0:
         release_reservation(rt, decision)
         KSR.rtpengine.rtpengine_delete0()
@@ -192,10 +195,10 @@ def sign_ivr_branch(rt: Runtime) -> int:
     """Each IVR worker's branch carries its own signature, good for as long as Kamailio
     waits for that worker: a worker that wakes up later refuses the INVITE instead of
     answering a caller who has moved on."""
-    data = internal.Internal(account=message.pv("$avp(tg_ivr_account)"),
-                             dest=message.pv("$avp(tg_ivr_user)"),
-                             session=message.pv("$avp(tg_ivr_session)"),
-                             app=message.pv("$avp(tg_ivr_app)"))
+    data = internal.Internal(account=message.pv(AVP_IVR_ACCOUNT),
+                             dest=message.pv(AVP_IVR_USER),
+                             session=message.pv(AVP_IVR_SESSION),
+                             app=message.pv(AVP_IVR_APP))
     headers = internal.sign(rt.secret, message.pv("$ci"), data, ttl=rt.settings.ivr_signature_ttl)
     for name, value in headers.items():
         KSR.hdr.append(f"{name}: {value}\r\n")
@@ -217,7 +220,7 @@ def on_failure(rt: Runtime) -> int:
     if not next_ivr_worker(rt):
         KSR.rtpengine.rtpengine_delete0()
         code = KSR.pv.get("$T_reply_code")
-        if isinstance(code, int) and code >= 300 and not message.pv("$dlg_var(final_code)"):
+        if isinstance(code, int) and code >= 300 and not message.pv(dlg_var("final_code")):
             dialogs.remember_final_reply(code, message.pv("$T_reply_reason") or "Call failed")
     return 1
 
@@ -225,7 +228,7 @@ def on_failure(rt: Runtime) -> int:
 def next_ivr_worker(rt: Runtime) -> bool:
     """True when a full (503/486) or silent (408) IVR worker handed the call to the next
     one; when every worker failed the caller gets our own 503 (a proxy never forwards one)."""
-    tries = KSR.pv.get("$avp(tg_ivr_tries)")
+    tries = KSR.pv.get(AVP_IVR_TRIES)
     if not isinstance(tries, int):
         return False
     if KSR.tm.t_is_canceled() > 0 or KSR.tm.t_check_status("503|486|408") < 0:
@@ -236,11 +239,11 @@ def next_ivr_worker(rt: Runtime) -> bool:
         dialogs.remember_final_reply(503, reason)
         KSR.tm.t_reply(503, reason)
         return False
-    worker = KSR.pv.get("$avp(tg_ivr_first)") + tries
-    KSR.pv.seti("$avp(tg_ivr_tries)", tries + 1)
-    KSR.pv.sets("$ru", rt.ivr_uri(KSR.pv.get("$avp(tg_ivr_user)"), worker))
+    worker = KSR.pv.get(AVP_IVR_FIRST) + tries
+    KSR.pv.seti(AVP_IVR_TRIES, tries + 1)
+    KSR.pv.sets("$ru", rt.ivr_uri(KSR.pv.get(AVP_IVR_USER), worker))
     log.info("IVR", f"worker busy or silent, trying worker {worker % rt.settings.ivr_workers}")
-    KSR.tm.t_on_branch("ksr_branch_ivr")
-    KSR.tm.t_on_reply("ksr_onreply_manage")
-    KSR.tm.t_on_failure("ksr_failure_manage")
+    KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
+    KSR.tm.t_on_reply(ROUTE_ONREPLY)
+    KSR.tm.t_on_failure(ROUTE_FAILURE)
     return KSR.tm.t_relay() > 0

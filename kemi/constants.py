@@ -1,4 +1,6 @@
-"""Names shared with kamailio.cfg (#!define lines) and route return codes."""
+"""Names shared with kamailio.cfg and between route steps: flags (#!define lines), htable,
+AVP and dialog-variable names, route names, refusal reasons. Nothing else in kemi/ spells
+one of them (tests/unit/test_kemi_constants.py checks both)."""
 
 EXIT = -255          # a route step returning EXIT ends the request route
 
@@ -6,6 +8,31 @@ EXIT = -255          # a route step returning EXIT ends the request route
 FLT_DIALOG = 4       # dialog module tracks this call
 FLT_FROM_IVR = 6     # the request came from the IVR with a valid signature
 FLB_NATB = 7         # branch flag: contact behind NAT
+
+# htables; kamailio.cfg declares them with these names
+HT_IPBAN = "ipban"         # source IP -> 1 while banned (autoexpire)
+HT_AUTHFAIL = "authfail"   # source IP -> failed authentications in the window
+
+# transaction AVPs of a call sent to the IVR (read again in failure and branch routes)
+AVP_IVR_FIRST = "$avp(tg_ivr_first)"      # the worker tried first
+AVP_IVR_TRIES = "$avp(tg_ivr_tries)"      # workers tried so far
+AVP_IVR_USER = "$avp(tg_ivr_user)"        # the number dialed
+AVP_IVR_ACCOUNT = "$avp(tg_ivr_account)"  # the calling account
+AVP_IVR_SESSION = "$avp(tg_ivr_session)"  # the session ID of the call's legs
+AVP_IVR_APP = "$avp(tg_ivr_app)"          # the voice application
+
+# route functions of kemi.router.Router that Kamailio calls by name
+ROUTE_ONREPLY = "ksr_onreply_manage"
+ROUTE_FAILURE = "ksr_failure_manage"
+ROUTE_BRANCH_IVR = "ksr_branch_ivr"
+ROUTE_TIMEOUT = "dialog:timeout"   # the dialog event a capped call's timeout runs
+
+
+def dlg_var(name: str) -> str:
+    """The pseudo-variable of one of DLG_VARS."""
+    assert name in DLG_VARS, name
+    return f"$dlg_var({name})"
+
 
 # dialog variables that carry a call's billing context to its end event
 DLG_VARS = ("payer", "customer", "leg", "session", "cli", "cld", "access_code", "setup_ts",

@@ -9,7 +9,7 @@ import redis
 
 from billing.xdr import XdrError, XdrEvent
 from kemi import authorize, message
-from kemi.constants import DLG_VARS
+from kemi.constants import DLG_VARS, ROUTE_TIMEOUT, dlg_var
 from kemi.runtime import Runtime
 from tollgate import metrics
 
@@ -17,7 +17,7 @@ START, END, FAILED = "dialog:start", "dialog:end", "dialog:failed"
 # a capped call reaching its authorized maximum: its xDR leaves before the BYEs do, as
 # Kamailio 5.6.3 can lose the dialog (and its end event) when a side answers the BYE fast;
 # the dialog:end that usually follows repeats the event and the writer keeps one
-TIMEOUT = "dialog:timeout"
+TIMEOUT = ROUTE_TIMEOUT
 
 
 def on_event(rt: Runtime, event: str) -> int:
@@ -27,7 +27,7 @@ def on_event(rt: Runtime, event: str) -> int:
         return 1
     if event not in (END, FAILED, TIMEOUT):
         return 1
-    values = {name: message.pv(f"$dlg_var({name})") for name in DLG_VARS}
+    values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
     if not values["payer"]:
         return 1  # a dialog we did not bill (should not happen: every relay sets it)
     # the dialog's own Call-ID: in a timeout or a locally generated failure, $ci reads
@@ -51,8 +51,8 @@ def on_event(rt: Runtime, event: str) -> int:
 
 def mark_connected() -> None:
     """Called on the 2xx to an INVITE: the billed time starts now."""
-    if not KSR.pv.get("$dlg_var(connect_ts)"):
-        KSR.pv.sets("$dlg_var(connect_ts)", f"{time.time():.3f}")
+    if not KSR.pv.get(dlg_var("connect_ts")):
+        KSR.pv.sets(dlg_var("connect_ts"), f"{time.time():.3f}")
 
 
 def housekeeping(rt: Runtime) -> int:
@@ -70,8 +70,8 @@ def housekeeping(rt: Runtime) -> int:
 def remember_final_reply(code: int, reason: str) -> None:
     """The failure route stores what the caller is answered: the dialog's failed event
     may run on a message Kamailio fakes, which knows neither."""
-    KSR.pv.sets("$dlg_var(final_code)", str(code))
-    KSR.pv.sets("$dlg_var(final_reason)", reason)
+    KSR.pv.sets(dlg_var("final_code"), str(code))
+    KSR.pv.sets(dlg_var("final_reason"), reason)
 
 
 def _failure(values: dict[str, str]) -> tuple[int, str]:

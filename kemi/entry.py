@@ -8,8 +8,8 @@ import KSR
 
 from billing import internal
 from kemi import log, message
-from kemi.constants import (EXIT, FLT_FROM_IVR, REASON_BANNED, REASON_NO_DIALOG,
-                            REASON_SIGNATURE)
+from kemi.constants import (EXIT, FLT_FROM_IVR, HT_IPBAN, REASON_BANNED, REASON_NO_DIALOG,
+                            REASON_SIGNATURE, ROUTE_ONREPLY, dlg_var)
 from kemi.runtime import Request, Runtime
 from tollgate import keyspace, metrics
 
@@ -26,11 +26,11 @@ def reqinit(rt: Runtime) -> int | None:
     rt.export_cache_stats()
     source = KSR.pv.get("$si")
     if source not in rt.trusted:
-        if KSR.htable.sht_get("ipban", source) is not None:
+        if KSR.htable.sht_get(HT_IPBAN, source) is not None:
             return EXIT  # banned: drop silently, an attacker learns nothing
         if KSR.pike.pike_check_req() < 0:
             log.warn("REQINIT", f"flood from {source}, banned")
-            KSR.htable.sht_seti("ipban", source, 1)
+            KSR.htable.sht_seti(HT_IPBAN, source, 1)
             metrics.REFUSALS.labels("drop", REASON_BANNED).inc()
             return EXIT
     if KSR.maxfwd.process_maxfwd(MAX_FORWARDS) < 0:
@@ -88,7 +88,7 @@ def within_dialog(rt: Runtime) -> int | None:
         if KSR.is_BYE() or KSR.is_INVITE() or KSR.is_ACK():
             KSR.rtpengine.rtpengine_manage0()
         if KSR.is_INVITE():
-            KSR.tm.t_on_reply("ksr_onreply_manage")
+            KSR.tm.t_on_reply(ROUTE_ONREPLY)
         if KSR.tm.t_relay() < 0:
             KSR.sl.sl_reply_error()
         return EXIT
@@ -111,7 +111,7 @@ def unknown_dialog(why: str) -> int:
 def keep_hard_cap() -> None:
     """An in-dialog request re-arms the dialog timeout: re-arm it to what is left of the
     call's authorized maximum, so re-INVITEs or keepalives never extend a paid call."""
-    cap, connected = KSR.pv.get("$dlg_var(max_duration)"), KSR.pv.get("$dlg_var(connect_ts)")
+    cap, connected = KSR.pv.get(dlg_var("max_duration")), KSR.pv.get(dlg_var("connect_ts"))
     if not cap or not connected:
         return
     left = float(connected) + int(cap) - time.time()

@@ -6,7 +6,7 @@ import secrets
 import KSR
 
 from kemi import log
-from kemi.constants import EXIT, REASON_AUTH
+from kemi.constants import EXIT, HT_AUTHFAIL, HT_IPBAN, REASON_AUTH
 from kemi.runtime import Runtime
 from tollgate import metrics
 from tollgate.directory import Identity
@@ -66,7 +66,7 @@ def _count_failure(rt: Runtime) -> None:
     source = KSR.pv.get("$si")
     if source in rt.trusted:
         return
-    failures = KSR.htable.sht_inc("authfail", source)  # atomic: workers race here
+    failures = KSR.htable.sht_inc(HT_AUTHFAIL, source)  # atomic: workers race here
     if failures >= _BAN_AFTER:
-        KSR.htable.sht_seti("ipban", source, 1)
+        KSR.htable.sht_seti(HT_IPBAN, source, 1)
         log.warn("AUTH", f"{source} banned after {_BAN_AFTER} failures")
