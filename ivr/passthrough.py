@@ -78,7 +78,7 @@ Action = Play | StopPlay | SetTimer | Originate | Bridge | Hangup
 
 
 class Directory(Protocol):
-    """The lookups the application needs (ivr.directory.Directory in production)."""
+    """The lookups the application needs (tollgate.directory.Directory in production)."""
 
     def account(self, account_id: str) -> dict | None: ...
     def alias(self, alias_id: str) -> dict | None: ...

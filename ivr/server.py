@@ -18,7 +18,7 @@ import pjsua2 as pj
 
 from billing import internal
 from ivr import inbound, metrics, prompts
-from ivr.directory import Directory
+from tollgate.directory import Directory
 from ivr.passthrough import (Bridge, Caller, Hangup, Originate, PassThrough, Play, SetTimer,
                              StopPlay)
 from tollgate import config
@@ -321,6 +321,7 @@ class Server:
     def run(self) -> None:
         while not self.stopping:
             self.ep.libHandleEvents(10)
+            self.directory.poll()  # provisioning changes reach the cached records
             self.dispatch()
         self.shutdown()
 

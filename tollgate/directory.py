@@ -1,8 +1,10 @@
-"""Record lookups for routing: accounts, aliases, customers, products and rates.
+"""The one directory of provisioning data: accounts, aliases, customers, products,
+applications and rates, plus the IVR's wrong-code counters.
 
-Reads go through the per-process hot-path cache (hotpath.RecordCache) in front of Redis;
-rates are loaded per tariff into a longest-prefix table. No KSR here: the KEMI steps and
-the IVR both use it, and tests call it against a real Redis.
+Records are read through the per-process hot-path cache (hotpath.RecordCache) in front of
+Redis; rates are loaded per tariff into a longest-prefix table. No KSR and no pjsua2 here:
+Kamailio's workers (kemi.runtime) and the IVR (ivr.server) each hold one per process, call
+poll() to apply invalidations, and tests call it against a real Redis.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import redis
 
 import hotpath
 from tollgate import keyspace
+from tollgate.config import Settings
 
 Record = dict[str, Any]
 
@@ -34,7 +37,16 @@ class Directory:
         self.client = client
         self.cache = hotpath.RecordCache(client, size=size, ttl=ttl, negative_ttl=negative_ttl)
         self._tariffs: dict[int, Any] = {}
-        self._tariff_gen: dict[int, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Directory":
+        """A directory on its own Redis connection with the settings' timeouts and cache."""
+        timeout = settings.redis_timeout_ms / 1000
+        client = redis.Redis(host=settings.redis_host, port=settings.redis_port,
+                             db=settings.redis_db, socket_timeout=timeout,
+                             socket_connect_timeout=timeout)
+        return cls(client, size=settings.cache_size, ttl=settings.cache_ttl,
+                   negative_ttl=settings.cache_negative_ttl)
 
     def poll(self) -> None:
         """Apply pending invalidations (pub/sub and generation counter); cheap when idle."""
@@ -90,3 +102,17 @@ class Directory:
                 table.build()
             self._tariffs[tariff_id] = table
         return table
+
+    # wrong auth codes keyed in from an account's phones: counters, never cached
+    def failures(self, account_id: str) -> int:
+        """Wrong codes entered for this caller account in the lockout window."""
+        raw = self.client.get(keyspace.pin_failures(account_id))
+        return int(raw) if raw is not None else 0
+
+    def record_failure(self, account_id: str, ttl: int) -> int:
+        """Count one wrong code; the window restarts with every failure."""
+        pipe = self.client.pipeline()
+        pipe.incr(keyspace.pin_failures(account_id))
+        pipe.expire(keyspace.pin_failures(account_id), ttl)
+        count, _ = pipe.execute()
+        return int(count)

@@ -1,10 +1,10 @@
-"""The IVR's record lookups and PIN failure counters against a real Redis."""
+"""The directory as the IVR uses it: record lookups and PIN failure counters, real Redis."""
 from __future__ import annotations
 
 import msgpack
 import pytest
 
-from ivr.directory import Directory
+from tollgate.directory import Directory
 
 pytestmark = pytest.mark.integration
 
