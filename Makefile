@@ -39,7 +39,7 @@ build: $(VENV)/.installed
 run: build
 	$(VPY) -m tollgate.run
 
-test: build
+test: lint build
 	$(VPY) -m pytest tests
 	TOLLGATE_PUREPYTHON=1 $(VPY) -m pytest -q tests/unit -k hotpath
 
@@ -55,8 +55,10 @@ test-e2e: build
 bench: build
 	$(VPY) -m bench
 
-lint: build
-	$(VENV)/bin/ruff check billing provisioning ivr kemi hotpath tollgate tests
+# ruff: pycodestyle, pyflakes, import order (ruff.toml); mypy: strict types (mypy.ini)
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check billing provisioning ivr kemi hotpath tollgate tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf build hotpath/*.c hotpath/*.so *.egg-info

@@ -10,7 +10,8 @@ setup(
     description="Routing and billing core for small carriers and hosted-PBX operators",
     python_requires=">=3.11",
     packages=["tollgate", "kemi", "hotpath", "billing", "ivr", "provisioning", "provisioning.cli"],
-    package_data={"provisioning": ["migrations/*.sql"], "hotpath": ["*.pxd", "*.pyx"]},
+    package_data={"provisioning": ["migrations/*.sql"], "hotpath": ["*.pxd", "*.pyx"],
+                  "billing": ["*.lua"]},
     ext_modules=cythonize(
         [Extension(f"hotpath._{name}", [f"hotpath/_{name}.pyx"]) for name in HOTPATH],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},

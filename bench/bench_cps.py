@@ -17,9 +17,9 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
-import shutil
 import subprocess
 import tempfile
 import time
@@ -545,7 +545,8 @@ def report(best: dict[str, int], common: int, final: dict[str, Step],
           f"no retransmission, >= {SHORTFALL:.0%} of the offered rate):")
     print(f"  tollgate (KEMI)  {t:6d}/s")
     print(f"  native cfg       {n:6d}/s")
-    print(f"  ratio            {ratio:6.2f}   (target >= 0.85: {'met' if ratio >= 0.85 else 'missed'})")
+    met = "met" if ratio >= 0.85 else "missed"
+    print(f"  ratio            {ratio:6.2f}   (target >= 0.85: {met})")
     print(f"call setup, first INVITE sent -> 200 received (incl. the 407 round trip), "
           f"{RUN_S * 2} s at {common}/s:")
     for name, step in final.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 SEPARATOR = "#"
 DEFAULT_MIN_LENGTH = 4
@@ -38,7 +39,7 @@ def check_code(code: str, min_length: int = DEFAULT_MIN_LENGTH,
     return code
 
 
-def build_auth_id(account: Mapping, code: str, settings: Mapping) -> AuthId:
+def build_auth_id(account: Mapping[str, Any], code: str, settings: Mapping[str, Any]) -> AuthId:
     """The auth ID for `code` collected on `account`'s phone under an app's `settings`."""
     code = check_code(code, int(settings.get("min_auth_code_length", DEFAULT_MIN_LENGTH)),
                       int(settings.get("max_auth_code_length", DEFAULT_MAX_LENGTH)))
@@ -52,7 +53,7 @@ def build_auth_id(account: Mapping, code: str, settings: Mapping) -> AuthId:
     return AuthId(f"{associated}{SEPARATOR}{code}", as_account)
 
 
-def matches_own_pin(account: Mapping, auth_id: AuthId) -> bool:
+def matches_own_pin(account: Mapping[str, Any], auth_id: AuthId) -> bool:
     """For a non-account auth ID: the caller's service password equals it."""
     expected = account.get("service_password") or ""
     # constant-time: the IVR is a PIN oracle otherwise

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from billing.rating import Rate, RateError, is_paid
 
@@ -24,8 +25,9 @@ PASS_THROUGH = "pass_through"
 PLAIN = ""  # the access code of plain calls
 _NUMBER = re.compile(r"\+?[0-9]{1,32}")
 
-# (tariff id, dialed number) -> the longest-prefix rate of that tariff, or None
-RateLookup = Callable[[int, str], "Rate | Mapping | None"]
+# (tariff id, dialed number) -> the longest-prefix rate of that tariff (or its map), or None
+RateLookup = Callable[[int, str], "Rate | Mapping[str, Any] | None"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def refuse(code: int, reason: str) -> Decision:
     return Decision(code=code, reason=reason)
 
 
-def longest_prefix(table: Mapping[str, object], number: str) -> object | None:
+def longest_prefix(table: Mapping[str, _T], number: str) -> _T | None:
     """The value under the longest key of `table` that starts `number` ("" matches all)."""
     for end in range(len(number), -1, -1):
         value = table.get(number[:end])
@@ -60,15 +62,16 @@ def longest_prefix(table: Mapping[str, object], number: str) -> object | None:
     return None
 
 
-def table_lookup(tables: Callable[[int], Mapping[str, object] | None]) -> RateLookup:
+def table_lookup(tables: Callable[[int], Mapping[str, Rate | Mapping[str, Any]] | None]
+                 ) -> RateLookup:
     """A RateLookup over whole tariff tables (prefix -> rate), e.g. a keyspace.rates hash."""
-    def lookup(tariff_id: int, number: str) -> object | None:
+    def lookup(tariff_id: int, number: str) -> Rate | Mapping[str, Any] | None:
         table = tables(tariff_id)
         return None if table is None else longest_prefix(table, number)
     return lookup
 
 
-def tariff_for(product: Mapping, access_code: str = PLAIN) -> int | None:
+def tariff_for(product: Mapping[str, Any], access_code: str = PLAIN) -> int | None:
     """The tariff of the product's rating entry for `access_code`, if any."""
     for entry in product.get("rating") or ():
         if entry.get("access_code", PLAIN) == access_code:
@@ -76,7 +79,7 @@ def tariff_for(product: Mapping, access_code: str = PLAIN) -> int | None:
     return None
 
 
-def find_rate(product: Mapping, number: str, lookup: RateLookup,
+def find_rate(product: Mapping[str, Any], number: str, lookup: RateLookup,
               access_code: str = PLAIN) -> Rate | None:
     """The rate the product applies to `number` under `access_code`, or None."""
     tariff = tariff_for(product, access_code)
@@ -88,7 +91,7 @@ def find_rate(product: Mapping, number: str, lookup: RateLookup,
     return Rate.from_map(found)
 
 
-def expired(account: Mapping, now: datetime | None = None) -> bool:
+def expired(account: Mapping[str, Any], now: datetime | None = None) -> bool:
     """True when the account has an expiry time in the past."""
     text = account.get("expires")
     if not text:
@@ -102,7 +105,7 @@ def expired(account: Mapping, now: datetime | None = None) -> bool:
     return when <= (now or datetime.now(timezone.utc))
 
 
-def check_caller(caller: Mapping, customer: Mapping,
+def check_caller(caller: Mapping[str, Any], customer: Mapping[str, Any],
                  now: datetime | None = None) -> Decision | None:
     """A refusal when the caller or its customer may not call at all."""
     if caller.get("blocked"):
@@ -114,8 +117,9 @@ def check_caller(caller: Mapping, customer: Mapping,
     return None
 
 
-def classify(caller: Mapping, customer: Mapping, product: Mapping, dialed: str,
-             lookup: RateLookup, callee: Mapping | None = None, app: Mapping | None = None,
+def classify(caller: Mapping[str, Any], customer: Mapping[str, Any],
+             product: Mapping[str, Any], dialed: str, lookup: RateLookup,
+             callee: Mapping[str, Any] | None = None, app: Mapping[str, Any] | None = None,
              from_ivr: bool = False, access_code: str = PLAIN,
              now: datetime | None = None) -> Decision:
     """Classify a call by `caller` to `dialed` (`callee`: the account it reaches on-net).
@@ -126,9 +130,9 @@ def classify(caller: Mapping, customer: Mapping, product: Mapping, dialed: str,
     refusal = check_caller(caller, customer, now)
     if refusal:
         return refusal
-    payer = {"payer": str(caller["id"]), "customer_id": caller.get("customer_id")}
-    if callee is not None and callee.get("customer_id") == caller.get("customer_id"):
-        return Decision(PROCEED, "On-net", ONNET, **payer)
+    payer, customer_id = str(caller["id"]), caller.get("customer_id")
+    if callee is not None and callee.get("customer_id") == customer_id:
+        return Decision(PROCEED, "On-net", ONNET, payer=payer, customer_id=customer_id)
     if callee is None and not _NUMBER.fullmatch(dialed or ""):
         return refuse(404, "Unknown number")
     try:
@@ -142,13 +146,14 @@ def classify(caller: Mapping, customer: Mapping, product: Mapping, dialed: str,
     if rate.forbidden:
         return refuse(403, "Forbidden destination")
     if not is_paid(rate):
-        return Decision(PROCEED, "Free", route, rate=rate, **payer)
+        return Decision(PROCEED, "Free", route, rate=rate, payer=payer, customer_id=customer_id)
     if not from_ivr and authorizes_paid_calls(app):
-        return Decision(PROCEED, "Auth code required", IVR, **payer)
-    return Decision(PROCEED, "Paid", route, rate=rate, paid=True, **payer)
+        return Decision(PROCEED, "Auth code required", IVR, payer=payer, customer_id=customer_id)
+    return Decision(PROCEED, "Paid", route, rate=rate, paid=True, payer=payer,
+                    customer_id=customer_id)
 
 
-def authorizes_paid_calls(app: Mapping | None) -> bool:
+def authorizes_paid_calls(app: Mapping[str, Any] | None) -> bool:
     """True for a pass-through IVR with "Authorize paid calls" on."""
     if not app or app.get("type") != PASS_THROUGH:
         return False

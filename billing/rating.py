@@ -21,6 +21,7 @@ import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 QUANTUM = Decimal("0.00001")
 ZERO = Decimal(0)
@@ -77,7 +78,7 @@ class Rate:
             raise RateError(f"rate {self.prefix!r}: free_seconds is negative")
 
     @classmethod
-    def from_map(cls, record: Mapping) -> "Rate":
+    def from_map(cls, record: Mapping[str, Any]) -> "Rate":
         """A Rate from the msgpack map of a keyspace.rates field or a database row."""
         try:
             return cls(prefix=str(record.get("prefix", "")),
@@ -91,7 +92,7 @@ class Rate:
         except AttributeError:
             raise RateError(f"rate record {record!r} is not a map") from None
 
-    def to_map(self) -> dict:
+    def to_map(self) -> dict[str, str | int | bool]:
         """The msgpack-friendly map (amounts as decimal text)."""
         return {"prefix": self.prefix, "price_first": str(self.price_first),
                 "price_next": str(self.price_next), "interval_first": self.interval_first,

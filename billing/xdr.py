@@ -60,7 +60,7 @@ class XdrEvent:
         """end - connect rounded up to whole seconds; 0 if never answered."""
         return duration(self.connect_ts, self.end_ts)
 
-    def to_map(self) -> dict:
+    def to_map(self) -> dict[str, str | int]:
         """The wire map: timestamps as decimal text."""
         record = asdict(self)
         for name in ("setup_ts", "connect_ts", "end_ts"):
@@ -69,7 +69,8 @@ class XdrEvent:
 
     def encode(self) -> bytes:
         """msgpack bytes for the stream field `m`."""
-        return msgpack.packb(self.to_map(), use_bin_type=True)
+        packed: bytes = msgpack.packb(self.to_map(), use_bin_type=True)
+        return packed
 
 
 def duration(connect_ts: Decimal, end_ts: Decimal) -> int:

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import msgpack
+import redis
 
 from hotpath._backend import CONNECTION_ERRORS, RedisBackend
 from hotpath.errors import BackendUnavailable
@@ -12,11 +15,14 @@ from tollgate import keyspace
 
 __all__ = ["RecordCache", "BackendUnavailable"]
 
+Key = str | bytes
+Record = Mapping[str, Any]
+
 
 class _Entry:
     __slots__ = ("value", "expires", "negative", "ref")
 
-    def __init__(self, value, expires: float, negative: bool):
+    def __init__(self, value: Record | None, expires: float, negative: bool):
         self.value = value
         self.expires = expires
         self.negative = negative
@@ -26,27 +32,29 @@ class _Entry:
 class RecordCache:
     """Bounded in-process cache of msgpack records stored under Redis string keys."""
 
-    def __init__(self, redis, size: int = 100_000, ttl: float = 30.0, negative_ttl: float = 5.0, *,
+    def __init__(self, redis: redis.Redis | Callable[[], redis.Redis], size: int = 100_000,
+                 ttl: float = 30.0, negative_ttl: float = 5.0, *,
                  gen_check_interval: float = 1.0, retry_interval: float = 1.0,
                  channel: str = keyspace.INVALIDATE, gen_key: str = keyspace.GENERATION,
-                 clock=None):
+                 clock: Callable[[], float] | None = None):
         if size < 1 or ttl <= 0 or negative_ttl < 0 or gen_check_interval < 0 or retry_interval < 0:
             raise ValueError("size >= 1, ttl > 0 and the other intervals >= 0 are required")
         self._backend = RedisBackend(redis, channel, gen_key)
-        self._entries: OrderedDict = OrderedDict()
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._clock = clock or time.monotonic
         self.size, self.ttl, self.negative_ttl = size, float(ttl), float(negative_ttl)
         self.gen_check_interval = float(gen_check_interval)
         self.retry_interval = float(retry_interval)
         self.connected = False
-        self._gen = None
+        self._gen: int | None = None
         self._next_gen_check = 0.0
         self._retry_at = 0.0
         self.hits = self.misses = self.negative_hits = self.stale_served = 0
         self.evictions = self.errors = self.invalidations = self.flushes = 0
 
-    def get(self, key):
-        """The record under `key`, None when Redis has no such key; BackendUnavailable if unknowable."""
+    def get(self, key: Key) -> Record | None:
+        """The record under `key`, None when Redis has no such key; BackendUnavailable if
+        unknowable."""
         e = self._entries.get(key)
         if e is not None and e.expires > self._clock():
             e.ref = True
@@ -57,7 +65,7 @@ class RecordCache:
             return e.value
         return self._load(key)
 
-    def _load(self, key):
+    def _load(self, key: Key) -> Record | None:
         now = self._clock()
         self.misses += 1
         if not self.connected and now >= self._retry_at:
@@ -73,11 +81,11 @@ class RecordCache:
             if self.negative_ttl > 0:
                 self._store(key, None, True, now + self.negative_ttl)
             return None
-        value = msgpack.unpackb(raw, raw=False)
+        value: Record = msgpack.unpackb(raw, raw=False)
         self._store(key, value, False, now + self.ttl)
         return value
 
-    def _stale(self, key):
+    def _stale(self, key: Key) -> Record | None:
         # Only a real record vouches for a caller; an expired "absent" answer does not.
         e = self._entries.get(key)
         if e is not None and not e.negative:
@@ -85,7 +93,7 @@ class RecordCache:
             return e.value
         raise BackendUnavailable(f"Redis unreachable and {key!r} not cached")
 
-    def _store(self, key, value, negative: bool, expires: float) -> None:
+    def _store(self, key: Key, value: Record | None, negative: bool, expires: float) -> None:
         e = self._entries.get(key)
         if e is not None:  # refresh in place: keeps its queue position, counts as used
             e.value, e.expires, e.negative, e.ref = value, expires, negative, True
@@ -136,7 +144,7 @@ class RecordCache:
             if now < self._retry_at or not self._connect(now):
                 return 0
         try:
-            keys = self._backend.drain() if self._backend.pending() else ()
+            keys: Sequence[Key] = self._backend.drain() if self._backend.pending() else ()
             for key in keys:
                 if key == b"*":
                     self.invalidate_all()
@@ -153,7 +161,7 @@ class RecordCache:
             return 0
         return len(keys)
 
-    def invalidate(self, key) -> bool:
+    def invalidate(self, key: Key) -> bool:
         """Drop `key` (bytes and str spellings both); True if something was cached."""
         other = key.decode("utf-8", "replace") if isinstance(key, bytes) else key.encode()
         found = self._entries.pop(key, None) is not None
@@ -166,11 +174,12 @@ class RecordCache:
         self._entries.clear()
         self.flushes += 1
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, int]:
         """Counters and the current size, for metrics."""
         return {"hits": self.hits, "misses": self.misses, "negative_hits": self.negative_hits,
-                "stale_served": self.stale_served, "evictions": self.evictions, "errors": self.errors,
-                "invalidations": self.invalidations, "flushes": self.flushes, "size": len(self._entries)}
+                "stale_served": self.stale_served, "evictions": self.evictions,
+                "errors": self.errors, "invalidations": self.invalidations,
+                "flushes": self.flushes, "size": len(self._entries)}
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -15,22 +15,25 @@ from hotpath.errors import InvalidTranslationRule
 PREFIX, SUFFIX, EXACT, LITERAL, REGEX = range(5)
 _META = frozenset(".^$*+?{}[]|()\\")
 
+# a pattern or replacement as scanned: a character, or (c,) for the escape \c
+Piece = str | tuple[str]
+
 
 class Step(NamedTuple):
     kind: int               # PREFIX/SUFFIX/EXACT/LITERAL take the no-regex fast path
     literal: str            # the text the fast kinds look for
     replacement: str        # fast kinds: the literal replacement; REGEX: an re template
-    count: int              # 0 = every match (g), 1 = the first
-    regex: re.Pattern
+    limit: int              # re.sub's count: 0 = every match (g), 1 = the first
+    regex: re.Pattern[str]
 
 
 def _bad(text: str, why: str) -> InvalidTranslationRule:
     return InvalidTranslationRule(f"invalid translation rule {text!r}: {why}")
 
 
-def _scan(text: str, i: int, delim: str, what: str) -> tuple[list, int]:
+def _scan(text: str, i: int, delim: str, what: str) -> tuple[list[Piece], int]:
     """Raw pieces up to the next unescaped `delim`: chars, or (escape-char,) tuples."""
-    out: list = []
+    out: list[Piece] = []
     while i < len(text):
         c = text[i]
         if c == delim:
@@ -46,14 +49,14 @@ def _scan(text: str, i: int, delim: str, what: str) -> tuple[list, int]:
     raise _bad(text, f"unterminated {what}; expected s/pattern/replacement/flags")
 
 
-def _pattern(pieces: list, delim: str) -> str:
+def _pattern(pieces: list[Piece], delim: str) -> str:
     return "".join(re.escape(delim) if p == (delim,) else "\\" + p[0] if isinstance(p, tuple) else p
                    for p in pieces)
 
 
-def _template(pieces: list, delim: str, text: str) -> tuple[list, int]:
+def _template(pieces: list[Piece], delim: str, text: str) -> tuple[list[str | int], int]:
     """Replacement as parts (str or group number) and the highest group it names."""
-    parts: list = []
+    parts: list[str | int] = []
     for p in pieces:
         if p == "&":
             parts.append(0)
@@ -68,7 +71,7 @@ def _template(pieces: list, delim: str, text: str) -> tuple[list, int]:
     return parts, max((p for p in parts if isinstance(p, int)), default=0)
 
 
-def _literal(pieces: list) -> str | None:
+def _literal(pieces: list[Piece]) -> str | None:
     """The pattern's text when it has no regex operator (escaped punctuation counts as text)."""
     chars = []
     for p in pieces:
@@ -83,7 +86,8 @@ def _literal(pieces: list) -> str | None:
     return "".join(chars)
 
 
-def _step(text: str, pieces: list, repl_pieces: list, flags: str, delim: str) -> Step:
+def _step(text: str, pieces: list[Piece], repl_pieces: list[Piece], flags: str,
+          delim: str) -> Step:
     pattern = _pattern(pieces, delim)
     if not pattern:
         raise _bad(text, "empty pattern")
@@ -100,8 +104,11 @@ def _step(text: str, pieces: list, repl_pieces: list, flags: str, delim: str) ->
     literal = _literal(pieces[start:len(pieces) - end])
     if literal is not None and ("i" not in flags or literal.lower() == literal.upper()):
         kind = EXACT if start and end else PREFIX if start else SUFFIX if end else LITERAL
-        return Step(kind, literal, "".join(literal if p == 0 else p for p in parts), count, regex)
-    template = "".join(f"\\g<{p}>" if isinstance(p, int) else p.replace("\\", "\\\\") for p in parts)
+        # no groups in a literal pattern: the only group number is & (0), the match itself
+        replacement = "".join(literal if isinstance(p, int) else p for p in parts)
+        return Step(kind, literal, replacement, count, regex)
+    template = "".join(f"\\g<{p}>" if isinstance(p, int) else p.replace("\\", "\\\\")
+                       for p in parts)
     return Step(REGEX, "", template, count, regex)
 
 

@@ -7,8 +7,9 @@ runs in unit tests with a dict-backed directory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from billing.authid import AuthCodeError, build_auth_id, matches_own_pin
 from ivr import metrics
@@ -35,7 +36,7 @@ REFUSAL_PROMPTS = {402: "insufficient_funds", 403: "forbidden", 404: "not_found"
                    486: "busy", 600: "busy", 480: "unavailable", 503: "unavailable"}
 
 
-def app_settings(app: dict) -> dict:
+def app_settings(app: Mapping[str, Any]) -> dict[str, Any]:
     """The application's settings over the seed's defaults."""
     return {**DEFAULTS, **(app.get("settings") or {})}
 
@@ -80,8 +81,8 @@ Action = Play | StopPlay | SetTimer | Originate | Bridge | Hangup
 class Directory(Protocol):
     """The lookups the application needs (tollgate.directory.Directory in production)."""
 
-    def account(self, account_id: str) -> dict | None: ...
-    def alias(self, alias_id: str) -> dict | None: ...
+    def account(self, account_id: str) -> Mapping[str, Any] | None: ...
+    def alias(self, alias_id: str) -> Mapping[str, Any] | None: ...
     def failures(self, account_id: str) -> int: ...
     def record_failure(self, account_id: str, ttl: int) -> int: ...
 
@@ -90,8 +91,8 @@ class Directory(Protocol):
 class Caller:
     """Who called the IVR, as the signed headers and Redis tell."""
     call_id: str
-    account: dict
-    app: dict
+    account: Mapping[str, Any]
+    app: Mapping[str, Any]
     dest: str
     session: str
 
@@ -207,7 +208,8 @@ class PassThrough:
     def _same_customer(self, auth_id: str) -> bool:
         alias = self.directory.alias(auth_id)
         owner = self.directory.account(alias["account_id"] if alias else auth_id)
-        return owner is not None and owner.get("customer_id") == self.caller.account.get("customer_id")
+        return (owner is not None
+                and owner.get("customer_id") == self.caller.account.get("customer_id"))
 
     def _wrong_code(self) -> list[Action]:
         account = self.caller.account["id"]

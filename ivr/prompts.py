@@ -77,8 +77,8 @@ def synthesize(text: str, lang: str, out: Path) -> None:
         subprocess.run(["espeak-ng", "-v", lang, "-s", "150", "-w", str(raw), text],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         part = Path(tmp) / "part.wav"  # private, then renamed: builders may run side by side
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
-                        str(part), "pad", "0.1", "0.3"],
+        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16",
+                        "-e", "signed-integer", str(part), "pad", "0.1", "0.3"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         tmp_out = out.parent / f".{out.name}.{os.getpid()}"
         shutil.copyfile(part, tmp_out)
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="synthesize prompts into DIR/<lang>/<name>.wav")
     b.add_argument("dir", type=Path)
-    b.add_argument("--lang", action="append", help=f"language (repeatable; default: {', '.join(TEXTS)})")
+    b.add_argument("--lang", action="append",
+                   help=f"language (repeatable; default: {', '.join(TEXTS)})")
     b.add_argument("--force", action="store_true", help="rebuild existing files too")
     args = parser.parse_args(argv)
     written = build(args.dir, args.lang, args.force)

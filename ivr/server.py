@@ -9,6 +9,7 @@ import argparse
 import collections
 import gc
 import logging
+import resource
 import signal
 import sys
 import time
@@ -18,14 +19,18 @@ import pjsua2 as pj
 
 from billing import internal
 from ivr import inbound, metrics, prompts
-from tollgate.directory import Directory
-from ivr.passthrough import (Bridge, Caller, Hangup, Originate, PassThrough, Play, SetTimer,
-                             StopPlay)
+from ivr.passthrough import Bridge, Caller, Hangup, Originate, PassThrough, Play, SetTimer, StopPlay
 from tollgate import config
+from tollgate.directory import Directory
 
 log = logging.getLogger("ivr")
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253}
 DTMF_RELAY = "application/dtmf-relay"
+# call slots of the pjsua2 build: third_party/pjsua2/config_site.h (PyPI's wheel: 4)
+PJSUA_MAX_CALLS = 1024
+# slots beyond 2 per session, so callers over the limit still get our 503 (and Kamailio
+# tries the next worker) instead of pjsua's own refusal
+SPARE_CALLS = 8
 
 
 class Player(pj.AudioMediaPlayer):
@@ -93,7 +98,8 @@ def release(leg: "Leg") -> None:
 class Session:
     """The pjsua2 side of one PassThrough: the caller leg, the toll leg, a prompt player."""
 
-    def __init__(self, server: "Server", caller_leg: Leg, caller: Caller, signed: internal.Internal):
+    def __init__(self, server: "Server", caller_leg: Leg, caller: Caller,
+                 signed: internal.Internal):
         self.server, self.caller_leg, self.signed = server, caller_leg, signed
         self.app = PassThrough(caller, server.directory)
         self.toll: Leg | None = None
@@ -174,7 +180,8 @@ class Session:
                 self.playlist = []
                 self._stop_player()
             elif isinstance(action, SetTimer):
-                self.deadline = None if action.seconds is None else time.monotonic() + action.seconds
+                self.deadline = (None if action.seconds is None
+                                 else time.monotonic() + action.seconds)
             elif isinstance(action, Originate):
                 self._originate(action.auth_id)
             elif isinstance(action, Bridge):
@@ -275,6 +282,7 @@ class Server:
 
     # start and stop
     def start(self) -> None:
+        raise_fd_limit(4 * self.max_calls() + 256)
         self.ep.libCreate()
         self.ep.libInit(self._ep_config())
         transport = pj.TransportConfig()
@@ -289,12 +297,18 @@ class Server:
         log.info("[-] START: IVR on udp:%s:%d, Kamailio %s:%d", self.settings.ivr_address,
                  self.settings.ivr_sip_port, self.settings.sip_address, self.settings.sip_port)
 
+    def max_calls(self) -> int:
+        """Call slots: a caller leg and a toll leg per session, a few for refusals."""
+        return min(PJSUA_MAX_CALLS, 2 * self.max_sessions + SPARE_CALLS)
+
     def _ep_config(self) -> pj.EpConfig:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 2 * self.max_sessions  # the wheel's PJSUA_MAX_CALLS is 4
+        cfg.uaConfig.maxCalls = self.max_calls()  # above the build's cap: silently lowered
         cfg.uaConfig.userAgent = "tollgate-ivr"
+        # conference bridge slots: one per call, one per prompt player, the null device
+        cfg.medConfig.maxMediaPorts = 2 * self.max_calls() + 1
         cfg.medConfig.sndAutoCloseTime = -1  # else the null device stops the media clock
         cfg.medConfig.clockRate = cfg.medConfig.sndClockRate = 8000
         cfg.medConfig.noVad = True  # relay silence too: media timeouts downstream watch RTP
@@ -353,7 +367,7 @@ class Server:
 
     def _reap(self) -> None:
         # pjsua2 objects are dropped only here, outside their callbacks, and right after
-        # their call ended: pjsua reuses call slots (4 in the PyPI wheel) round-robin
+        # their call ended: pjsua reuses call slots round-robin
         for leg in [leg for leg in self.rejected if leg.ended]:
             self.rejected.remove(leg)
             release(leg)
@@ -376,7 +390,8 @@ class Server:
         signed = inbound.verify_invite(self.secret, self.settings.sip_address, source, call_id,
                                        prm.rdata.wholeMsg)
         if signed is None:
-            log.warning("[%s] TRUST: INVITE from %s without valid internal headers", call_id, source)
+            log.warning("[%s] TRUST: INVITE from %s without valid internal headers",
+                        call_id, source)
             return self._reject(leg, 403, "Forbidden")
         if len(self.sessions) >= self.max_sessions:  # each session needs a toll-leg slot too
             log.warning("[%s] CAPACITY: %d sessions already", call_id, len(self.sessions))
@@ -416,6 +431,17 @@ class Server:
         leg.hangup(prm)
 
 
+def raise_fd_limit(wanted: int) -> None:
+    """Each call holds an RTP and an RTCP socket (and a prompt file while one plays):
+    lift the soft limit on open files towards `wanted`, as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("[-] START: open files limited to %d, %d wanted", target, wanted)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tollgate-ivr", description=__doc__)
     parser.add_argument("--prompts", type=Path, help="prompt folder (default <var_dir>/prompts)")
@@ -425,9 +451,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     parser.add_argument("--pj-log-level", type=int, default=1, help="pjsip log level (0-6)")
     parser.add_argument("--max-sessions", type=int, default=None,
-                        help="concurrent callers; each takes 2 pjsua call slots and the "
-                             "pjsua2-python wheel is built with PJSUA_MAX_CALLS=4 "
-                             "(default: the ivr_max_sessions setting)")
+                        help="concurrent callers; each takes 2 pjsua call slots of the "
+                             f"{PJSUA_MAX_CALLS} the third_party build has (PyPI's "
+                             "pjsua2-python: 4) (default: the ivr_max_sessions setting)")
     return parser.parse_args(argv)
 
 

@@ -15,7 +15,8 @@ UNAVAILABLE = Decision(503, "Backend unavailable")
 def reserve(rt: Runtime, decision: Decision, call_id: str) -> Decision:
     """The decision with max duration and reservation, or a refusal (402, 503)."""
     payer = rt.directory.account(decision.payer)
-    customer = rt.directory.customer(payer.get("customer_id")) if payer else None
+    customer_id = payer.get("customer_id") if payer else None
+    customer = rt.directory.customer(customer_id) if customer_id is not None else None
     if payer is None or customer is None:
         return Decision(404, "Unknown payer")
     try:

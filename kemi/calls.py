@@ -1,6 +1,6 @@
 """INVITE routing: identify the caller, classify by rating, authorize, relay with media.
 
-The decisions are billing.classify / billing.authorize values; this module only reads
+The decisions are billing.classify / billing.money values; this module only reads
 SIP fields and carries the decision out.
 """
 from __future__ import annotations
@@ -13,10 +13,23 @@ import KSR
 from billing import classify, internal
 from billing.classify import Decision
 from kemi import authorize, dialogs, log, message, registrar
-from kemi.constants import (AVP_IVR_ACCOUNT, AVP_IVR_APP, AVP_IVR_FIRST, AVP_IVR_SESSION,
-                            AVP_IVR_TRIES, AVP_IVR_USER, EXIT, FLT_FROM_IVR, REASON_IVR_DOWN,
-                            REASON_IVR_FULL, ROUTE_BRANCH_IVR, ROUTE_FAILURE, ROUTE_ONREPLY,
-                            ROUTE_TIMEOUT, dlg_var)
+from kemi.constants import (
+    AVP_IVR_ACCOUNT,
+    AVP_IVR_APP,
+    AVP_IVR_FIRST,
+    AVP_IVR_SESSION,
+    AVP_IVR_TRIES,
+    AVP_IVR_USER,
+    EXIT,
+    FLT_FROM_IVR,
+    REASON_IVR_DOWN,
+    REASON_IVR_FULL,
+    ROUTE_BRANCH_IVR,
+    ROUTE_FAILURE,
+    ROUTE_ONREPLY,
+    ROUTE_TIMEOUT,
+    dlg_var,
+)
 from kemi.runtime import Runtime
 from tollgate import metrics
 from tollgate.directory import Record
@@ -86,8 +99,9 @@ def from_phone(rt: Runtime) -> int | None:
 def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False) -> Decision:
     """Classify a call of `caller` to `dialed` from the cached records."""
     directory = rt.directory
-    customer = directory.customer(caller.get("customer_id"))
-    product = directory.product(caller.get("product_id"))
+    customer_id, product_id = caller.get("customer_id"), caller.get("product_id")
+    customer = directory.customer(customer_id) if customer_id is not None else None
+    product = directory.product(product_id) if product_id is not None else None
     if customer is None or product is None:
         return Decision(403, "No rating profile")
     callee = directory.account(dialed) if dialed else None
@@ -145,8 +159,15 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
     if decision.max_duration:
         # the timeout route name is read when the dialog is created: set it first
         KSR.pv.sets("$dlg_ctx(timeout_route)", ROUTE_TIMEOUT)
-        KSR.dialog.dlg_set_timeout(int(decision.max_duration))
     KSR.dialog.dlg_manage()
+    if decision.max_duration:
+        # only once the dialog exists: before dlg_manage Kamailio 5.6 finds no dialog,
+        # returns -1, and the call keeps default_timeout (12 h) until an ACK re-arms it
+        KSR.dialog.dlg_set_timeout(int(decision.max_duration))
+    # in-dialog OPTIONS to both sides every ka_interval: a side that vanished without a
+    # BYE (408/481) ends the call, and its billing, there
+    KSR.dialog.dlg_set_property("ka-src")
+    KSR.dialog.dlg_set_property("ka-dst")
     for name, value in (("payer", decision.payer), ("customer", decision.customer_id),
                         ("leg", leg), ("session", session), ("cli", cli), ("cld", cld),
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
@@ -246,4 +267,4 @@ def next_ivr_worker(rt: Runtime) -> bool:
     KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)
-    return KSR.tm.t_relay() > 0
+    return bool(KSR.tm.t_relay() > 0)

@@ -37,7 +37,7 @@ def on_event(rt: Runtime, event: str) -> int:
         KSR.err(f"[{message.pv('$ci')}] DIALOG: {event} without a dialog Call-ID\n")
         return 1
     if event == TIMEOUT:
-        code, reason = 200, "Authorized maximum reached"
+        code, reason = 200, _timeout_reason(values)
     elif event == END:
         metrics.ACTIVE_CALLS.dec()
         code, reason = 200, "Normal clearing"
@@ -67,6 +67,15 @@ def housekeeping(rt: Runtime) -> int:
     return 1
 
 
+def _timeout_reason(values: dict[str, str]) -> str:
+    """The dialog timer fires at the hard cap, and also when the no-ACK clean-up ends an
+    unacknowledged call: tell them apart by the time the call was authorized for."""
+    cap, connected = values["max_duration"], values["connect_ts"]
+    if cap and connected and time.time() + 1 >= float(connected) + int(cap):
+        return "Authorized maximum reached"
+    return "Dialog timed out"
+
+
 def remember_final_reply(code: int, reason: str) -> None:
     """The failure route stores what the caller is answered: the dialog's failed event
     may run on a message Kamailio fakes, which knows neither."""
@@ -85,7 +94,7 @@ def _failure(values: dict[str, str]) -> tuple[int, str]:
     return 487, "Request Terminated"
 
 
-def _emit(rt: Runtime, call_id: str, values: dict, code: int, reason: str,
+def _emit(rt: Runtime, call_id: str, values: dict[str, str], code: int, reason: str,
           answered: bool) -> None:
     now = Decimal(f"{time.time():.3f}")
     setup = Decimal(values["setup_ts"] or now)

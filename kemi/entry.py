@@ -8,8 +8,16 @@ import KSR
 
 from billing import internal
 from kemi import log, message
-from kemi.constants import (EXIT, FLT_FROM_IVR, HT_IPBAN, REASON_BANNED, REASON_NO_DIALOG,
-                            REASON_SIGNATURE, ROUTE_ONREPLY, dlg_var)
+from kemi.constants import (
+    EXIT,
+    FLT_FROM_IVR,
+    HT_IPBAN,
+    REASON_BANNED,
+    REASON_NO_DIALOG,
+    REASON_SIGNATURE,
+    ROUTE_ONREPLY,
+    dlg_var,
+)
 from kemi.runtime import Request, Runtime
 from tollgate import keyspace, metrics
 

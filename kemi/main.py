@@ -2,6 +2,6 @@
 from kemi.router import Router
 
 
-def mod_init():
+def mod_init() -> Router:
     """Called once before Kamailio forks its workers; no connections are opened here."""
     return Router()

@@ -43,7 +43,7 @@ def authenticate(rt: Runtime) -> Identity | None:
         return None
     identity = rt.directory.identity(user)
     usable = identity is not None and identity.allow_auth and not identity.account.get("blocked")
-    password = identity.account.get("password") if usable else None
+    password = identity.account.get("password") if identity is not None and usable else None
     # an unusable ID is checked against a random password: same work, same answer
     result = KSR.auth.pv_auth_check(realm, password or secrets.token_hex(16), 0, 1)
     if result > 0 and usable:

@@ -5,6 +5,7 @@ A step returns EXIT when it has answered or relayed the request; the route then 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 
 import KSR
 import redis
@@ -14,7 +15,6 @@ from kemi import calls, dialogs, entry, log, registrar
 from kemi.constants import EXIT
 from kemi.runtime import Runtime
 from tollgate import metrics
-
 
 STEPS = (entry.reqinit, entry.readable, entry.cancel, entry.within_dialog, entry.retransmission,
          entry.internal_headers, entry.options, registrar.register, entry.only_invite,
@@ -32,7 +32,7 @@ class Router:
         return 0
 
     # SIP request routing: the order is the policy
-    def ksr_request_route(self, msg) -> int:
+    def ksr_request_route(self, msg: object) -> int:
         try:
             for step in STEPS:
                 if step(self.rt) == EXIT:
@@ -50,35 +50,35 @@ class Router:
         return 1
 
     # every reply Kamailio receives, before the transaction's own reply route
-    def ksr_reply_route(self, msg) -> int:
+    def ksr_reply_route(self, msg: object) -> int:
         return 1
 
     # every request about to be sent: nothing to change, tollgate decides in the routes
-    def ksr_onsend_route(self, msg) -> int:
+    def ksr_onsend_route(self, msg: object) -> int:
         return 1
 
     # replies to calls we relayed: rtpengine answers for SDP in 18x/2xx
-    def ksr_onreply_manage(self, msg) -> int:
+    def ksr_onreply_manage(self, msg: object) -> int:
         return _guarded("REPLY", calls.on_reply, self.rt)
 
     # each branch to an IVR worker: its own signature, good while we wait for that worker
-    def ksr_branch_ivr(self, msg) -> int:
+    def ksr_branch_ivr(self, msg: object) -> int:
         return _guarded("IVR-BRANCH", calls.sign_ivr_branch, self.rt)
 
     # a branch failed: count it and pass the answer upstream
-    def ksr_failure_manage(self, msg) -> int:
+    def ksr_failure_manage(self, msg: object) -> int:
         return _guarded("FAILURE", calls.on_failure, self.rt)
 
     # dialog start/end/failed: xDR events and reservation bookkeeping
-    def ksr_dialog_event(self, msg, event: str) -> int:
+    def ksr_dialog_event(self, msg: object, event: str) -> int:
         return _guarded("DIALOG", dialogs.on_event, self.rt, event)
 
     # once a second in the timer process: replay spooled xDR events
-    def ksr_housekeeping(self, msg, name: str) -> int:
+    def ksr_housekeeping(self, msg: object, name: str) -> int:
         return _guarded("HOUSEKEEPING", dialogs.housekeeping, self.rt)
 
 
-def _guarded(step: str, route, *args) -> int:
+def _guarded(step: str, route: Callable[..., int], *args: object) -> int:
     """Run a route that cannot answer anyone: a fault is one log line, not a traceback."""
     try:
         return route(*args)

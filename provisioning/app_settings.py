@@ -101,7 +101,8 @@ VOUCHER = [
 LOGIN = [_i("max_login_attempts", 3, "attempts to enter a card number or code", 1)]
 SIP_INFO = [_b("use_sip_account_info", False,
                "trust the account Kamailio authenticated instead of the ANI (on-net only)")]
-ANI_RULE = [_rule("ani_translation_rule", "sed rule turning the ANI into an account ID (s/^0/ani44/)")]
+ANI_RULE = [_rule("ani_translation_rule",
+                  "sed rule turning the ANI into an account ID (s/^0/ani44/)")]
 
 PASS_THROUGH = [
     _b("authorize_paid_calls", False, "ask for an authorization code before paid calls"),
@@ -130,13 +131,16 @@ PREPAID = [
     _i("max_password_length", 4, "maximum length of the service password", 1),
     *ACCOUNTING,
     _b("dynamic_reauthorization", False, "reauthorize during the call (concurrent sessions)"),
-    Option("grouping_access_code_prefix", "", "access code shared by all access numbers (e.g. LOCAL)"),
+    Option("grouping_access_code_prefix", "",
+           "access code shared by all access numbers (e.g. LOCAL)"),
     _c("incoming_session_accounting", "no_charges",
-       ("no_charges", "all_session_time", "outgoing_calls_only", "all_session_time_unless_all_fail"),
+       ("no_charges", "all_session_time", "outgoing_calls_only",
+        "all_session_time_unless_all_fail"),
        "how the call to the access number is charged"),
     _c("rate_by", "cli", ("cli", "cld"), "number used to rate the incoming leg"),
     Option("incoming_access_code_prefix", "", "access code for the incoming leg (e.g. IN)"),
-    _b("use_fixed_access_code_for_first_calls", False, "FIRSTCALL instead of FIRST#<access number>"),
+    _b("use_fixed_access_code_for_first_calls", False,
+       "FIRSTCALL instead of FIRST#<access number>"),
     _b("use_special_access_code_for_first_calls", False, "rate the first call by a special entry"),
     *ANI_RULE,
     _rule("pin_translation_rule", "sed rule applied to the collected PIN"),
@@ -154,11 +158,13 @@ PREPAID = [
 ]
 
 CALLBACK = [
-    _c("authenticate_by", "ani", ("ani", "dnis", "none"), "user name of the authentication request"),
+    _c("authenticate_by", "ani", ("ani", "dnis", "none"),
+       "user name of the authentication request"),
     _b("auto_registration", False, "register the caller's number after PIN validation"),
     *LOGIN, *ACCOUNTING,
     _i("expected_connect_time", 20, "seconds of leg B setup the balance must cover"),
-    Option("internal_account", "", "account authorizing the initial callback (default: access number)"),
+    Option("internal_account", "",
+           "account authorizing the initial callback (default: access number)"),
     _b("send_authorization", False, "authorize together with authentication"),
     _i("min_sufficient_time", 0, "minimum seconds of leg A the caller must afford"),
     _b("strict_authorization", False, "drop leg A when leg B cannot be paid"),
@@ -203,13 +209,16 @@ VOICEMAIL = [
 
 SCHEMA: dict[str, dict[str, Option]] = {
     kind: {opt.name: opt for opt in options}
-    for kind, options in (("pass_through", PASS_THROUGH), ("prepaid", PREPAID), ("callback", CALLBACK),
-                          ("voucher_topup", VOUCHER_TOPUP), ("balance_info", BALANCE_INFO),
-                          ("balance_transfer", BALANCE_TRANSFER), ("voicemail", VOICEMAIL))
+    for kind, options in (("pass_through", PASS_THROUGH), ("prepaid", PREPAID),
+                          ("callback", CALLBACK), ("voucher_topup", VOUCHER_TOPUP),
+                          ("balance_info", BALANCE_INFO), ("balance_transfer", BALANCE_TRANSFER),
+                          ("voicemail", VOICEMAIL))
 }
 # (minimum, maximum) pairs that must stay ordered
-PAIRS = [("min_auth_code_length", "max_auth_code_length"), ("min_card_length", "max_card_length"),
-         ("min_voucher_length", "max_voucher_length"), ("min_password_length", "max_password_length")]
+PAIRS = [("min_auth_code_length", "max_auth_code_length"),
+         ("min_card_length", "max_card_length"),
+         ("min_voucher_length", "max_voucher_length"),
+         ("min_password_length", "max_password_length")]
 
 
 def app_type(value: object) -> str:
@@ -224,7 +233,8 @@ def defaults(kind: str) -> dict[str, Any]:
     return {name: _copy(opt.default) for name, opt in SCHEMA[app_type(kind)].items()}
 
 
-def complete(kind: str, given: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+def complete(kind: str, given: dict[str, Any],
+             base: dict[str, Any] | None = None) -> dict[str, Any]:
     """base (or defaults) updated with given, every value checked; the full settings map."""
     options = SCHEMA[app_type(kind)]
     result = defaults(kind)

@@ -2,7 +2,8 @@
 
 record functions turn rows into the msgpack maps readers expect; Changes collects the
 keys one committed write affects; publish() applies them, bumps the generation and
-announces each key on the invalidation channel (tollgate.keyspace names them all); resync() rebuilds everything in pipelined batches.
+announces each key on the invalidation channel (tollgate.keyspace names them all); resync()
+rebuilds everything in pipelined batches.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ Progress = Callable[[int, int], None]
 
 CUSTOMER_COLS = ("id, name, currency, timezone, language, credit_limit, blocked, max_calls, "
                  "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
-                 "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording, balance")
+                 "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, "
+                 "recording, balance")
 ACCOUNT_COLS = ("id, customer_id, product_id, password, service_password, associated_number, "
                 "ivr_app_id, language, blocked, billing_model, credit_limit, answering_mode, "
                 "follow_me, expires, first_use, balance")
@@ -93,8 +95,8 @@ def alias_record(row: Row) -> Row:
 
 def product_record(row: Row, rating: list[Row]) -> Row:
     """keyspace.product; rating sorted by access code ('' = plain calls first)."""
-    entries = sorted(({"access_code": r["access_code"], "tariff_id": r["tariff_id"]} for r in rating),
-                     key=lambda e: e["access_code"])
+    entries = sorted(({"access_code": r["access_code"], "tariff_id": r["tariff_id"]}
+                      for r in rating), key=lambda e: e["access_code"])
     return {"id": row["id"], "name": row["name"], "currency": row["currency"], "rating": entries}
 
 
@@ -165,7 +167,8 @@ class Changes:
 
 
 def publish(client: redis.Redis, changes: Changes) -> None:
-    """Apply changes atomically (MULTI), INCR the generation, PUBLISH each key on the invalidation channel."""
+    """Apply changes atomically (MULTI), INCR the generation, PUBLISH each key on the
+    invalidation channel."""
     keys = changes.keys()
     if not keys:
         return
@@ -237,8 +240,8 @@ def product_changes(conn: psycopg.Connection, product_id: int) -> Changes:
         changes.remove(keyspace.product(product_id))
         return changes
     with conn.cursor(row_factory=dict_row) as cur:
-        rating = cur.execute("SELECT access_code, tariff_id FROM rating_entries WHERE product_id = %s",
-                             (product_id,)).fetchall()
+        rating = cur.execute("SELECT access_code, tariff_id FROM rating_entries"
+                             " WHERE product_id = %s", (product_id,)).fetchall()
     changes.set(keyspace.product(product_id), pack(product_record(row, rating)))
     return changes
 
@@ -270,7 +273,8 @@ def rate_changes(conn: psycopg.Connection, tariff_id: int, prefix: str) -> Chang
 def app_changes(conn: psycopg.Connection, app_id: int, old_numbers: Iterable[str] = ()) -> Changes:
     """Refresh (or drop) an application and its access numbers (dropping old_numbers gone)."""
     changes = Changes()
-    row = _one(conn, "SELECT id, name, type, settings FROM voice_applications WHERE id = %s", (app_id,))
+    row = _one(conn, "SELECT id, name, type, settings FROM voice_applications WHERE id = %s",
+               (app_id,))
     numbers: list[str] = []
     if row is None:
         changes.remove(keyspace.app(app_id))
@@ -343,14 +347,16 @@ def alias_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes]]:
     Alias and account IDs are restricted to characters COPY's text format never escapes,
     so a line splits on tabs as it is.
     """
-    with conn.cursor().copy("COPY (SELECT id, account_id, allow_auth FROM aliases) TO STDOUT") as copy:
+    query = "COPY (SELECT id, account_id, allow_auth FROM aliases) TO STDOUT"
+    with conn.cursor().copy(query) as copy:
         tail = b""
         for block in copy:
             lines = (tail + bytes(block)).split(b"\n")
             tail = lines.pop()
             for line in lines:
                 ident, account, allow = line.decode().split("\t")
-                yield keyspace.alias(ident), pack({"id": ident, "account_id": account, "allow_auth": allow == "t"})
+                record = {"id": ident, "account_id": account, "allow_auth": allow == "t"}
+                yield keyspace.alias(ident), pack(record)
 
 
 def count_keys(conn: psycopg.Connection) -> int:

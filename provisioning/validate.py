@@ -74,10 +74,12 @@ def check_pin_alias(alias: str, associated: str | None, min_len: int, max_len: i
     if associated is None:
         raise BadInput(f"alias {alias}: the account has no associated number to match {head}")
     if head != associated:
-        raise BadInput(f"alias {alias}: {head} differs from the account's associated number {associated}")
+        raise BadInput(f"alias {alias}: {head} differs from the account's associated number "
+                       f"{associated}")
     if not min_len <= len(pin) <= max_len:
         size = str(min_len) if min_len == max_len else f"{min_len} to {max_len}"
-        raise BadInput(f"alias {alias}: PIN {pin} has {len(pin)} digits, the voice application wants {size}")
+        raise BadInput(f"alias {alias}: PIN {pin} has {len(pin)} digits, "
+                       f"the voice application wants {size}")
 
 
 def associated_number(value: object) -> str | None:

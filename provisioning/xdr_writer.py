@@ -1,4 +1,5 @@
-"""xDR writer: consumes the xDR stream (keyspace.XDR_STREAM) in group `writers`, rates each leg and bills it once.
+"""xDR writer: consumes the xDR stream (keyspace.XDR_STREAM) in group `writers`, rates each
+leg and bills it once.
 
 Per batch of entries read together, one PostgreSQL transaction inserts every xDR (ON
 CONFLICT DO NOTHING on call_id, leg, account_id) and, only when a row is new, applies its
@@ -304,7 +305,8 @@ class XdrWriter:
         """Refresh cached balances, release the reservations and ack, all in one MULTI."""
         balances: dict[str, str] = {}  # the last balance read in the transaction wins
         for _, _, billed in done:
-            balances[keyspace.balance("account", billed.account_id)] = _fixed(billed.account_balance)
+            balances[keyspace.balance("account", billed.account_id)] = _fixed(
+                billed.account_balance)
             balances[keyspace.balance("customer", billed.customer_id)] = _fixed(
                 billed.customer_balance)
         pipe = self.client.pipeline(transaction=True)

@@ -155,7 +155,8 @@ class PhoneCall(pj.Call):
         """Send digits as RFC 4733 events or as SIP INFO (application/dtmf-relay)."""
         prm = pj.CallSendDtmfParam()
         prm.digits = digits
-        prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if method == INFO else pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.method = (pj.PJSUA_DTMF_METHOD_SIP_INFO if method == INFO
+                      else pj.PJSUA_DTMF_METHOD_RFC2833)
         self.sendDtmf(prm)
 
     def answer_with(self, code: int = 200, reason: str = "") -> None:

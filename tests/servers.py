@@ -100,8 +100,9 @@ class PostgresServer:
             shutil.chown(self.dir, "postgres")
             shutil.chown(self.sock, "postgres")
         if not self.data.exists():
-            subprocess.run(self._as_owner(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
-                                          "-U", "postgres", "-E", "UTF8", "--no-sync"),
+            subprocess.run(self._as_owner(str(PG_BIN / "initdb"), "-D", str(self.data),
+                                          "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                                          "--no-sync"),
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._ctl("start", "-w", "-o",
                   f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -118,15 +119,17 @@ class PostgresServer:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def psql(self, sql: str, database: str = "postgres") -> None:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-                        "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        "-d", database, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+                       check=True, stdout=subprocess.DEVNULL)
 
     def stop(self, mode: str = "fast") -> None:
         if (self.data / "postmaster.pid").exists():
             self._ctl("stop", "-m", mode, "-w")
 
     def dsn(self, database: str | None = None) -> str:
-        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={database or self.database}"
+        return (f"host=127.0.0.1 port={self.port} user={self.user} "
+                f"dbname={database or self.database}")
 
     def fresh_database(self, name: str) -> str:
         """An empty database for one test module; returns its DSN."""

@@ -14,8 +14,7 @@ import uuid
 from pathlib import Path
 
 from ivr import prompts
-from tests.servers import (LOG_ROOT, PostgresServer, RedisServer, free_port, kill_group,
-                           log_dir)
+from tests.servers import LOG_ROOT, PostgresServer, RedisServer, free_port, kill_group, log_dir
 from tollgate import config, stack
 from tollgate.config import Settings
 

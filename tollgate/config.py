@@ -134,4 +134,12 @@ def load(**overrides: object) -> Settings:
             values[name] = env
     values.update(overrides)
     typed = {n: _coerce(n, type(known[n].default), v) for n, v in values.items()}
+    for name in _AT_LEAST_ONE:
+        if name in typed and int(typed[name]) < 1:  # type: ignore[call-overload]
+            raise ValueError(f"setting {name}: must be at least 1, not {typed[name]!r}")
     return Settings(**typed)  # type: ignore[arg-type]
+
+
+# a zero here would mean "no limit" to the code that reads it, or nothing would work
+_AT_LEAST_ONE = ("max_call_duration", "ivr_answer_timeout", "ivr_workers", "ivr_max_sessions",
+                 "sip_children", "internal_header_ttl")

@@ -8,6 +8,7 @@ poll() to apply invalidations, and tests call it against a real Redis.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,8 @@ import hotpath
 from tollgate import keyspace
 from tollgate.config import Settings
 
-Record = dict[str, Any]
+# a msgpack map as provisioning.loader writes it; the cache shares it: never change one
+Record = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Directory:
                  negative_ttl: int = 30):
         self.client = client
         self.cache = hotpath.RecordCache(client, size=size, ttl=ttl, negative_ttl=negative_ttl)
-        self._tariffs: dict[int, Any] = {}
+        self._tariffs: dict[int, hotpath.PrefixTable[Record]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Directory":
@@ -84,7 +86,8 @@ class Directory:
         account = self.account(alias["account_id"])
         if account is None:
             return None
-        return Identity(account=account, allow_auth=bool(alias.get("allow_auth")), via_alias=some_id)
+        return Identity(account=account, allow_auth=bool(alias.get("allow_auth")),
+                        via_alias=some_id)
 
     def rate(self, tariff_id: int, number: str) -> Record | None:
         """The longest-prefix rate record of `number` in the tariff (billing.classify's lookup)."""
@@ -92,11 +95,13 @@ class Directory:
             return None
         return self._tariff_table(tariff_id).lookup(number)
 
-    def _tariff_table(self, tariff_id: int):
+    def _tariff_table(self, tariff_id: int) -> hotpath.PrefixTable[Record]:
         table = self._tariffs.get(tariff_id)
         if table is None:
             table = hotpath.PrefixTable()
             for prefix, packed in self.client.hgetall(keyspace.rates(tariff_id)).items():
+                # a client made without decode_responses: field names are bytes
+                assert isinstance(prefix, bytes), "Directory needs a bytes client"
                 table.add(prefix.decode(), msgpack.unpackb(packed, raw=False))
             if hasattr(table, "build"):
                 table.build()

@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         raise SystemExit("tollgate-metrics: PROMETHEUS_MULTIPROC_DIR is not set")
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    # registers itself; prometheus_client leaves its __init__ unannotated
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     start_http_server(args.port, addr=args.address, registry=registry)
     while True:
         time.sleep(3600)

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 
 
-def wait_tcp(host: str, port: int, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+def wait_tcp(host: str, port: int, timeout: float,
+             alive: Callable[[], bool] = lambda: True) -> bool:
     """True once something accepts TCP on host:port; False on timeout or when not alive()."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():

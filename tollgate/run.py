@@ -14,10 +14,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from tollgate import config, stack
-from tollgate.net import wait_tcp
 from tollgate.config import Settings
+from tollgate.net import wait_tcp
 
 PHASE_ONE = ("redis", "postgres", "rtpengine")
 DEMO = stack.ROOT / "demo" / "smart-calls.yaml"
@@ -66,7 +67,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _take_lock(path: Path):
+def _take_lock(path: Path) -> TextIO | None:
     f = open(path, "a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -142,8 +143,8 @@ def _write_supervisord_conf(s: Settings) -> Path:
     run = s.var_path / "run"
     logs = s.var_path / "log"
     sections = [
-        "[supervisord]", f"logfile={logs / 'supervisord.log'}", f"pidfile={run / 'supervisord.pid'}",
-        f"childlogdir={logs}", "",
+        "[supervisord]", f"logfile={logs / 'supervisord.log'}",
+        f"pidfile={run / 'supervisord.pid'}", f"childlogdir={logs}", "",
         "[unix_http_server]", f"file={run / 'supervisor.sock'}", "chmod=0700", "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
@@ -185,7 +186,7 @@ def _quote(arg: str) -> str:
     return f'"{arg}"' if any(c in arg for c in " ,;") else arg
 
 
-def _wait_ports(s: Settings, supervisor: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_ports(s: Settings, supervisor: subprocess.Popen[bytes], timeout: float = 60) -> None:
     for name, port in (("Redis", s.redis_port), ("PostgreSQL", s.pg_port)):
         if not wait_tcp(s.redis_host if name == "Redis" else s.pg_host, port, timeout,
                         alive=lambda: supervisor.poll() is None):
@@ -196,7 +197,8 @@ def _provision(s: Settings) -> None:
     """Role and database, migrations, the demo tenant once, then Redis from PostgreSQL."""
     psql = ["psql", "-h", s.pg_host, "-p", str(s.pg_port), "-U", "postgres", "-d", "postgres",
             "-tAq", "-v", "ON_ERROR_STOP=1"]
-    exists = subprocess.run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname='{s.pg_database}'"],
+    query = f"SELECT 1 FROM pg_database WHERE datname='{s.pg_database}'"
+    exists = subprocess.run([*psql, "-c", query],
                             capture_output=True, text=True, check=True).stdout.strip()
     if not exists:
         subprocess.run([*psql, "-c", f"CREATE ROLE {s.pg_user} LOGIN SUPERUSER"], check=False,
@@ -218,10 +220,11 @@ def _ctl(conf: Path, *args: str) -> None:
 
 
 def _banner(s: Settings) -> None:
+    ivr_ports = f"{s.ivr_sip_port}-{s.ivr_sip_port + s.ivr_workers - 1}"
     print(f"""
 tollgate is running (Ctrl-C stops everything).
   SIP (Kamailio)      udp/tcp {s.sip_address}:{s.sip_port}   domain {s.sip_domain}
-  IVR media server    udp {s.ivr_address}:{s.ivr_sip_port}-{s.ivr_sip_port + s.ivr_workers - 1} ({s.ivr_workers} workers)
+  IVR media server    udp {s.ivr_address}:{ivr_ports} ({s.ivr_workers} workers)
   PSTN gateway (demo) udp {s.pstn_gateway}  (sipp UAS answering every call)
   Redis {s.redis_host}:{s.redis_port}   PostgreSQL {s.pg_host}:{s.pg_port}/{s.pg_database}
   Metrics             http://127.0.0.1:{s.metrics_port}/metrics
@@ -233,7 +236,7 @@ password from `tollgate account show 17785551210`. Dial 12125550123 and enter 45
 """, flush=True)
 
 
-def _stop(supervisor: subprocess.Popen) -> None:
+def _stop(supervisor: subprocess.Popen[bytes]) -> None:
     if supervisor.poll() is None:
         supervisor.send_signal(signal.SIGTERM)
         try:

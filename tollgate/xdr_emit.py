@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -74,7 +75,7 @@ class XdrEmitter:
         return len(events)
 
 
-def _read_frames(data: bytes):
+def _read_frames(data: bytes) -> Iterator[bytes]:
     pos = 0
     while pos + _LEN.size <= len(data):
         (size,) = _LEN.unpack_from(data, pos)

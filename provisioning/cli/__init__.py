@@ -13,7 +13,18 @@ from typing import Any
 
 import psycopg
 
-from provisioning.cli import account, admin, alias, app, balance, customer, product, tariff, tenant, xdr
+from provisioning.cli import (
+    account,
+    admin,
+    alias,
+    app,
+    balance,
+    customer,
+    product,
+    tariff,
+    tenant,
+    xdr,
+)
 from provisioning.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, Context, db_error
 from provisioning.validate import BadInput
 from tollgate import config
@@ -29,10 +40,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="tollgate", description="Provision tollgate: PostgreSQL first, then Redis.")
-    parser.add_argument("--config", help="TOML settings file (default: $TOLLGATE_CONFIG, ./tollgate.toml)")
+    parser = Parser(prog="tollgate",
+                    description="Provision tollgate: PostgreSQL first, then Redis.")
+    parser.add_argument("--config",
+                        help="TOML settings file (default: $TOLLGATE_CONFIG, ./tollgate.toml)")
     parser.add_argument("--dsn", help="PostgreSQL DSN (overrides the pg_* settings)")
-    parser.add_argument("--redis", help="Redis URL redis://host:port/db (overrides the redis_* settings)")
+    parser.add_argument("--redis",
+                        help="Redis URL redis://host:port/db (overrides the redis_* settings)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in GROUPS:

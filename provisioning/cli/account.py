@@ -9,8 +9,20 @@ import psycopg
 from provisioning import loader
 from provisioning import validate as v
 from provisioning.cli.app import auth_code_lengths
-from provisioning.cli.common import (Row, Spec, add_options, fetch, fetch_one, given, id_by_name,
-                                     insert, pick, read, update, write)
+from provisioning.cli.common import (
+    Row,
+    Spec,
+    add_options,
+    fetch,
+    fetch_one,
+    given,
+    id_by_name,
+    insert,
+    pick,
+    read,
+    update,
+    write,
+)
 from provisioning.validate import BadInput
 from tollgate import keyspace
 
@@ -47,14 +59,15 @@ VALIDATORS: dict[str, Any] = {
 COLUMNS = ("a.id, c.name AS customer, p.name AS product, a.password, a.service_password, "
            "a.associated_number, i.name AS ivr_app, a.language, a.blocked, a.billing_model, "
            "a.balance, a.credit_limit, a.answering_mode, a.follow_me, a.expires, a.first_use")
-FROM = ("FROM accounts a JOIN customers c ON c.id = a.customer_id JOIN products p ON p.id = a.product_id"
+FROM = ("FROM accounts a JOIN customers c ON c.id = a.customer_id"
+        " JOIN products p ON p.id = a.product_id"
         " LEFT JOIN voice_applications i ON i.id = a.ivr_app_id")
 
 
 def claim_id(conn: psycopg.Connection, ident: str, kind: str) -> None:
     """Reserve an ID in the account/alias namespace; the primary key settles races."""
-    if conn.execute("INSERT INTO ids (id, kind) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING id",
-                    (ident, kind)).fetchone():
+    if conn.execute("INSERT INTO ids (id, kind) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING id", (ident, kind)).fetchone():
         return
     row = conn.execute("SELECT kind FROM ids WHERE id = %s", (ident,)).fetchone()
     other = row[0] if row else kind
@@ -78,7 +91,8 @@ def _references(conn: psycopg.Connection, spec: Spec) -> Spec:
         values["product_id"] = id_by_name(conn, "products", "product", spec["product"])
     if "ivr_app" in spec:
         app = spec["ivr_app"]
-        values["ivr_app_id"] = id_by_name(conn, "voice_applications", "voice application", app) if app else None
+        values["ivr_app_id"] = (id_by_name(conn, "voice_applications", "voice application", app)
+                                if app else None)
     return values
 
 
@@ -92,8 +106,9 @@ def _values(conn: psycopg.Connection, spec: Spec) -> Spec:
 
 def check_account(conn: psycopg.Connection, account_id: str) -> None:
     """Cross-row rules: product and customer share a currency; PIN aliases still fit."""
-    row = fetch_one(conn, "SELECT a.associated_number, c.currency AS cc, p.currency AS pc, c.name AS cn,"
-                          " p.name AS pn, i.settings FROM accounts a JOIN customers c ON c.id = a.customer_id"
+    row = fetch_one(conn, "SELECT a.associated_number, c.currency AS cc, p.currency AS pc,"
+                          " c.name AS cn, p.name AS pn, i.settings"
+                          " FROM accounts a JOIN customers c ON c.id = a.customer_id"
                           " JOIN products p ON p.id = a.product_id"
                           " LEFT JOIN voice_applications i ON i.id = a.ivr_app_id WHERE a.id = %s",
                     (account_id,))
@@ -133,7 +148,8 @@ def remove(conn: psycopg.Connection, ident: object) -> loader.Changes:
     """Delete an account together with its aliases."""
     row = account_row(conn, ident, lock=True)
     changes = loader.Changes()
-    for (alias,) in conn.execute("DELETE FROM aliases WHERE account_id = %s RETURNING id", (row["id"],)).fetchall():
+    deleted = conn.execute("DELETE FROM aliases WHERE account_id = %s RETURNING id", (row["id"],))
+    for (alias,) in deleted.fetchall():
         conn.execute("DELETE FROM ids WHERE id = %s", (alias,))
         changes.remove(keyspace.alias(alias))
     conn.execute("DELETE FROM accounts WHERE id = %s", (row["id"],))
@@ -150,8 +166,8 @@ def show(conn: psycopg.Connection, ident: object) -> Row:
     row = fetch_one(conn, f"SELECT {COLUMNS} {FROM} WHERE a.id = %s", (str(ident),))
     if row is None:
         raise BadInput(f"unknown account {ident}")
-    row["aliases"] = [r[0] for r in conn.execute("SELECT id FROM aliases WHERE account_id = %s ORDER BY id",
-                                                 (row["id"],))]
+    row["aliases"] = [r[0] for r in conn.execute(
+        "SELECT id FROM aliases WHERE account_id = %s ORDER BY id", (row["id"],))]
     return row
 
 
@@ -166,7 +182,8 @@ def listing(conn: psycopg.Connection, customer: str | None) -> list[Row]:
 
 def register(sub: Any) -> None:
     """Add the account command group."""
-    actions = sub.add_parser("account", help="accounts").add_subparsers(dest="action", required=True)
+    group = sub.add_parser("account", help="accounts")
+    actions = group.add_subparsers(dest="action", required=True)
     p = actions.add_parser("create", help="create an account")
     p.add_argument("id")
     add_options(p, FIELDS)
@@ -179,7 +196,8 @@ def register(sub: Any) -> None:
         change(c, a.id, given(a, FIELDS)), f"updated account {a.id}")))
     p = actions.add_parser("delete", help="delete an account and its aliases")
     p.add_argument("id")
-    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (remove(c, a.id), f"deleted account {a.id}")))
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
+        remove(c, a.id), f"deleted account {a.id}")))
     p = actions.add_parser("show", help="one account")
     p.add_argument("id")
     p.set_defaults(func=lambda ctx, a: read(ctx, lambda c: show(c, a.id)))

@@ -91,13 +91,14 @@ def show(conn: psycopg.Connection, ident: object) -> Row:
 def listing(conn: psycopg.Connection, account: str | None) -> list[Row]:
     if account is None:
         return fetch(conn, "SELECT id, account_id AS account, allow_auth FROM aliases ORDER BY id")
-    return fetch(conn, "SELECT id, account_id AS account, allow_auth FROM aliases WHERE account_id = %s"
-                       " ORDER BY id", (account,))
+    return fetch(conn, "SELECT id, account_id AS account, allow_auth FROM aliases"
+                       " WHERE account_id = %s ORDER BY id", (account,))
 
 
 def register(sub: Any) -> None:
     """Add the alias command group."""
-    actions = sub.add_parser("alias", help="aliases of accounts").add_subparsers(dest="action", required=True)
+    group = sub.add_parser("alias", help="aliases of accounts")
+    actions = group.add_subparsers(dest="action", required=True)
     for action, helptext in (("create", "add an alias"), ("update", "change an alias")):
         p = actions.add_parser(action, help=helptext)
         p.add_argument("id")
@@ -109,7 +110,8 @@ def register(sub: Any) -> None:
         change(c, a.id, _spec(a)), f"updated alias {a.id}")))
     p = actions.add_parser("delete", help="delete an alias")
     p.add_argument("id")
-    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (remove(c, a.id), f"deleted alias {a.id}")))
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
+        remove(c, a.id), f"deleted alias {a.id}")))
     p = actions.add_parser("show", help="one alias")
     p.add_argument("id")
     p.set_defaults(func=lambda ctx, a: read(ctx, lambda c: show(c, a.id)))

@@ -25,7 +25,8 @@ def app_row(conn: psycopg.Connection, name: object, lock: bool = False) -> Row:
 def auth_code_lengths(settings: dict[str, Any] | None) -> tuple[int, int]:
     """(min, max) PIN length an app accepts; 4/4 when the account calls via no app."""
     settings = settings or {}
-    return (int(settings.get("min_auth_code_length", 4)), int(settings.get("max_auth_code_length", 4)))
+    return (int(settings.get("min_auth_code_length", 4)),
+            int(settings.get("max_auth_code_length", 4)))
 
 
 def _settings(kind: str, spec: Spec, base: dict[str, Any] | None) -> dict[str, Any]:
@@ -46,13 +47,15 @@ def _set_numbers(conn: psycopg.Connection, app_id: int, app_name: str, numbers: 
         other = conn.execute("SELECT a.name FROM access_numbers n JOIN voice_applications a"
                              " ON a.id = n.app_id WHERE n.number = %s", (number,)).fetchone()
         if other:
-            raise BadInput(f"access number {number} already belongs to voice application {other[0]!r}")
-        conn.execute("INSERT INTO access_numbers (number, app_id) VALUES (%s, %s)", (number, app_id))
+            raise BadInput(f"access number {number} already belongs to "
+                           f"voice application {other[0]!r}")
+        conn.execute("INSERT INTO access_numbers (number, app_id) VALUES (%s, %s)",
+                     (number, app_id))
 
 
 def _numbers(conn: psycopg.Connection, app_id: int) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT number FROM access_numbers WHERE app_id = %s ORDER BY number",
-                                       (app_id,))]
+    return [r[0] for r in conn.execute(
+        "SELECT number FROM access_numbers WHERE app_id = %s ORDER BY number", (app_id,))]
 
 
 def check_pins(conn: psycopg.Connection, app_id: int, settings: dict[str, Any]) -> None:
@@ -72,7 +75,8 @@ def create(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
     settings = _settings(kind, spec, None)
     if exists(conn, clean):
         raise BadInput(f"voice application {clean!r} already exists")
-    app_id = insert(conn, "voice_applications", {"name": clean, "type": kind, "settings": Jsonb(settings)})
+    app_id = insert(conn, "voice_applications",
+                    {"name": clean, "type": kind, "settings": Jsonb(settings)})
     _set_numbers(conn, app_id, clean, spec.get("access_numbers") or [])
     return loader.app_changes(conn, app_id)
 
@@ -104,7 +108,8 @@ def _known(spec: Spec) -> None:
 def remove(conn: psycopg.Connection, name: str) -> loader.Changes:
     """Delete an application no account calls via."""
     row = app_row(conn, name, lock=True)
-    used = conn.execute("SELECT id FROM accounts WHERE ivr_app_id = %s LIMIT 1", (row["id"],)).fetchone()
+    used = conn.execute("SELECT id FROM accounts WHERE ivr_app_id = %s LIMIT 1",
+                        (row["id"],)).fetchone()
     if used:
         raise BadInput(f"voice application {name} is used by account {used[0]}")
     numbers = _numbers(conn, row["id"])
@@ -113,7 +118,8 @@ def remove(conn: psycopg.Connection, name: str) -> loader.Changes:
 
 
 def exists(conn: psycopg.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM voice_applications WHERE name = %s", (name,)).fetchone() is not None
+    found = conn.execute("SELECT 1 FROM voice_applications WHERE name = %s", (name,)).fetchone()
+    return found is not None
 
 
 def show(conn: psycopg.Connection, name: str) -> Row:
@@ -124,7 +130,8 @@ def show(conn: psycopg.Connection, name: str) -> Row:
 
 
 def listing(conn: psycopg.Connection) -> list[Row]:
-    return fetch(conn, "SELECT a.id, a.name, a.type, coalesce((SELECT string_agg(number, ',' ORDER BY number)"
+    return fetch(conn, "SELECT a.id, a.name, a.type,"
+                       " coalesce((SELECT string_agg(number, ',' ORDER BY number)"
                        " FROM access_numbers n WHERE n.app_id = a.id), '') AS access_numbers"
                        " FROM voice_applications a ORDER BY a.name")
 
@@ -137,7 +144,8 @@ def options(kind: str) -> list[Row]:
 
 def register(sub: Any) -> None:
     """Add the app command group."""
-    actions = sub.add_parser("app", help="voice applications").add_subparsers(dest="action", required=True)
+    group = sub.add_parser("app", help="voice applications")
+    actions = group.add_subparsers(dest="action", required=True)
     p = actions.add_parser("create", help="create a voice application")
     p.add_argument("name")
     p.add_argument("--type", required=True, choices=app_settings.TYPES)

@@ -1,74 +1,103 @@
-"""tollgate balance show|adjust: account balances, every change a balance_operations row."""
+"""tollgate balance show|adjust: account balances and what is available (billing.money's rule);
+every change a balance_operations row."""
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+import redis
 
+from billing import money
+from billing.rating import ZERO
 from provisioning import loader
 from provisioning import validate as v
-from provisioning.cli.common import Row, fetch_one, read, write
+from provisioning.cli.common import Context, Row, fetch_one, read, write
 from provisioning.validate import BadInput
+from tollgate.reservations import Reservations
 
 ADJUST_HELP = ("amount added to the account's available funds (negative takes funds away): "
                "a debit account's balance rises by it, a credit account's (and its customer's) "
                "owed balance falls by it")
 
 
-def show(conn: psycopg.Connection, account: str) -> Row:
-    """Balance, limits and what is available now."""
-    row = fetch_one(conn, "SELECT a.id AS account, a.billing_model, a.balance, a.credit_limit, c.name AS customer,"
-                          " c.currency, c.balance AS customer_balance, c.credit_limit AS customer_credit_limit"
-                          " FROM accounts a JOIN customers c ON c.id = a.customer_id WHERE a.id = %s", (account,))
+def show(conn: psycopg.Connection, account: str, client: redis.Redis | None = None) -> Row:
+    """Balance, limits, what live calls hold and what is available now (billing.money's
+    rule over PostgreSQL's balances and Redis's holds; without Redis, holds go uncounted)."""
+    row = fetch_one(conn, "SELECT a.id AS account, a.customer_id, a.billing_model, a.balance,"
+                          " a.credit_limit, c.name AS customer, c.currency,"
+                          " c.balance AS customer_balance, c.credit_limit AS customer_credit_limit"
+                          " FROM accounts a JOIN customers c ON c.id = a.customer_id"
+                          " WHERE a.id = %s", (account,))
     if row is None:
         raise BadInput(f"unknown account {account}")
-    row["available"] = available(row)
+    customer_id = row.pop("customer_id")
+    held = _held(client, row["account"], customer_id)
+    row["held"], row["customer_held"] = held or (None, None)
+    bounds = money.bounds(row, {"credit_limit": row["customer_credit_limit"]})
+    funds = money.Funds(bounds, (row["balance"], row["customer_balance"]), held or (ZERO, ZERO))
+    row["available"] = money.available(funds)
+    if held is None:
+        row["note"] = "Redis unreachable: available does not count funds held by calls in progress"
     return row
 
 
-def available(row: Row) -> Decimal | None:
-    """Funds the account can still spend; None = unlimited (DATA.md money rules)."""
-    if row["billing_model"] == "debit":
-        return row["balance"]
-    limits = []
-    if row["credit_limit"] is not None:
-        limits.append(row["credit_limit"] - row["balance"])
-    if row["customer_credit_limit"] is not None:
-        limits.append(row["customer_credit_limit"] - row["customer_balance"])
-    return min(limits) if limits else None
+def _held(client: redis.Redis | None, account: str,
+          customer_id: int) -> tuple[Decimal, Decimal] | None:
+    """What live calls hold on the account's and the customer's balance; None without Redis."""
+    if client is None:
+        return None
+    try:
+        resv = Reservations(client)
+        return resv.held(money.ACCOUNT, account), resv.held(money.CUSTOMER, customer_id)
+    except redis.RedisError:
+        return None
 
 
-def adjust(conn: psycopg.Connection, account: str, amount: object, comment: str = "") -> tuple[loader.Changes, Row]:
+def adjust(conn: psycopg.Connection, account: str, amount: object,
+           comment: str = "") -> tuple[loader.Changes, Row]:
     """Apply a manual adjustment and record it; returns the changes and the new balance."""
     value = v.money("amount", amount, negative=True)
-    row = fetch_one(conn, "SELECT a.id, a.billing_model, a.customer_id, c.currency FROM accounts a"
-                          " JOIN customers c ON c.id = a.customer_id WHERE a.id = %s FOR UPDATE OF a",
-                    (account,))
+    row = fetch_one(conn, "SELECT a.id, a.billing_model, a.customer_id, c.currency"
+                          " FROM accounts a JOIN customers c ON c.id = a.customer_id"
+                          " WHERE a.id = %s FOR UPDATE OF a", (account,))
     if row is None:
         raise BadInput(f"unknown account {account}")
     # a credit balance is what is owed: adding funds lowers it, for the customer too
     delta = value if row["billing_model"] == "debit" else -value
-    after = conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s RETURNING balance",
-                         (delta, row["id"])).fetchone()[0]  # type: ignore[index]
+    after = conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s"
+                         " RETURNING balance", (delta, row["id"])).fetchone()[0]  # type: ignore[index]
     changes = loader.account_changes(conn, row["id"])
     if row["billing_model"] == "credit":
-        conn.execute("UPDATE customers SET balance = balance + %s WHERE id = %s", (delta, row["customer_id"]))
+        conn.execute("UPDATE customers SET balance = balance + %s WHERE id = %s",
+                     (delta, row["customer_id"]))
         changes.merge(loader.customer_changes(conn, row["customer_id"]))
     conn.execute("INSERT INTO balance_operations (account_id, customer_id, kind, amount, currency,"
                  " balance_after, comment) VALUES (%s, %s, 'adjust', %s, %s, %s, %s)",
-                 (row["id"], row["customer_id"], delta, row["currency"], after, v.short_text("comment", comment, 500)))
+                 (row["id"], row["customer_id"], delta, row["currency"], after,
+                  v.short_text("comment", comment, 500)))
     return changes, {"account": row["id"], "balance": after, "change": loader.money(delta)}
+
+
+def _show(ctx: Context, account: str) -> int:
+    client = ctx.redis()
+    try:
+        return read(ctx, lambda c: show(c, account, client))
+    finally:
+        client.close()
 
 
 def register(sub: Any) -> None:
     """Add the balance command group."""
-    actions = sub.add_parser("balance", help="account balances").add_subparsers(dest="action", required=True)
-    p = actions.add_parser("show", help="an account's balance")
+    actions = sub.add_parser("balance", help="account balances").add_subparsers(
+        dest="action", required=True)
+    p = actions.add_parser("show", help="an account's balance, funds held by live calls and "
+                                        "what is available")
     p.add_argument("account")
-    p.set_defaults(func=lambda ctx, a: read(ctx, lambda c: show(c, a.account)))
+    p.set_defaults(func=lambda ctx, a: _show(ctx, a.account))
     p = actions.add_parser("adjust", help="add or take funds (writes a balance operation)")
     p.add_argument("account")
     p.add_argument("amount", help=ADJUST_HELP)
     p.add_argument("--comment", default="", help="why (kept with the operation)")
-    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: adjust(c, a.account, a.amount, a.comment)))
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: adjust(c, a.account, a.amount,
+                                                                   a.comment)))

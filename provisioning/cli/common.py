@@ -86,12 +86,14 @@ def read(ctx: Context, fn: Callable[[psycopg.Connection], Any]) -> int:
 
 # --- SQL helpers: table and column names come from our own code, values are parameters --
 
-def fetch(conn: psycopg.Connection, query: str | sql.Composable, params: Iterable[Any] = ()) -> list[Row]:
+def fetch(conn: psycopg.Connection, query: str | sql.Composable,
+          params: Iterable[Any] = ()) -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, tuple(params)).fetchall()  # type: ignore[arg-type]
 
 
-def fetch_one(conn: psycopg.Connection, query: str | sql.Composable, params: Iterable[Any] = ()) -> Row | None:
+def fetch_one(conn: psycopg.Connection, query: str | sql.Composable,
+              params: Iterable[Any] = ()) -> Row | None:
     rows = fetch(conn, query, params)
     return rows[0] if rows else None
 
@@ -131,7 +133,8 @@ def id_by_name(conn: psycopg.Connection, table: str, kind: str, name: object) ->
     return int(row[0])
 
 
-def row_by_name(conn: psycopg.Connection, table: str, kind: str, name: object, lock: bool = False) -> Row:
+def row_by_name(conn: psycopg.Connection, table: str, kind: str, name: object,
+                lock: bool = False) -> Row:
     """The whole row of a named entity, else BadInput; lock it for update if asked."""
     query = sql.SQL("SELECT * FROM {} WHERE name = %s" + (" FOR UPDATE" if lock else "")).format(
         sql.Identifier(table))

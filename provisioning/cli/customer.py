@@ -8,8 +8,19 @@ import psycopg
 
 from provisioning import loader
 from provisioning import validate as v
-from provisioning.cli.common import (Row, Spec, add_options, fetch, fetch_one, given,
-                                     insert, pick, read, update, write)
+from provisioning.cli.common import (
+    Row,
+    Spec,
+    add_options,
+    fetch,
+    fetch_one,
+    given,
+    insert,
+    pick,
+    read,
+    update,
+    write,
+)
 from provisioning.validate import BadInput
 
 FIELDS = {
@@ -85,7 +96,8 @@ def change(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
 def remove(conn: psycopg.Connection, name: str) -> loader.Changes:
     """Delete a customer that has no accounts left."""
     row = _lock(conn, name)
-    if conn.execute("SELECT 1 FROM accounts WHERE customer_id = %s LIMIT 1", (row["id"],)).fetchone():
+    if conn.execute("SELECT 1 FROM accounts WHERE customer_id = %s LIMIT 1",
+                    (row["id"],)).fetchone():
         raise BadInput(f"customer {name} still has accounts (delete them first)")
     conn.execute("DELETE FROM customers WHERE id = %s", (row["id"],))
     return loader.customer_changes(conn, row["id"])

@@ -18,7 +18,8 @@ RATING_HELP = ("rating entry TARIFF (plain calls) or ACCESS_CODE=TARIFF (IN, FIR
 
 
 def product_row(conn: psycopg.Connection, name: object, lock: bool = False) -> Row:
-    query = "SELECT id, name, currency FROM products WHERE name = %s" + (" FOR UPDATE" if lock else "")
+    query = ("SELECT id, name, currency FROM products WHERE name = %s"
+             + (" FOR UPDATE" if lock else ""))
     row = fetch_one(conn, query, (str(name),))
     if row is None:
         raise BadInput(f"unknown product {name!r}")
@@ -56,8 +57,8 @@ def set_rating(conn: psycopg.Connection, product: Row, items: list[Any]) -> None
         if tariff["currency"] != product["currency"]:
             raise BadInput(f"tariff {tariff_name!r} is in {tariff['currency']}, "
                            f"product {product['name']!r} in {product['currency']}")
-        conn.execute("INSERT INTO rating_entries (product_id, access_code, tariff_id) VALUES (%s, %s, %s)",
-                     (product["id"], code, tariff["id"]))
+        conn.execute("INSERT INTO rating_entries (product_id, access_code, tariff_id)"
+                     " VALUES (%s, %s, %s)", (product["id"], code, tariff["id"]))
 
 
 def create(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
@@ -93,7 +94,8 @@ def change(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
 def remove(conn: psycopg.Connection, name: str) -> loader.Changes:
     """Delete a product no account uses."""
     row = product_row(conn, name, lock=True)
-    used = conn.execute("SELECT id FROM accounts WHERE product_id = %s LIMIT 1", (row["id"],)).fetchone()
+    used = conn.execute("SELECT id FROM accounts WHERE product_id = %s LIMIT 1",
+                        (row["id"],)).fetchone()
     if used:
         raise BadInput(f"product {name} is used by account {used[0]}")
     conn.execute("DELETE FROM products WHERE id = %s", (row["id"],))
@@ -108,26 +110,30 @@ def show(conn: psycopg.Connection, name: str) -> Row:
     row = product_row(conn, name)
     row["rating"] = [f"{r['access_code'] or '(plain)'}={r['tariff']}" for r in fetch(
         conn, "SELECT r.access_code, t.name AS tariff FROM rating_entries r"
-              " JOIN tariffs t ON t.id = r.tariff_id WHERE r.product_id = %s ORDER BY r.access_code",
+              " JOIN tariffs t ON t.id = r.tariff_id WHERE r.product_id = %s"
+              " ORDER BY r.access_code",
         (row["id"],))]
     return row
 
 
 def listing(conn: psycopg.Connection) -> list[Row]:
     return fetch(conn, "SELECT p.id, p.name, p.currency,"
-                       " (SELECT count(*) FROM rating_entries r WHERE r.product_id = p.id) AS rating_entries"
+                       " (SELECT count(*) FROM rating_entries r WHERE r.product_id = p.id)"
+                       " AS rating_entries"
                        " FROM products p ORDER BY p.name")
 
 
 def register(sub: Any) -> None:
     """Add the product command group."""
-    actions = sub.add_parser("product", help="products").add_subparsers(dest="action", required=True)
+    group = sub.add_parser("product", help="products")
+    actions = group.add_subparsers(dest="action", required=True)
     p = actions.add_parser("create", help="create a product")
     p.add_argument("name")
     p.add_argument("--currency", required=True)
     p.add_argument("--rating", action="append", metavar="[CODE=]TARIFF", help=RATING_HELP)
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
-        create(c, a.name, {"currency": a.currency, "rating": a.rating or []}), f"created product {a.name}")))
+        create(c, a.name, {"currency": a.currency, "rating": a.rating or []}),
+        f"created product {a.name}")))
     p = actions.add_parser("update", help="change a product")
     p.add_argument("name")
     p.add_argument("--rename", metavar="NEW")
@@ -137,11 +143,13 @@ def register(sub: Any) -> None:
         change(c, a.name, _update_spec(a)), f"updated product {a.name}")))
     p = actions.add_parser("delete", help="delete a product")
     p.add_argument("name")
-    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (remove(c, a.name), f"deleted product {a.name}")))
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
+        remove(c, a.name), f"deleted product {a.name}")))
     p = actions.add_parser("show", help="one product")
     p.add_argument("name")
     p.set_defaults(func=lambda ctx, a: read(ctx, lambda c: show(c, a.name)))
-    actions.add_parser("list", help="all products").set_defaults(func=lambda ctx, a: read(ctx, listing))
+    p = actions.add_parser("list", help="all products")
+    p.set_defaults(func=lambda ctx, a: read(ctx, listing))
 
 
 def _update_spec(args: Any) -> Spec:

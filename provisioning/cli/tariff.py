@@ -8,8 +8,20 @@ import psycopg
 
 from provisioning import loader
 from provisioning import validate as v
-from provisioning.cli.common import (Row, Spec, add_options, fetch, fetch_one, given, insert,
-                                     pick, read, update, update_where, write)
+from provisioning.cli.common import (
+    Row,
+    Spec,
+    add_options,
+    fetch,
+    fetch_one,
+    given,
+    insert,
+    pick,
+    read,
+    update,
+    update_where,
+    write,
+)
 from provisioning.validate import BadInput
 
 TARIFF_VALIDATORS: dict[str, Any] = {"name": partial(v.name, "tariff"), "currency": v.currency}
@@ -27,7 +39,8 @@ RATE_COLS = ("prefix, price_first, price_next, interval_first, interval_next, co
 
 def tariff_row(conn: psycopg.Connection, name: object, lock: bool = False) -> Row:
     """id and currency of a tariff by name, else BadInput."""
-    query = "SELECT id, name, currency FROM tariffs WHERE name = %s" + (" FOR UPDATE" if lock else "")
+    query = ("SELECT id, name, currency FROM tariffs WHERE name = %s"
+             + (" FOR UPDATE" if lock else ""))
     row = fetch_one(conn, query, (str(name),))
     if row is None:
         raise BadInput(f"unknown tariff {name!r}")
@@ -98,7 +111,8 @@ def rate_values(spec: Spec, current: Row | None = None) -> Spec:
     if "price_next" in spec:
         values["price_next"] = v.money("next price", spec["price_next"])
     if "interval" in spec or current is None:
-        values["interval_first"], values["interval_next"] = v.intervals(spec.get("interval", "60/60"))
+        values["interval_first"], values["interval_next"] = v.intervals(
+            spec.get("interval", "60/60"))
     if "connect_fee" in spec:
         values["connect_fee"] = v.money("connect fee", spec["connect_fee"])
     if "free_seconds" in spec:
@@ -125,7 +139,8 @@ def set_rate(conn: psycopg.Connection, tariff: str, prefix: object, spec: Spec,
     return loader.rate_changes(conn, tid, pfx)
 
 
-def change_rate(conn: psycopg.Connection, tariff: str, prefix: object, spec: Spec) -> loader.Changes:
+def change_rate(conn: psycopg.Connection, tariff: str, prefix: object,
+                spec: Spec) -> loader.Changes:
     """Update an existing rate."""
     tid = tariff_row(conn, tariff)["id"]
     pfx = v.prefix(prefix)
@@ -156,7 +171,8 @@ def show_rate(conn: psycopg.Connection, tariff: str, prefix: object) -> Row:
 
 def list_rates(conn: psycopg.Connection, tariff: str) -> list[Row]:
     tid = tariff_row(conn, tariff)["id"]
-    return fetch(conn, f"SELECT {RATE_COLS} FROM rates WHERE tariff_id = %s ORDER BY prefix", (tid,))
+    return fetch(conn, f"SELECT {RATE_COLS} FROM rates WHERE tariff_id = %s ORDER BY prefix",
+                 (tid,))
 
 
 def register(sub: Any) -> None:
@@ -166,7 +182,8 @@ def register(sub: Any) -> None:
 
 
 def _register_tariff(sub: Any) -> None:
-    actions = sub.add_parser("tariff", help="tariffs").add_subparsers(dest="action", required=True)
+    group = sub.add_parser("tariff", help="tariffs")
+    actions = group.add_subparsers(dest="action", required=True)
     p = actions.add_parser("create", help="create a tariff")
     p.add_argument("name")
     p.add_argument("--currency", required=True)
@@ -179,15 +196,18 @@ def _register_tariff(sub: Any) -> None:
         change(c, a.name, given(a, ["rename"])), f"updated tariff {a.name}")))
     p = actions.add_parser("delete", help="delete a tariff and its rates")
     p.add_argument("name")
-    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (remove(c, a.name), f"deleted tariff {a.name}")))
+    p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
+        remove(c, a.name), f"deleted tariff {a.name}")))
     p = actions.add_parser("show", help="one tariff")
     p.add_argument("name")
     p.set_defaults(func=lambda ctx, a: read(ctx, lambda c: show(c, a.name)))
-    actions.add_parser("list", help="all tariffs").set_defaults(func=lambda ctx, a: read(ctx, listing))
+    p = actions.add_parser("list", help="all tariffs")
+    p.set_defaults(func=lambda ctx, a: read(ctx, listing))
 
 
 def _register_rate(sub: Any) -> None:
-    actions = sub.add_parser("rate", help="rates of a tariff").add_subparsers(dest="action", required=True)
+    group = sub.add_parser("rate", help="rates of a tariff")
+    actions = group.add_subparsers(dest="action", required=True)
     for action, helptext in (("create", "add a rate"), ("update", "change a rate")):
         p = actions.add_parser(action, help=helptext)
         p.add_argument("tariff")

@@ -47,8 +47,8 @@ def import_tenant(conn: psycopg.Connection, data: dict[str, Any]) -> loader.Chan
     """Create or update everything in data inside the caller's transaction."""
     changes = loader.Changes()
     steps: list[tuple[str, str, Callable[[psycopg.Connection, dict[str, Any]], loader.Changes]]] = [
-        ("customers", "name", _customer), ("tariffs", "name", _tariff), ("products", "name", _product),
-        ("apps", "name", _app), ("accounts", "id", _account)]
+        ("customers", "name", _customer), ("tariffs", "name", _tariff),
+        ("products", "name", _product), ("apps", "name", _app), ("accounts", "id", _account)]
     for section, key, step in steps:
         for item in data.get(section) or []:
             label = item.get(key)
@@ -79,7 +79,8 @@ def _tariff(conn: psycopg.Connection, item: dict[str, Any]) -> loader.Changes:
     wanted = [v.prefix(r.get("prefix", "")) for r in rates]
     if len(set(wanted)) != len(wanted):
         raise BadInput("a prefix is listed twice")
-    for (prefix,) in conn.execute("SELECT prefix FROM rates WHERE tariff_id = %s", (tid,)).fetchall():
+    existing = conn.execute("SELECT prefix FROM rates WHERE tariff_id = %s", (tid,)).fetchall()
+    for (prefix,) in existing:
         if prefix not in wanted:
             changes.merge(tariff.remove_rate(conn, name, prefix))
     for rate in rates:
@@ -124,7 +125,8 @@ def _account(conn: psycopg.Connection, item: dict[str, Any]) -> loader.Changes:
         found = alias.exists(conn, alias_id)
         if found and found["account_id"] != ident:
             raise BadInput(f"alias {alias_id} already exists on account {found['account_id']}")
-        changes.merge(alias.change(conn, alias_id, spec) if found else alias.create(conn, alias_id, spec))
+        changes.merge(alias.change(conn, alias_id, spec) if found
+                      else alias.create(conn, alias_id, spec))
     return changes
 
 

@@ -25,7 +25,8 @@ LEG_ORDER = "(x.leg <> 'ivr'), x.t, x.id"
 COLUMNS = ("x.id, x.session_id, x.call_id, x.leg, x.account_id, x.customer_id, x.cli, x.cld,"
            " x.access_code, x.setup_time, x.connect_time, x.disconnect_time, x.duration,"
            " x.charged_seconds, x.amount, x.currency, x.rate_prefix, x.sip_code, x.reason")
-TEXT_COLUMNS = ("leg", "account", "cli", "cld", "connect", "duration", "charged", "amount", "result")
+TEXT_COLUMNS = ("leg", "account", "cli", "cld", "connect", "duration", "charged", "amount",
+                "result")
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -53,17 +54,19 @@ def bound(kind: str, value: str | None, tz: ZoneInfo, upper: bool) -> datetime |
 
 def account_zone(conn: psycopg.Connection, account: str) -> str:
     """Timezone of an account's page; an account deleted since still has its xDRs."""
-    row = fetch_one(conn, "SELECT c.timezone FROM accounts a JOIN customers c ON c.id = a.customer_id"
-                          " WHERE a.id = %s", (account,))
+    row = fetch_one(conn, "SELECT c.timezone FROM accounts a"
+                          " JOIN customers c ON c.id = a.customer_id WHERE a.id = %s", (account,))
     if row is None:
-        row = fetch_one(conn, "SELECT c.timezone FROM xdrs x LEFT JOIN customers c ON c.id = x.customer_id"
+        row = fetch_one(conn, "SELECT c.timezone FROM xdrs x"
+                              " LEFT JOIN customers c ON c.id = x.customer_id"
                               " WHERE x.account_id = %s ORDER BY x.id DESC LIMIT 1", (account,))
         if row is None:
             raise BadInput(f"unknown account {account}")
     return row["timezone"] or "UTC"
 
 
-def legs(conn: psycopg.Connection, where: str, params: tuple[Any, ...], limit: int | None = None) -> list[Row]:
+def legs(conn: psycopg.Connection, where: str, params: tuple[Any, ...],
+         limit: int | None = None) -> list[Row]:
     """Matching legs of the newest `limit` sessions, sessions newest first, legs in call order."""
     query = (f"WITH x AS (SELECT {COLUMNS}, {LEG_TIME} AS t FROM xdrs x WHERE {where}),"
              " s AS (SELECT session_id, min(t) AS started FROM x GROUP BY session_id"
@@ -119,7 +122,8 @@ def record(row: Row, tz: ZoneInfo) -> Row:
     return {"session": row["session_id"], "call_id": row["call_id"], "leg": row["leg"],
             "account": row["account_id"], "customer": row["customer"], "cli": row["cli"],
             "cld": row["cld"], "access_code": row["access_code"],
-            "setup_time": local(row["setup_time"], tz), "connect_time": local(row["connect_time"], tz),
+            "setup_time": local(row["setup_time"], tz),
+            "connect_time": local(row["connect_time"], tz),
             "disconnect_time": local(row["disconnect_time"], tz), "duration": row["duration"],
             "charged_seconds": row["charged_seconds"], "amount": row["amount"],
             "currency": row["currency"], "rate_prefix": row["rate_prefix"],
@@ -129,10 +133,10 @@ def record(row: Row, tz: ZoneInfo) -> Row:
 def _cells(row: Row, tz: ZoneInfo) -> list[str]:
     connect = local(row["connect_time"], tz)
     result = " ".join(str(p) for p in (row["sip_code"], row["reason"]) if p not in (None, ""))
+    amount = f"{format(row['amount'], 'f')} {row['currency'] or ''}".rstrip()
     return [row["leg"], row["account_id"], row["cli"] or "-", row["cld"] or "-",
             connect.strftime("%Y-%m-%d %H:%M:%S") if connect else "-", hms(row["duration"]),
-            str(row["charged_seconds"]), f"{format(row['amount'], 'f')} {row['currency'] or ''}".rstrip(),
-            result or "-"]
+            str(row["charged_seconds"]), amount, result or "-"]
 
 
 def totals(rows: list[Row]) -> str:
@@ -142,7 +146,8 @@ def totals(rows: list[Row]) -> str:
     for r in rows:
         money[r["currency"] or ""] = money.get(r["currency"] or "", Decimal(0)) + r["amount"]
     amounts = ", ".join(f"{format(v, 'f')} {c}".rstrip() for c, v in sorted(money.items())) or "0"
-    return (f"total: {calls} call{'s' if calls != 1 else ''}, {len(rows)} leg{'s' if len(rows) != 1 else ''},"
+    return (f"total: {calls} call{'s' if calls != 1 else ''},"
+            f" {len(rows)} leg{'s' if len(rows) != 1 else ''},"
             f" duration {hms(sum(r['duration'] for r in rows))},"
             f" charged {sum(r['charged_seconds'] for r in rows)} s, amount {amounts}")
 
@@ -175,7 +180,8 @@ def output(ctx: Context, found: tuple[list[Row], ZoneInfo]) -> Any:
 
 def register(sub: Any) -> None:
     """Add the xdr command group."""
-    actions = sub.add_parser("xdr", help="call records (xDRs)").add_subparsers(dest="action", required=True)
+    group = sub.add_parser("xdr", help="call records (xDRs)")
+    actions = group.add_subparsers(dest="action", required=True)
     p = actions.add_parser("list", help="an account's or a customer's xDRs, newest calls first")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--account", help="this account's xDRs")
@@ -184,7 +190,8 @@ def register(sub: Any) -> None:
                    help="ISO date or time (date/time without offset: the customer's timezone)")
     p.add_argument("--to", dest="end", metavar="WHEN",
                    help="ISO date (inclusive) or time (exclusive), as --from")
-    p.add_argument("--limit", type=int, default=100, help="most calls (sessions) shown (default 100)")
+    p.add_argument("--limit", type=int, default=100,
+                   help="most calls (sessions) shown (default 100)")
     p.set_defaults(func=lambda ctx, a: read(ctx, lambda c: output(ctx, listing(
         c, a.account, a.customer, a.start, a.end, a.limit))))
     p = actions.add_parser("show", help="every leg of one session")

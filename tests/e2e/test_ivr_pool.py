@@ -24,7 +24,8 @@ def pool():
 
 def test_callers_beyond_one_worker_go_to_the_next_and_beyond_all_get_503(pool):
     sip = SipStack.get()
-    callers = [phone(pool, sip, f"pool-{name}", CLOUD_PBX[name]) for name in ("mark", "rachel", "jake")]
+    callers = [phone(pool, sip, f"pool-{name}", CLOUD_PBX[name])
+               for name in ("mark", "rachel", "jake")]
     calls = []
     try:
         for caller in callers:

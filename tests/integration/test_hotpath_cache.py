@@ -54,8 +54,8 @@ def clock():
 
 @pytest.fixture
 def cache(impl, redis_client, redis_server, clock):
-    made = impl.RecordCache(lambda: client_for(redis_server.port), size=1000, ttl=30, negative_ttl=5,
-                            gen_check_interval=1, clock=clock)
+    made = impl.RecordCache(lambda: client_for(redis_server.port), size=1000, ttl=30,
+                            negative_ttl=5, gen_check_interval=1, clock=clock)
     yield made
 
 

@@ -122,28 +122,36 @@ def test_importing_twice_changes_nothing(demo, redis_client, pg_dsn):
 # --- refusals: one line, exit 2, nothing written ---------------------------------------
 
 REFUSALS = [
-    (["alias", "create", "1778555#4545", "--account", "17785551210"], "alias 1778555#4545 already exists"),
-    (["alias", "create", "17785551210", "--account", "17785551209"], "already exists as an account"),
+    (["alias", "create", "1778555#4545", "--account", "17785551210"],
+     "alias 1778555#4545 already exists"),
+    (["alias", "create", "17785551210", "--account", "17785551209"],
+     "already exists as an account"),
     (["account", "create", "1778555#8989", "--customer", "Smart Calls, Ltd.",
       "--product", "Smart Calls Office"], "account ID"),
     (["account", "create", "17785551210", "--customer", "Smart Calls, Ltd.",
       "--product", "Smart Calls Office"], "account 17785551210 already exists"),
-    (["alias", "create", "1778555#7777", "--account", "19995550000"], "unknown account 19995550000"),
-    (["alias", "create", "1778556#7777", "--account", "17785551209"], "differs from the account's associated number"),
+    (["alias", "create", "1778555#7777", "--account", "19995550000"],
+     "unknown account 19995550000"),
+    (["alias", "create", "1778556#7777", "--account", "17785551209"],
+     "differs from the account's associated number"),
     (["alias", "create", "1778555#77", "--account", "17785551209"], "PIN 77 has 2 digits"),
     (["alias", "create", "1778555#777777", "--account", "17785551209"], "PIN 777777 has 6 digits"),
-    (["alias", "create", "1778555#12a4", "--account", "17785551209"], "'#' must be followed by digits"),
+    (["alias", "create", "1778555#12a4", "--account", "17785551209"],
+     "'#' must be followed by digits"),
     (["alias", "create", "bad id", "--account", "17785551209"], "character ' ' is not allowed"),
-    (["account", "create", "x" * 65, "--customer", "Smart Calls, Ltd.", "--product", "Smart Calls Office"],
-     "longer than 64"),
-    (["account", "create", "17785551299", "--customer", "Nobody", "--product", "Smart Calls Office"],
-     "unknown customer 'Nobody'"),
-    (["account", "create", "17785551299", "--customer", "Smart Calls, Ltd.", "--product", "Nothing"],
-     "unknown product 'Nothing'"),
-    (["account", "create", "17785551299", "--customer", "Smart Calls, Ltd.", "--product", "Smart Calls Office",
-      "--ivr-app", "No App"], "unknown voice application 'No App'"),
-    (["account", "update", "17785551209", "--associated-number", "1778999"], "differs from the account's"),
-    (["rate", "create", "Smart Calls Office", "49", "--price", "-0.01"], "price '-0.01' is negative"),
+    (["account", "create", "x" * 65, "--customer", "Smart Calls, Ltd.",
+      "--product", "Smart Calls Office"], "longer than 64"),
+    (["account", "create", "17785551299", "--customer", "Nobody",
+      "--product", "Smart Calls Office"], "unknown customer 'Nobody'"),
+    (["account", "create", "17785551299", "--customer", "Smart Calls, Ltd.",
+      "--product", "Nothing"], "unknown product 'Nothing'"),
+    (["account", "create", "17785551299", "--customer", "Smart Calls, Ltd.",
+      "--product", "Smart Calls Office", "--ivr-app", "No App"],
+     "unknown voice application 'No App'"),
+    (["account", "update", "17785551209", "--associated-number", "1778999"],
+     "differs from the account's"),
+    (["rate", "create", "Smart Calls Office", "49", "--price", "-0.01"],
+     "price '-0.01' is negative"),
     (["rate", "create", "Smart Calls Office", "49", "--price", "0.01", "--interval=-60/60"],
      "first interval -60 must be at least 1"),
     (["rate", "create", "Smart Calls Office", "49", "--price", "0.01", "--interval", "60/0"],
@@ -152,16 +160,20 @@ REFUSALS = [
      "free seconds -1 must be at least 0"),
     (["rate", "create", "No Tariff", "49", "--price", "0.01"], "unknown tariff 'No Tariff'"),
     (["rate", "create", "Smart Calls Office", "4x", "--price", "0.01"], "prefix '4x'"),
-    (["product", "create", "P2", "--currency", "USD", "--rating", "IN=Missing"], "unknown tariff 'Missing'"),
+    (["product", "create", "P2", "--currency", "USD", "--rating", "IN=Missing"],
+     "unknown tariff 'Missing'"),
     (["app", "create", "Cards", "--type", "prepaid", "--set", "ani_translation_rule=s/^0(/ani44/"],
      "translation rule"),
     (["app", "create", "Cards", "--type", "prepaid", "--set", "pin_translation_rule=^0/ani44"],
      "translation rule"),
-    (["app", "create", "Cards", "--type", "prepaid", "--set", "no_such_option=1"], "has no setting 'no_such_option'"),
-    (["app", "create", "Cards", "--type", "prepaid", "--set", "max_login_attempts=three"], "not a whole number"),
-    (["app", "update", "Roaming PIN", "--set", "min_auth_code_length=5", "--set", "max_auth_code_length=6"],
-     "PIN 4545 has 4 digits"),
-    (["app", "update", "Roaming PIN", "--set", "min_auth_code_length=6"], "greater than max_auth_code_length"),
+    (["app", "create", "Cards", "--type", "prepaid", "--set", "no_such_option=1"],
+     "has no setting 'no_such_option'"),
+    (["app", "create", "Cards", "--type", "prepaid", "--set", "max_login_attempts=three"],
+     "not a whole number"),
+    (["app", "update", "Roaming PIN", "--set", "min_auth_code_length=5",
+      "--set", "max_auth_code_length=6"], "PIN 4545 has 4 digits"),
+    (["app", "update", "Roaming PIN", "--set", "min_auth_code_length=6"],
+     "greater than max_auth_code_length"),
     (["customer", "create", "Acme", "--currency", "US"], "currency 'US'"),
     (["customer", "delete", "Smart Calls, Ltd."], "still has accounts"),
     (["tariff", "delete", "Smart Calls Office"], "used by product 'Smart Calls Office'"),
@@ -171,7 +183,8 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize("argv,problem", REFUSALS, ids=[" ".join(a)[:60] for a, _ in REFUSALS])
-def test_bad_input_is_refused_with_one_line_and_nothing_written(demo, redis_client, pg_dsn, argv, problem):
+def test_bad_input_is_refused_with_one_line_and_nothing_written(demo, redis_client, pg_dsn, argv,
+                                                                  problem):
     before = snapshot(pg_dsn, redis_client)
     assert demo(*argv) == 2
     lines = demo.err.splitlines()
@@ -214,10 +227,12 @@ def test_tariff_and_rate_round_trip(tg, redis_client):
     assert tg("rate", "create", "Intl", "44", "--price", "0.05", "--interval", "1/1",
               "--connect-fee", "0.1") == 0
     rate = msgpack.unpackb(redis_client.hget("tg:rates:1", "44"), raw=False)
-    assert (rate["price_first"], rate["interval_first"], rate["connect_fee"]) == ("0.05000", 1, "0.10000")
+    assert ((rate["price_first"], rate["interval_first"], rate["connect_fee"])
+            == ("0.05000", 1, "0.10000"))
     assert tg("rate", "update", "Intl", "44", "--price-next", "0.04", "--forbidden", "yes") == 0
     rate = msgpack.unpackb(redis_client.hget("tg:rates:1", "44"), raw=False)
-    assert (rate["price_first"], rate["price_next"], rate["forbidden"]) == ("0.05000", "0.04000", True)
+    assert ((rate["price_first"], rate["price_next"], rate["forbidden"])
+            == ("0.05000", "0.04000", True))
     assert tg("rate", "show", "Intl", "44") == 0 and "0.04000" in tg.out
     assert tg("rate", "list", "Intl") == 0 and "44" in tg.out
     assert tg("tariff", "update", "Intl", "--rename", "International") == 0
@@ -238,7 +253,8 @@ def test_product_round_trip(tg, redis_client):
     assert record(redis_client, "tg:product:1")["rating"] == [
         {"access_code": "", "tariff_id": 1}, {"access_code": "IN", "tariff_id": 2}]
     assert tg("product", "update", "Office", "--rating", "FIRSTCALL=Incoming") == 0
-    assert record(redis_client, "tg:product:1")["rating"] == [{"access_code": "FIRSTCALL", "tariff_id": 2}]
+    assert (record(redis_client, "tg:product:1")["rating"]
+            == [{"access_code": "FIRSTCALL", "tariff_id": 2}])
     assert tg("product", "show", "Office") == 0 and "FIRSTCALL=Incoming" in tg.out
     assert tg("product", "list") == 0 and "Office" in tg.out
     assert tg("product", "delete", "Office") == 0
@@ -246,13 +262,14 @@ def test_product_round_trip(tg, redis_client):
 
 
 def test_app_round_trip(tg, redis_client):
-    assert tg("app", "create", "Cards", "--type", "prepaid", "--set", "ani_translation_rule=s/^0/ani44/",
-              "--access-number", "16045550100") == 0
+    assert tg("app", "create", "Cards", "--type", "prepaid",
+              "--set", "ani_translation_rule=s/^0/ani44/", "--access-number", "16045550100") == 0
     app = record(redis_client, "tg:app:1")
     assert app["settings"]["ani_translation_rule"] == "s/^0/ani44/"
     assert app["settings"]["min_card_length"] == 11 and app["access_numbers"] == ["16045550100"]
     assert redis_client.get("tg:accessnum:16045550100") == b"1"
-    assert tg("app", "update", "Cards", "--access-number", "16045550199", "--set", "max_dial_attempts=5") == 0
+    assert tg("app", "update", "Cards", "--access-number", "16045550199",
+              "--set", "max_dial_attempts=5") == 0
     app = record(redis_client, "tg:app:1")
     assert app["settings"]["max_dial_attempts"] == 5
     assert app["settings"]["ani_translation_rule"] == "s/^0/ani44/"
@@ -279,7 +296,8 @@ def test_account_alias_and_balance_round_trip(demo, redis_client, pg_dsn):
     rec = record(redis_client, "tg:account:17785551212")
     assert (rec["associated_number"], rec["ivr_app_id"], rec["blocked"]) == ("1778555", 1, True)
     assert tg("alias", "create", "1778555#1212", "--account", "17785551212") == 0
-    assert tg("alias", "create", "14155550100@pstn", "--account", "17785551212", "--allow-auth", "false") == 0
+    assert tg("alias", "create", "14155550100@pstn", "--account", "17785551212",
+              "--allow-auth", "false") == 0
     assert record(redis_client, "tg:alias:14155550100@pstn")["account_id"] == "17785551212"
     assert tg("alias", "update", "14155550100@pstn", "--allow-auth", "true") == 0
     assert record(redis_client, "tg:alias:14155550100@pstn")["allow_auth"] is True
@@ -288,12 +306,14 @@ def test_account_alias_and_balance_round_trip(demo, redis_client, pg_dsn):
     assert tg("account", "list", "--customer", "Smart Calls, Ltd.") == 0 and "17785551212" in tg.out
     assert tg("balance", "adjust", "17785551212", "2.5", "--comment", "top-up") == 0
     assert redis_client.get("tg:bal:account:17785551212") == b"7.50000"
-    assert tg("--json", "balance", "show", "17785551212") == 0 and '"available": "7.50000"' in tg.out
+    assert tg("--json", "balance", "show", "17785551212") == 0
+    assert '"available": "7.50000"' in tg.out
     assert tg("balance", "adjust", "17785551209", "1") == 0  # credit: pays 1.00 of what is owed
     assert redis_client.get("tg:bal:account:17785551209") == b"-1.00000"
     assert redis_client.get("tg:bal:customer:1") == b"-1.00000"
     with psycopg.connect(pg_dsn) as conn:
-        ops = conn.execute("SELECT account_id, kind, amount, comment FROM balance_operations ORDER BY id").fetchall()
+        ops = conn.execute("SELECT account_id, kind, amount, comment FROM balance_operations"
+                           " ORDER BY id").fetchall()
     assert [(a, k, str(m), c) for a, k, m, c in ops] == [
         ("17785551212", "adjust", "2.50000", "top-up"), ("17785551209", "adjust", "-1.00000", "")]
     assert tg("alias", "delete", "1778555#1212") == 0
@@ -382,7 +402,8 @@ def test_resync_pushes_many_aliases(tg, redis_client, pg_dsn):
 # --- the real entry point ------------------------------------------------------------------
 
 def test_console_entry_point_runs_as_a_process(demo, redis_server, pg_dsn):
-    base = [sys.executable, "-m", "provisioning.cli", "--dsn", pg_dsn, "--redis", redis_server.url()]
+    base = [sys.executable, "-m", "provisioning.cli", "--dsn", pg_dsn,
+            "--redis", redis_server.url()]
     shown = subprocess.run([*base, "--json", "alias", "show", "1778555#4545"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr

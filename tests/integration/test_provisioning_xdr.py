@@ -13,13 +13,13 @@ pytestmark = pytest.mark.integration
 
 RACHEL, MARK, OTHER = "17785551209", "17785551210", "5550001"
 SEED = """
-INSERT INTO customers (name, currency, timezone) VALUES ('Smart Calls, Ltd.', 'USD', 'America/Vancouver'),
-                                                        ('Elsewhere', 'EUR', 'UTC');
+INSERT INTO customers (name, currency, timezone)
+VALUES ('Smart Calls, Ltd.', 'USD', 'America/Vancouver'), ('Elsewhere', 'EUR', 'UTC');
 INSERT INTO products (name, currency) VALUES ('Cloud PBX', 'USD'), ('Euro', 'EUR');
 INSERT INTO ids (id, kind) VALUES ('17785551209', 'account'), ('17785551210', 'account'),
                                   ('5550001', 'account');
-INSERT INTO accounts (id, customer_id, product_id) VALUES ('17785551209', 1, 1), ('17785551210', 1, 1),
-                                                          ('5550001', 2, 2);
+INSERT INTO accounts (id, customer_id, product_id)
+VALUES ('17785551209', 1, 1), ('17785551210', 1, 1), ('5550001', 2, 2);
 """
 XDR = ("INSERT INTO xdrs (session_id, call_id, leg, account_id, customer_id, cli, cld, access_code,"
        " setup_time, connect_time, disconnect_time, duration, charged_seconds, amount, currency,"
@@ -29,20 +29,24 @@ XDR = ("INSERT INTO xdrs (session_id, call_id, leg, account_id, customer_id, cli
 #  duration, charged, amount, currency, prefix, sip_code, reason); times UTC
 ROWS = [
     # the seed's call: Mark's phone, Rachel's PIN. The toll leg is stored first on purpose.
-    ("s1", "toll-1", "toll", RACHEL, 1, "1778555#4545", "442071234567", "", "2025-11-12 18:00:20+00",
-     "2025-11-12 18:00:25+00", "2025-11-12 18:01:26+00", 61, 120, "0.10000", "USD", "44", 200, "BYE"),
+    ("s1", "toll-1", "toll", RACHEL, 1, "1778555#4545", "442071234567", "",
+     "2025-11-12 18:00:20+00", "2025-11-12 18:00:25+00", "2025-11-12 18:01:26+00",
+     61, 120, "0.10000", "USD", "44", 200, "BYE"),
     ("s1", "ivr-1", "ivr", MARK, 1, MARK, "8000", "IN", "2025-11-12 18:00:00+00",
      "2025-11-12 18:00:01+00", "2025-11-12 18:01:27+00", 86, 0, "0", "USD", None, 200, "BYE"),
     # 23:30 on Nov 12 in Vancouver, already Nov 13 in UTC; busy
     ("s2", "c2", "onnet", RACHEL, 1, RACHEL, MARK, "", "2025-11-13 07:30:00+00", None, None,
      0, 0, "0", "USD", None, 486, "Busy Here"),
     ("s3", "c3", "out", MARK, 1, MARK, "12125551234", "", "2025-11-10 12:00:00+00",
-     "2025-11-10 12:00:02+00", "2025-11-10 13:02:05+00", 3723, 3780, "1.26000", "USD", "1", 200, "BYE"),
+     "2025-11-10 12:00:02+00", "2025-11-10 13:02:05+00",
+     3723, 3780, "1.26000", "USD", "1", 200, "BYE"),
     ("s4", "c4", "out", OTHER, 2, OTHER, "420212345678", "", "2025-11-12 09:00:00+00",
-     "2025-11-12 09:00:01+00", "2025-11-12 09:01:00+00", 59, 60, "0.07000", "EUR", "420", 200, "BYE"),
+     "2025-11-12 09:00:01+00", "2025-11-12 09:01:00+00",
+     59, 60, "0.07000", "EUR", "420", 200, "BYE"),
     # an account deleted since: its xDR stays
-    ("s5", "c5", "out", "17785550000", 1, "17785550000", "18005551234", "", "2025-11-01 12:00:00+00",
-     "2025-11-01 12:00:01+00", "2025-11-01 12:00:11+00", 10, 0, "0", "USD", "1800", 200, "BYE"),
+    ("s5", "c5", "out", "17785550000", 1, "17785550000", "18005551234", "",
+     "2025-11-01 12:00:00+00", "2025-11-01 12:00:01+00", "2025-11-01 12:00:11+00",
+     10, 0, "0", "USD", "1800", 200, "BYE"),
 ]
 
 
@@ -93,8 +97,8 @@ def test_customer_page_groups_both_legs_of_a_session(tg):
     busy = lines[lines.index("session s2") + 1].split()
     assert busy[4:] == ["-", "0:00:00", "0", "0.00000", "USD", "486", "Busy", "Here"]
     assert "1:02:03" in lines[lines.index("session s3") + 1]
-    assert lines[-1] == ("total: 4 calls, 5 legs, duration 1:04:40, charged 3900 s, amount 1.36000 USD"
-                         " (times in America/Vancouver)")
+    assert lines[-1] == ("total: 4 calls, 5 legs, duration 1:04:40, charged 3900 s,"
+                         " amount 1.36000 USD (times in America/Vancouver)")
     assert OTHER not in tg.out
 
 
@@ -102,11 +106,15 @@ def test_account_page_shows_only_that_accounts_legs(tg):
     assert tg("xdr", "list", "--account", RACHEL) == 0, tg.err
     assert [line.split()[:2] for line in tg.out.splitlines() if line.startswith("  ")][1:] == [
         ["onnet", RACHEL], ["toll", RACHEL]]
-    assert [line for line in tg.out.splitlines() if line.startswith("session ")] == ["session s2", "session s1"]
-    assert legs(tg.json("xdr", "list", "--account", RACHEL)) == [("s2", "onnet", RACHEL), ("s1", "toll", RACHEL)]
-    assert legs(tg.json("xdr", "list", "--account", MARK)) == [("s1", "ivr", MARK), ("s3", "out", MARK)]
+    sessions = [line for line in tg.out.splitlines() if line.startswith("session ")]
+    assert sessions == ["session s2", "session s1"]
+    assert (legs(tg.json("xdr", "list", "--account", RACHEL))
+            == [("s2", "onnet", RACHEL), ("s1", "toll", RACHEL)])
+    assert (legs(tg.json("xdr", "list", "--account", MARK))
+            == [("s1", "ivr", MARK), ("s3", "out", MARK)])
     # deleted since, still browsable
-    assert legs(tg.json("xdr", "list", "--account", "17785550000")) == [("s5", "out", "17785550000")]
+    assert (legs(tg.json("xdr", "list", "--account", "17785550000"))
+            == [("s5", "out", "17785550000")])
 
 
 def test_json_amounts_are_decimal_strings_and_times_local(tg):
@@ -126,7 +134,8 @@ def test_json_amounts_are_decimal_strings_and_times_local(tg):
 
 
 def test_dates_are_days_in_the_customers_timezone(tg):
-    day = tg.json("xdr", "list", "--customer", "Smart Calls, Ltd.", "--from", "2025-11-12", "--to", "2025-11-12")
+    day = tg.json("xdr", "list", "--customer", "Smart Calls, Ltd.",
+                  "--from", "2025-11-12", "--to", "2025-11-12")
     # s2 began at 23:30 on the 12th in Vancouver (07:30 UTC on the 13th)
     assert legs(day) == [("s2", "onnet", RACHEL), ("s1", "ivr", MARK), ("s1", "toll", RACHEL)]
     assert tg.json("xdr", "list", "--account", MARK, "--to", "2025-11-11") == [
@@ -134,8 +143,8 @@ def test_dates_are_days_in_the_customers_timezone(tg):
     # a time without an offset is local; with one, as given
     late = tg.json("xdr", "list", "--customer", "Smart Calls, Ltd.", "--from", "2025-11-12T23:00")
     assert [r["session"] for r in late] == ["s2"]
-    utc = tg.json("xdr", "list", "--customer", "Smart Calls, Ltd.", "--from", "2025-11-12T18:00:10+00:00",
-                  "--to", "2025-11-13T00:00:00+00:00")
+    utc = tg.json("xdr", "list", "--customer", "Smart Calls, Ltd.",
+                  "--from", "2025-11-12T18:00:10+00:00", "--to", "2025-11-13T00:00:00+00:00")
     assert legs(utc) == [("s1", "toll", RACHEL)]
 
 

@@ -1,4 +1,4 @@
-"""Reservations in real Redis: atomic Lua reserve/release under the money model."""
+"""Reservations in real Redis: billing/money.lua holds funds atomically under the money rule."""
 import multiprocessing
 import threading
 import time
@@ -8,7 +8,10 @@ import pytest
 import redis
 
 from billing.classify import Decision
+from billing.money import ACCOUNT, CUSTOMER, SKIP, bounds, from_micro
 from billing.rating import Rate
+from tests.money_cases import ACCOUNT_ID, CALL, CASES, CUSTOMER_ID
+from tollgate import keyspace
 from tollgate.reservations import Reservations
 
 pytestmark = pytest.mark.integration
@@ -18,12 +21,42 @@ RATE = Rate("1", price_first=D("0.06"), price_next=D("0.06"), interval_first=60,
 PAID = Decision(200, "Paid", "pstn", payer="17785551209", customer_id=1, rate=RATE, paid=True)
 DEBIT = {"id": "17785551209", "customer_id": 1, "billing_model": "debit"}
 CREDIT = {"id": "17785551210", "customer_id": 1, "billing_model": "credit", "credit_limit": "50"}
-CUSTOMER = {"id": 1, "credit_limit": "100"}
+CUSTOMER_RECORD = {"id": 1, "credit_limit": "100"}
 
 
 @pytest.fixture
 def resv(redis_client):
     return Reservations(redis_client)
+
+
+def redis_now_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_table_of_cases(case, resv, redis_client):
+    """The Lua gives each case of tests/money_cases.py the Outcome the Python rule gives."""
+    now = redis_now_ms(redis_client)
+    keys = {scope: (keyspace.balance(scope, ident), keyspace.reservations(scope, ident))
+            for scope, ident in ((ACCOUNT, ACCOUNT_ID), (CUSTOMER, CUSTOMER_ID))}
+    for scope, balance in ((ACCOUNT, case.balance), (CUSTOMER, case.customer_balance)):
+        if balance is not None:
+            redis_client.set(keys[scope][0], balance)
+        entries = case.entries(scope, now)
+        if entries:
+            redis_client.hset(keys[scope][1], mapping=entries)
+    before = {scope: redis_client.hget(keys[scope][1], CALL) for scope in keys}
+    out = resv.reserve(CALL, D(case.amount), case.account(), case.customer(), ttl_s=60,
+                       minimum=D(case.minimum))
+    assert out == case.expect
+    # the hold is recorded on every balance the payer involves; a refusal changes nothing
+    for scope, bound in zip((ACCOUNT, CUSTOMER), bounds(case.account(), case.customer())):
+        stored = redis_client.hget(keys[scope][1], CALL)
+        if out.ok and bound.mode != SKIP:
+            assert from_micro(int(stored.split(b":")[0])) == out.reserved
+        else:
+            assert stored == before[scope]
 
 
 def test_two_concurrent_reservations_on_a_balance_covering_one(redis_server, redis_client):
@@ -44,54 +77,40 @@ def test_two_concurrent_reservations_on_a_balance_covering_one(redis_server, red
     assert sorted(results) == [False] * 7 + [True]
 
 
-def test_peek_reserve_release(resv, redis_client):
+def test_reserve_held_release(resv, redis_client):
     redis_client.set("tg:bal:account:17785551209", "5.5")
-    assert resv.peek(DEBIT, {}).available == D("5.5")
     out = resv.reserve("c1", D("2.25001"), DEBIT, {}, ttl_s=60)
-    assert out.ok and out.available == D("5.5")
-    assert resv.peek(DEBIT, {}).available == D("3.24999")
-    assert resv.reserved("account", "17785551209") == D("2.25001")
+    assert (out.ok, out.available, out.reserved) == (True, D("5.5"), D("2.25001"))
+    assert resv.held("account", "17785551209") == D("2.25001")
     # debit accounts never touch the customer's credit
     assert not redis_client.exists("tg:resv:customer:1")
     assert resv.release("c1", "17785551209", 1) == 1
     assert resv.release("c1", "17785551209", 1) == 0
-    assert resv.peek(DEBIT, {}).available == D("5.5")
+    assert resv.held("account", "17785551209") == D("0")
+
+
+def test_release_drops_both_holds_of_a_credit_call(resv, redis_client):
+    redis_client.set("tg:bal:account:17785551210", "10")
+    redis_client.set("tg:bal:customer:1", "0")
+    assert resv.reserve("c1", D("2"), CREDIT, CUSTOMER_RECORD, ttl_s=60).ok
+    assert resv.held("customer", 1) == resv.held("account", "17785551210") == D("2")
+    assert resv.release("c1", "17785551210", 1) == 2
+    assert not redis_client.exists("tg:resv:account:17785551210", "tg:resv:customer:1")
 
 
 def test_retransmitted_reservation_replaces_its_own_amount(resv, redis_client):
     redis_client.set("tg:bal:account:17785551209", "1")
     assert resv.reserve("c1", D("0.8"), DEBIT, {}, ttl_s=60).ok
     assert resv.reserve("c1", D("0.9"), DEBIT, {}, ttl_s=60).ok
-    assert resv.reserved("account", "17785551209") == D("0.9")
+    assert resv.held("account", "17785551209") == D("0.9")
 
 
-def test_credit_account_is_capped_by_the_customer(resv, redis_client):
-    redis_client.set("tg:bal:account:17785551210", "10")      # owes 10 of 50
-    redis_client.set("tg:bal:customer:1", "97.5")             # owes 97.5 of 100
-    assert resv.peek(CREDIT, CUSTOMER).available == D("2.5")
-    out = resv.reserve("c1", D("3"), CREDIT, CUSTOMER, ttl_s=60)
-    assert (out.ok, out.scope, out.available) == (False, "customer", D("2.5"))
-    assert resv.reserve("c2", D("2"), CREDIT, CUSTOMER, ttl_s=60).ok
-    assert resv.reserved("customer", 1) == D("2")
-
-
-def test_unlimited_credit_reserves_without_a_balance(resv, redis_client):
-    account = {**CREDIT, "credit_limit": None}
-    out = resv.reserve("c1", D("7"), account, {"credit_limit": None}, ttl_s=60)
-    assert out.ok and out.available is None
-
-
-def test_missing_balance_fails_closed(resv):
-    out = resv.reserve("c1", D("0.1"), DEBIT, {}, ttl_s=60)
-    assert not out.ok and out.unknown_balance
-    assert resv.authorize("c1", PAID, DEBIT, {}).code == 503
-
-
-def test_expired_reservations_stop_counting(resv, redis_client):
+def test_expired_reservations_stop_counting_and_are_pruned(resv, redis_client):
     redis_client.set("tg:bal:account:17785551209", "1")
     assert resv.reserve("crashed-node-call", D("1"), DEBIT, {}, ttl_s=0.2).ok
     assert not resv.reserve("c2", D("0.5"), DEBIT, {}, ttl_s=60).ok
     time.sleep(0.3)
+    assert resv.held("account", "17785551209") == D("0")
     assert resv.reserve("c2", D("0.5"), DEBIT, {}, ttl_s=60).ok
     assert redis_client.hkeys("tg:resv:account:17785551209") == [b"c2"]
 
@@ -102,11 +121,23 @@ def test_reservation_hashes_expire_with_their_calls(resv, redis_client):
     assert 0 < redis_client.pttl("tg:resv:account:17785551209") <= 60000
 
 
+def test_missing_balance_fails_closed(resv, redis_client):
+    assert resv.authorize("c1", PAID, DEBIT, {}).code == 503
+    assert not redis_client.exists("tg:resv:account:17785551209")
+
+
 def test_authorize_reserves_the_hard_cap_and_refuses_the_next(resv, redis_client):
     redis_client.set("tg:bal:account:17785551209", "1.00000")
     first = resv.authorize("c1", PAID, DEBIT, {})
     assert (first.code, first.max_duration, first.reserve) == (200, 900, D("1.00000"))
     assert resv.authorize("c2", PAID, DEBIT, {}).code == 402
+
+
+def test_authorize_stops_at_the_cap(resv, redis_client):
+    redis_client.set("tg:bal:account:17785551209", "5.5")
+    granted = resv.authorize("c1", PAID, DEBIT, {}, cap=600)   # 0.10 + 10 x 0.06
+    assert (granted.code, granted.max_duration, granted.reserve) == (200, 600, D("0.70000"))
+    assert resv.held("account", "17785551209") == D("0.70000")
 
 
 def test_authorize_takes_what_a_concurrent_call_left(resv, redis_client):
@@ -115,7 +146,7 @@ def test_authorize_takes_what_a_concurrent_call_left(resv, redis_client):
     # 0.5 left buys 0.10 + 6 minutes of 0.06 = 0.46; the 0.5 stays held until the xDR
     granted = resv.authorize("c1", PAID, DEBIT, {})
     assert (granted.code, granted.reserve, granted.max_duration) == (200, D("0.50000"), 360)
-    assert resv.reserved("account", "17785551209") == D("1.00000")
+    assert resv.held("account", "17785551209") == D("1.00000")
     assert resv.authorize("c2", PAID, DEBIT, {}).code == 402
 
 
@@ -133,30 +164,7 @@ def test_authorize_is_one_round_trip(resv, redis_client, monkeypatch):
     assert len(calls) == 1
 
 
-def test_up_to_reserves_the_full_amount_when_available(resv, redis_client):
-    redis_client.set("tg:bal:account:17785551209", "5.5")
-    out = resv.reserve_up_to("c1", D("0.70"), D("0.16"), DEBIT, {}, ttl_s=60)
-    assert (out.ok, out.available, out.reserved) == (True, D("5.5"), D("0.70000"))
-    assert resv.reserved("account", "17785551209") == D("0.70000")
-    granted = resv.authorize("c2", PAID, DEBIT, {}, cap=600)   # 0.10 + 10 x 0.06
-    assert (granted.code, granted.max_duration, granted.reserve) == (200, 600, D("0.70000"))
-    assert resv.peek(DEBIT, {}).available == D("4.10000")
-
-
-def test_up_to_reserves_what_is_left_down_to_the_minimum(resv, redis_client):
-    redis_client.set("tg:bal:account:17785551209", "0.45999")
-    granted = resv.authorize("c1", PAID, DEBIT, {}, cap=7200)
-    # 0.45999 buys 0.10 + 5 minutes (0.40); a 6th minute would cost 0.46
-    assert (granted.code, granted.max_duration, granted.reserve) == (200, 300, D("0.45999"))
-    assert resv.peek(DEBIT, {}).available == D("0.00000")
-    redis_client.set("tg:bal:account:17785551209", "0.61")
-    out = resv.reserve_up_to("c2", D("8"), D("0.16"), DEBIT, {}, ttl_s=60)
-    assert (out.ok, out.available, out.reserved) == (False, D("0.15001"), D("0"))
-    assert resv.authorize("c3", PAID, DEBIT, {}).code == 402
-    assert resv.reserved("account", "17785551209") == D("0.45999")
-
-
-def test_up_to_refusal_stores_nothing_and_minimum_is_exact(resv, redis_client):
+def test_authorize_refusal_stores_nothing_and_minimum_is_exact(resv, redis_client):
     redis_client.set("tg:bal:account:17785551209", "0.15999")
     refused = resv.authorize("c1", PAID, DEBIT, {})
     assert (refused.code, refused.reason, refused.max_duration) == (402, "Insufficient funds",
@@ -167,36 +175,28 @@ def test_up_to_refusal_stores_nothing_and_minimum_is_exact(resv, redis_client):
     assert (granted.code, granted.max_duration, granted.reserve) == (200, 60, D("0.16000"))
 
 
-def test_up_to_credit_is_bounded_by_the_smaller_scope(resv, redis_client):
+def test_authorize_credit_holds_on_both_balances(resv, redis_client):
     redis_client.set("tg:bal:account:17785551210", "10")      # 40 of 50 left
     redis_client.set("tg:bal:customer:1", "97.5")             # 2.5 of 100 left
-    out = resv.reserve_up_to("c1", D("3"), D("0.16"), CREDIT, CUSTOMER, ttl_s=60)
-    assert (out.ok, out.available, out.reserved) == (True, D("2.5"), D("2.50000"))
-    assert resv.reserved("customer", 1) == D("2.50000")
-    assert resv.reserved("account", "17785551210") == D("2.50000")
-    out = resv.reserve_up_to("c2", D("3"), D("0.16"), CREDIT, CUSTOMER, ttl_s=60)
-    assert (out.ok, out.scope, out.available) == (False, "customer", D("0"))
+    granted = resv.authorize("c1", PAID, CREDIT, CUSTOMER_RECORD, cap=3600)
+    assert (granted.code, granted.reserve) == (200, D("2.50000"))
+    assert resv.held("customer", 1) == resv.held("account", "17785551210") == D("2.50000")
+    assert resv.authorize("c2", PAID, CREDIT, CUSTOMER_RECORD).code == 402
 
 
-def test_up_to_unlimited_reserves_the_full_amount(resv, redis_client):
+def test_authorize_unlimited_reserves_the_full_amount(resv, redis_client):
     account = {**CREDIT, "credit_limit": None}
     granted = resv.authorize("c1", PAID, account, {"credit_limit": None}, cap=3600)
     assert (granted.code, granted.max_duration, granted.reserve) == (200, 3600, D("3.70000"))
-    assert resv.reserved("account", "17785551210") == D("3.70000")
+    assert resv.held("account", "17785551210") == D("3.70000")
 
 
-def test_up_to_retransmission_replaces_its_own_reservation(resv, redis_client):
+def test_authorize_retransmission_replaces_its_own_reservation(resv, redis_client):
     redis_client.set("tg:bal:account:17785551209", "1")
     first = resv.authorize("c1", PAID, DEBIT, {})
     again = resv.authorize("c1", PAID, DEBIT, {})
     assert first == again and again.reserve == D("1.00000")
-    assert resv.reserved("account", "17785551209") == D("1.00000")
-
-
-def test_up_to_missing_balance_fails_closed(resv, redis_client):
-    out = resv.reserve_up_to("c1", D("1"), D("0.16"), DEBIT, {}, ttl_s=60)
-    assert (out.ok, out.unknown_balance, out.reserved) == (False, True, D("0"))
-    assert not redis_client.exists("tg:resv:account:17785551209")
+    assert resv.held("account", "17785551209") == D("1.00000")
 
 
 @pytest.mark.parametrize("balance, k", [("0.66", 3), ("0.81", 3), ("0.82", 4), ("0.15999", 0)])
@@ -221,7 +221,7 @@ def test_concurrent_authorizations_never_exceed_the_balance(redis_server, redis_
     assert len(granted) == k
     assert all(d.code == 402 for d in results if d.code != 200)
     assert sum((d.reserve for d in granted), D(0)) <= D(balance)
-    assert Reservations(redis_client).reserved("account", "17785551209") == sum(
+    assert Reservations(redis_client).held("account", "17785551209") == sum(
         (d.reserve for d in granted), D(0))
 
 
@@ -246,7 +246,7 @@ def test_concurrent_processes_reserve_exactly_what_the_balance_covers(redis_serv
     for p in procs:
         p.join(10)
     assert sorted(outcomes) == [(200, "0.22000", 120)] * 5 + [(402, "None", None)] * 5
-    assert Reservations(redis_client).reserved("account", "17785551209") == D("1.10000")
+    assert Reservations(redis_client).held("account", "17785551209") == D("1.10000")
 
 
 def test_script_survives_a_script_flush(resv, redis_client):

@@ -290,7 +290,8 @@ def test_metrics_count_outcomes(db, redis_client):
 
 def test_a_batch_is_one_transaction_and_redis_gets_the_final_balances(db, redis_client):
     for n in range(30):
-        redis_client.hset("tg:resv:account:" + (RACHEL, MARK)[n % 2], f"c{n}", "22000:99999999999999")
+        redis_client.hset("tg:resv:account:" + (RACHEL, MARK)[n % 2], f"c{n}",
+                          "22000:99999999999999")
         redis_client.hset("tg:resv:customer:1", f"c{n}", "22000:99999999999999")
     add(redis_client, *(event(f"c{n}", account=(RACHEL, MARK)[n % 2]) for n in range(30)),
         event("c0", account=RACHEL))   # a duplicate inside the batch

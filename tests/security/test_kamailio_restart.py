@@ -7,9 +7,9 @@ import psycopg
 import pytest
 import redis
 
-from billing.reservation import reservation_key
 from tests import tenants
 from tests.stack import wait_sip
+from tollgate import keyspace
 from tollgate import stack as programs
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +64,7 @@ def test_a_call_outliving_a_kamailio_restart_is_billed_exactly_once(
     assert duration >= 1 and amount > 0
     sip.wait_for(lambda: dialog_rows(tg, call.call_id) == 0, 10, "the dialog forgotten")
     client = redis.Redis(port=tg.settings.redis_port)
-    assert not client.hexists(reservation_key("account", tenant.account), call.call_id)
+    assert not client.hexists(keyspace.reservations("account", tenant.account), call.call_id)
     # a second restart finds nothing to bill again
     restart_kamailio(tg, crash=True)
     phone2 = registered(tg, sip, f"restart-after-{crash}", tenant)

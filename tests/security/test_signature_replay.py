@@ -11,10 +11,10 @@ import pytest
 import redis
 
 from billing import internal
-from billing.reservation import reservation_key
 from ivr import inbound
 from tests import tenants
 from tests.stack import Stack
+from tollgate import keyspace
 
 pytestmark = pytest.mark.e2e
 
@@ -89,6 +89,6 @@ def test_a_captured_toll_leg_is_good_for_one_invite(tg, sip, gateway, calls_end,
         assert final_answer(sip, ivr_socket) == "SIP/2.0 403 Invalid internal signature"
     assert len(gateway.incoming) == 1, "a replayed toll leg reached the gateway"
     held = redis.Redis(port=tg.settings.redis_port).hgetall(
-        reservation_key("account", tenant.payer))
+        keyspace.reservations("account", tenant.payer))
     assert held == {}, "a replay holds the payer's funds"
     assert "replayed" in tg.log("kamailio")

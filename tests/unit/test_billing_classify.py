@@ -4,8 +4,16 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.classify import (IVR, ONNET, PSTN, Decision, classify, find_rate, longest_prefix,
-                              table_lookup)
+from billing.classify import (
+    IVR,
+    ONNET,
+    PSTN,
+    Decision,
+    classify,
+    find_rate,
+    longest_prefix,
+    table_lookup,
+)
 from billing.rating import Rate
 
 pytestmark = pytest.mark.unit

@@ -3,8 +3,16 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating import (MAX_CALL_SECONDS, Rate, RateError, affordable_seconds, charge,
-                            charged_seconds, first_charge, is_paid)
+from billing.rating import (
+    MAX_CALL_SECONDS,
+    Rate,
+    RateError,
+    affordable_seconds,
+    charge,
+    charged_seconds,
+    first_charge,
+    is_paid,
+)
 
 pytestmark = pytest.mark.unit
 

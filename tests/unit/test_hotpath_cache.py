@@ -175,7 +175,8 @@ def test_redis_down_with_nothing_cached_raises_backend_unavailable(impl, fake, c
         cache.get("tg:account:404")
     with pytest.raises(BackendUnavailable):
         cache.get("tg:account:never")
-    assert issubclass(BackendUnavailable, Exception) and impl.BackendUnavailable is BackendUnavailable
+    assert issubclass(BackendUnavailable, Exception)
+    assert impl.BackendUnavailable is BackendUnavailable
 
 
 def test_after_a_failure_redis_is_not_asked_again_until_retry_interval(impl, fake, clock):

@@ -56,7 +56,8 @@ def test_empty_prefix_is_the_default_route(impl):
 
 
 def test_overlapping_prefixes_pick_the_longest(impl):
-    table = impl.PrefixTable([("4", 1), ("44", 2), ("4420", 3), ("44207", 4), ("442071234567890123", 5)])
+    table = impl.PrefixTable([("4", 1), ("44", 2), ("4420", 3), ("44207", 4),
+                              ("442071234567890123", 5)])
     assert table.lookup("442071234567890123999") == 5
     assert table.lookup("44207") == 4
     assert table.lookup("4420") == 3

@@ -5,7 +5,8 @@ from billing import internal
 from billing.internal import Internal
 
 SECRET = b"s3cret"
-DATA = Internal(account="17785551210", dest="12125550123", session="abc@host", auth_id="1778555#4545")
+DATA = Internal(account="17785551210", dest="12125550123", session="abc@host",
+                auth_id="1778555#4545")
 
 
 def test_signed_headers_verify_and_carry_the_values():

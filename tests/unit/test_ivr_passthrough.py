@@ -3,8 +3,21 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.passthrough import (BRIDGED, DONE, FAREWELL, ORIGINATING, Bridge, Caller, Hangup,
-                             Originate, PassThrough, Play, SetTimer, StopPlay, refusal_prompt)
+from ivr.passthrough import (
+    BRIDGED,
+    DONE,
+    FAREWELL,
+    ORIGINATING,
+    Bridge,
+    Caller,
+    Hangup,
+    Originate,
+    PassThrough,
+    Play,
+    SetTimer,
+    StopPlay,
+    refusal_prompt,
+)
 
 pytestmark = pytest.mark.unit
 

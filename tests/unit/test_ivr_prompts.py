@@ -32,7 +32,8 @@ def test_brand_prompt_overrides_the_default(tmp_path):
     (brand / "goodbye.wav").write_bytes(b"brand")
     found = prompts.resolve(tmp_path, "goodbye", "en", tmp_path / "brands", "my_company")
     assert found == brand / "goodbye.wav"
-    assert prompts.resolve(tmp_path, "goodbye", "en", tmp_path / "brands", "") == tmp_path / "en" / "goodbye.wav"
+    found = prompts.resolve(tmp_path, "goodbye", "en", tmp_path / "brands", "")
+    assert found == tmp_path / "en" / "goodbye.wav"
 
 
 def test_missing_language_falls_back_to_english(tmp_path):
@@ -47,7 +48,8 @@ def test_brand_name_cannot_leave_the_brand_folder(tmp_path):
     outside = tmp_path / "en" / "en"
     outside.mkdir()
     (outside / "busy.wav").write_bytes(b"evil")
-    assert prompts.resolve(tmp_path, "busy", "en", tmp_path / "brands", "../en") == tmp_path / "en" / "busy.wav"
+    found = prompts.resolve(tmp_path, "busy", "en", tmp_path / "brands", "../en")
+    assert found == tmp_path / "en" / "busy.wav"
 
 
 def test_missing_prompt_raises(tmp_path):

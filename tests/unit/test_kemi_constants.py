@@ -31,7 +31,7 @@ def test_every_route_name_is_a_router_method():
     from kemi.router import Router
     for name in (constants.ROUTE_ONREPLY, constants.ROUTE_FAILURE, constants.ROUTE_BRANCH_IVR):
         assert callable(getattr(Router, name, None)), name
-    assert f'"event_callback", "ksr_dialog_event"' in CFG.read_text()
+    assert '"event_callback", "ksr_dialog_event"' in CFG.read_text()
 
 
 KEMI = CFG.parent / "kemi"

@@ -16,14 +16,12 @@ pytestmark = pytest.mark.unit
 def test_every_type_has_a_schema_with_the_seed_defaults():
     assert set(app_settings.SCHEMA) == set(app_settings.TYPES)
     pt = app_settings.defaults("pass_through")
-    assert {k: pt[k] for k in ("authorize_paid_calls", "auth_code_as_account_id", "use_associated_number",
-                               "min_auth_code_length", "max_auth_code_length", "max_login_attempts",
-                               "confirm_by_pound", "default_prompt_timeout", "brand_prompts",
-                               "lockout_failures", "lockout_seconds")} == {
-        "authorize_paid_calls": False, "auth_code_as_account_id": False, "use_associated_number": False,
-        "min_auth_code_length": 4, "max_auth_code_length": 4, "max_login_attempts": 3,
-        "confirm_by_pound": False, "default_prompt_timeout": 3, "brand_prompts": "",
-        "lockout_failures": 5, "lockout_seconds": 300}
+    seed = {
+        "authorize_paid_calls": False, "auth_code_as_account_id": False,
+        "use_associated_number": False, "min_auth_code_length": 4, "max_auth_code_length": 4,
+        "max_login_attempts": 3, "confirm_by_pound": False, "default_prompt_timeout": 3,
+        "brand_prompts": "", "lockout_failures": 5, "lockout_seconds": 300}
+    assert {k: pt[k] for k in seed} == seed
     prepaid = app_settings.defaults("prepaid")
     assert (prepaid["min_card_length"], prepaid["max_card_length"]) == (11, 11)
     assert (prepaid["min_voucher_length"], prepaid["max_language_selection_attempts"]) == (11, 3)
@@ -67,7 +65,8 @@ def test_complete_refuses(kind, given, problem):
 
 
 def test_parse_command_line_values():
-    assert app_settings.parse("pass_through", "authorize-paid-calls=on") == ("authorize_paid_calls", True)
+    assert (app_settings.parse("pass_through", "authorize-paid-calls=on")
+            == ("authorize_paid_calls", True))
     assert app_settings.parse("prepaid", "languages=en, es") == ("languages", ["en", "es"])
     assert app_settings.parse("prepaid", "max_dial_attempts=5") == ("max_dial_attempts", 5)
     with pytest.raises(BadInput):
@@ -76,21 +75,24 @@ def test_parse_command_line_values():
 
 def test_records_follow_the_data_contract():
     account = loader.account_record({
-        "id": "17785551209", "customer_id": 1, "product_id": 2, "password": "p", "service_password": "",
-        "associated_number": "1778555", "ivr_app_id": 3, "language": None, "blocked": False,
+        "id": "17785551209", "customer_id": 1, "product_id": 2, "password": "p",
+        "service_password": "", "associated_number": "1778555", "ivr_app_id": 3,
+        "language": None, "blocked": False,
         "billing_model": "credit", "credit_limit": Decimal("50"), "answering_mode": "ring",
         "follow_me": [], "expires": datetime(2030, 1, 1, tzinfo=timezone.utc), "first_use": None,
         "balance": Decimal("1")})
     assert account["credit_limit"] == "50.00000"
     assert account["expires"] == "2030-01-01T00:00:00+00:00"
     assert "balance" not in account  # balances live in tg:bal:* only
-    rate = loader.rate_record({"prefix": "1", "price_first": Decimal("0.02"), "price_next": Decimal("0E-5"),
-                               "interval_first": 60, "interval_next": 60, "connect_fee": Decimal(0),
+    rate = loader.rate_record({"prefix": "1", "price_first": Decimal("0.02"),
+                               "price_next": Decimal("0E-5"), "interval_first": 60,
+                               "interval_next": 60, "connect_fee": Decimal(0),
                                "free_seconds": 0, "forbidden": False})
-    assert (rate["price_first"], rate["price_next"], rate["connect_fee"]) == ("0.02000", "0.00000", "0.00000")
-    product = loader.product_record({"id": 1, "name": "P", "currency": "USD"},
-                                    [{"access_code": "IN", "tariff_id": 2}, {"access_code": "", "tariff_id": 1}])
-    assert product["rating"] == [{"access_code": "", "tariff_id": 1}, {"access_code": "IN", "tariff_id": 2}]
+    assert ((rate["price_first"], rate["price_next"], rate["connect_fee"])
+            == ("0.02000", "0.00000", "0.00000"))
+    plain, incoming = {"access_code": "", "tariff_id": 1}, {"access_code": "IN", "tariff_id": 2}
+    product = loader.product_record({"id": 1, "name": "P", "currency": "USD"}, [incoming, plain])
+    assert product["rating"] == [plain, incoming]
     assert loader.unpack(loader.pack(product)) == product
 
 
@@ -109,11 +111,13 @@ def test_changes_track_sets_deletes_and_hash_fields():
 
 
 def test_table_output():
-    text = table([{"id": 1, "name": "Acme", "limit": None}, {"id": 22, "name": "B", "limit": Decimal("1.5")}])
+    text = table([{"id": 1, "name": "Acme", "limit": None},
+                  {"id": 22, "name": "B", "limit": Decimal("1.5")}])
     assert text.splitlines() == ["ID  NAME  LIMIT", "1   Acme  -", "22  B     1.5"]
 
 
-@pytest.mark.parametrize("argv", [["frobnicate"], ["account"], ["app", "create", "X", "--type", "nope"],
+@pytest.mark.parametrize("argv", [["frobnicate"], ["account"],
+                                  ["app", "create", "X", "--type", "nope"],
                                   ["rate", "create", "T"]])
 def test_usage_errors_are_one_line_exit_2(argv, capsys):
     assert cli.main(argv) == 2

@@ -37,7 +37,8 @@ def test_alias_ids_accepted(good):
 
 @pytest.mark.parametrize("bad,problem", [
     ("1778555#", "followed by digits"), ("1778555#45a5", "followed by digits"),
-    ("#4545", "nothing before"), ("x@", "'@' must be followed"), ("x@pst n", "'@' must be followed"),
+    ("#4545", "nothing before"), ("x@", "'@' must be followed"),
+    ("x@pst n", "'@' must be followed"),
     ("bad alias", "' '"), ("", "empty"), ("9" * 65, "longer than 64"),
 ])
 def test_alias_ids_refused(bad, problem):

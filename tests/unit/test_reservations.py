@@ -1,44 +1,24 @@
-"""Reservation arguments: exact micro-unit conversion and the money model's scopes."""
+"""tollgate.reservations without Redis: the script's keys and arguments, its replies."""
 from decimal import Decimal as D
 
 import pytest
 
 from billing.classify import Decision
 from billing.rating import Rate
-from billing.reservation import (CREDIT, DEBIT, SKIP, UNLIMITED, Scope, from_micro, scopes,
-                                 to_micro)
 from tollgate.reservations import TTL_MARGIN_S, Reservations
 
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize("amount, micro", [("0", 0), ("1", 100000), ("0.00001", 1),
-                                           ("-2.5", -250000), ("12345678.12345", 1234567812345)])
-def test_micro_roundtrip_is_exact(amount, micro):
-    assert to_micro(D(amount)) == micro
-    assert from_micro(micro) == D(amount)
-
-
-def test_more_than_five_decimals_is_refused():
-    with pytest.raises(ValueError):
-        to_micro(D("0.000001"))
-
-
-def test_scopes_follow_the_money_model():
-    assert scopes({"billing_model": "debit"}, {"credit_limit": "1"}) == (Scope(DEBIT), Scope(SKIP))
-    assert scopes({"billing_model": "credit", "credit_limit": "50"}, {"credit_limit": None}) == (
-        Scope(CREDIT, 5000000), Scope(UNLIMITED))
-    assert scopes({"billing_model": "credit", "credit_limit": None}, {"credit_limit": "0.5"}) == (
-        Scope(UNLIMITED), Scope(CREDIT, 50000))
-
-
 class _FakeClient:
-    """Stands in for redis.Redis: the reserve script answers with a canned reply."""
+    """Stands in for redis.Redis: the hold script answers with a canned reply."""
 
     def __init__(self, reply):
         self.reply, self.calls = reply, []
 
     def register_script(self, source):
+        assert "HSET" in source  # billing/money.lua, read from its file
+
         def run(keys, args):
             self.calls.append((keys, args))
             return self.reply
@@ -58,9 +38,16 @@ def test_authorize_sends_the_full_and_minimum_amounts_in_one_call():
     assert keys == ["tg:bal:account:17785551209", "tg:resv:account:17785551209",
                     "tg:bal:customer:1", "tg:resv:customer:1"]
     # full = 0.10 + 120 minutes x 0.06 = 7.30; minimum = 0.10 + 0.06; ttl = cap + margin
-    assert args == ["c1", "730000", (7200 + TTL_MARGIN_S) * 1000, "debit", "0", "skip", "0",
-                    "16000"]
+    assert args == ["c1", 730000, 16000, (7200 + TTL_MARGIN_S) * 1000, "debit", 0, "skip", 0]
     assert (granted.code, granted.max_duration, granted.reserve) == (200, 300, D("0.45999"))
+
+
+def test_credit_limits_go_as_micro_units():
+    client = _FakeClient([1, None, b"", 22000])
+    account = {**DEBIT_ACCOUNT, "billing_model": "credit", "credit_limit": "50"}
+    Reservations(client).reserve("c1", D("0.22"), account, {"credit_limit": None}, ttl_s=1.5)
+    (_, args), = client.calls
+    assert args == ["c1", 22000, 22000, 1500, "credit", 5000000, "unlimited", 0]
 
 
 @pytest.mark.parametrize("reply, code", [([0, 15999, b"account", 0], 402),

@@ -1,0 +1,71 @@
+-- The money rule's hold, atomic in Redis: billing/money.py's hold() and live_held() in
+-- Lua (tests/money_cases.py holds the cases both must agree on). Amounts are integer
+-- micro-units (1 unit = 100000).
+--
+-- KEYS: account balance, account reservations, customer balance, customer reservations
+-- ARGV: call-id, amount, minimum, ttl ms, account mode, account limit,
+--       customer mode, customer limit       (modes: debit, credit, unlimited, skip)
+-- Holds min(available, amount) for the call unless available < minimum; with no bound at
+-- all it holds amount. Returns {status (1 held, 0 refused, -1 a bounding balance is
+-- missing), available or false (unlimited), the scope that refused or is missing (""
+-- when held), the amount held (0 unless held)}.
+
+-- micro-units of a balance's decimal text; nil when it is not plain text of <= 5 decimals
+local function micro(text)
+  if not text then return nil end
+  local sign = 1
+  if string.sub(text, 1, 1) == '-' then sign = -1; text = string.sub(text, 2) end
+  local whole, frac = string.match(text, '^(%d+)%.?(%d*)$')
+  if not whole or #frac > 5 then return nil end
+  frac = frac .. string.rep('0', 5 - #frac)
+  return sign * (tonumber(whole) * 100000 + tonumber(frac))
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local call_id, amount, minimum = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+
+-- what one hash holds for other calls (a retransmitted INVITE replaces its own hold);
+-- expired and malformed entries are deleted on the way
+local function held(key)
+  local sum, entries = 0, redis.call('HGETALL', key)
+  for i = 1, #entries, 2 do
+    local a, exp = string.match(entries[i + 1], '^(-?%d+):(%d+)$')
+    if not a or tonumber(exp) <= now then
+      redis.call('HDEL', key, entries[i])
+    elseif entries[i] ~= call_id then
+      sum = sum + tonumber(a)
+    end
+  end
+  return sum
+end
+
+local scopes = {
+  {name = 'account', bal = KEYS[1], hash = KEYS[2], mode = ARGV[5], limit = tonumber(ARGV[6])},
+  {name = 'customer', bal = KEYS[3], hash = KEYS[4], mode = ARGV[7], limit = tonumber(ARGV[8])},
+}
+-- the smaller bound and its scope (the account's on a tie)
+local least, least_scope = false, ''
+for _, s in ipairs(scopes) do
+  if s.mode == 'debit' or s.mode == 'credit' then
+    local bal = micro(redis.call('GET', s.bal))
+    if not bal then return {-1, false, s.name, 0} end
+    local avail = ((s.mode == 'debit') and bal or (s.limit - bal)) - held(s.hash)
+    if not least or avail < least then least, least_scope = avail, s.name end
+  elseif s.mode == 'unlimited' then
+    held(s.hash)
+  end
+end
+if least and least < minimum then return {0, least, least_scope, 0} end
+
+local take = amount
+if least and least < take then take = least end
+local value = string.format('%d', take) .. ':' .. string.format('%d', now + ttl)
+for _, s in ipairs(scopes) do
+  if s.mode ~= 'skip' then
+    redis.call('HSET', s.hash, call_id, value)
+    if redis.call('PTTL', s.hash) < ttl then redis.call('PEXPIRE', s.hash, ttl) end
+  end
+end
+return {1, least, '', take}

@@ -1,0 +1,210 @@
+"""The money rule: what a payer may spend now, and what a paid call holds of it.
+
+Stated once here in Python; billing/money.lua is its twin for the one step that must be
+atomic in Redis (tollgate.reservations runs it), and tests/money_cases.py is the table of
+cases both are tested against.
+
+A payer is bounded by up to two balances (docs/DATA.md, "Money"):
+
+    debit account    account:  balance - held           customer: not involved
+    credit account   account:  credit_limit - balance - held    (NULL limit: no bound)
+                     customer: credit_limit - balance - held    (NULL limit: no bound)
+
+`held` is what the live reservations of other calls hold on that balance. available is
+the smaller bound (None when nothing bounds the payer); a bounding balance nobody can
+read refuses the call, never lets it through free. A paid call needs at least its first
+interval's charge (the minimum sufficient time) and holds min(available, the charge of
+the call at its hard cap); its max duration is what the held amount affords.
+
+Redis holds amounts as integer micro-units (1 unit = 100000 micro): numeric(18,5) has 5
+decimals, so the conversion is exact both ways, and Lua's doubles stay exact for
+integers up to 2**53 (amounts up to 90 billion units).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from billing.classify import Decision
+from billing.rating import (
+    MAX_CALL_SECONDS,
+    QUANTUM,
+    ZERO,
+    affordable_seconds,
+    charge,
+    first_charge,
+    money,
+)
+
+INSUFFICIENT = (402, "Insufficient funds")
+UNAVAILABLE = (503, "Balance unavailable")
+MICRO = 100000
+ACCOUNT, CUSTOMER = "account", "customer"
+
+# How one balance takes part (the Lua script's modes). An unlimited balance still records
+# the call's hold, so the holds count as soon as a limit is set.
+DEBIT, CREDIT, UNLIMITED, SKIP = "debit", "credit", "unlimited", "skip"
+# a reservation hash value: "<micro-units>:<expiry unix ms>" (tollgate.keyspace.reservations)
+_ENTRY = re.compile(r"(-?\d+):(\d+)")
+
+
+def to_micro(amount: Decimal | str) -> int:
+    """Exact integer micro-units of an amount with at most 5 decimals."""
+    micro = money(amount) * MICRO
+    if micro != micro.to_integral_value():
+        raise ValueError(f"amount {amount} has more than 5 decimals")
+    return int(micro)
+
+
+def from_micro(micro: int) -> Decimal:
+    """The Decimal amount of integer micro-units."""
+    return (Decimal(int(micro)) / MICRO).quantize(QUANTUM)
+
+
+NOTHING = from_micro(0)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """How one balance (the account's or its customer's) limits spending."""
+    mode: str
+    limit: Decimal | None = None
+
+    def allows(self, balance: Decimal, held: Decimal) -> Decimal | None:
+        """What this balance still allows, given what other calls hold (None: no bound)."""
+        if self.mode == DEBIT:
+            return balance - held
+        if self.mode == CREDIT:
+            assert self.limit is not None, "a credit bound has its limit"
+            return self.limit - balance - held
+        return None
+
+    def checked(self) -> bool:
+        """True when the balance must be read (and vouched for) to apply this bound."""
+        return self.mode in (DEBIT, CREDIT)
+
+
+def bounds(account: Mapping[str, Any], customer: Mapping[str, Any]) -> tuple[Bound, Bound]:
+    """The account's and the customer's bounds for this payer (records or database rows)."""
+    model = account.get("billing_model") or DEBIT
+    if model == DEBIT:
+        return Bound(DEBIT), Bound(SKIP)
+    if model != CREDIT:
+        raise ValueError(f"unknown billing model {model!r}")
+    return _credit(account.get("credit_limit")), _credit(customer.get("credit_limit"))
+
+
+def _credit(limit: object) -> Bound:
+    if limit is None or limit == "":
+        return Bound(UNLIMITED)
+    return Bound(CREDIT, money(limit))
+
+
+@dataclass(frozen=True)
+class Funds:
+    """A payer's balances as the rule reads them, account then customer; a balance of None
+    is one nobody can vouch for (its Redis key is missing)."""
+    bounds: tuple[Bound, Bound]
+    balances: tuple[Decimal | None, Decimal | None]
+    held: tuple[Decimal, Decimal] = (ZERO, ZERO)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A hold attempt: ok, the available amount seen (None = unlimited), the scope that
+    refused or whose balance is unknown, and the amount held for the call (zero unless ok)."""
+    ok: bool
+    available: Decimal | None
+    scope: str = ""
+    unknown_balance: bool = False
+    reserved: Decimal = NOTHING
+
+
+class UnknownBalance(LookupError):
+    """A bounding balance that nobody can vouch for."""
+
+    def __init__(self, scope: str):
+        super().__init__(f"{scope} balance unknown")
+        self.scope = scope
+
+
+def least(funds: Funds) -> tuple[Decimal | None, str]:
+    """The smaller bound and its scope (the account's on a tie); (None, "") when unbounded."""
+    found: tuple[Decimal | None, str] = (None, "")
+    for scope, bound, balance, held in zip((ACCOUNT, CUSTOMER), funds.bounds, funds.balances,
+                                           funds.held):
+        if not bound.checked():
+            continue
+        if balance is None:
+            raise UnknownBalance(scope)
+        allows = bound.allows(balance, held)
+        if allows is not None and (found[0] is None or allows < found[0]):
+            found = (allows, scope)
+    return found
+
+
+def available(funds: Funds) -> Decimal | None:
+    """What the payer may still spend (None = unlimited); UnknownBalance when unreadable."""
+    return least(funds)[0]
+
+
+def hold(funds: Funds, amount: Decimal, minimum: Decimal) -> Outcome:
+    """Hold min(available, `amount`) unless available is below `minimum`; an unbounded
+    payer holds `amount`. billing/money.lua does exactly this, atomically, in Redis."""
+    try:
+        most, scope = least(funds)
+    except UnknownBalance as unknown:
+        return Outcome(False, None, unknown.scope, unknown_balance=True)
+    if most is None:
+        return Outcome(True, None, reserved=from_micro(to_micro(amount)))
+    if most < minimum:
+        return Outcome(False, most, scope)
+    return Outcome(True, most, reserved=from_micro(to_micro(min(most, amount))))
+
+
+def live_held(entries: Mapping[Any, Any], now_ms: int, call_id: str = "") -> Decimal:
+    """What one reservation hash holds for calls other than `call_id` (a retransmission
+    replaces its own hold), expired and malformed entries skipped, as the Lua sums it."""
+    total = 0
+    for field, value in entries.items():
+        field = field.decode() if isinstance(field, bytes) else field
+        value = value.decode() if isinstance(value, bytes) else value
+        entry = _ENTRY.fullmatch(value)
+        if entry and int(entry[2]) > now_ms and field != call_id:
+            total += int(entry[1])
+    return from_micro(total)
+
+
+# --- a paid call: the minimum sufficient time, the hard cap, the decision ---------------
+
+def authorize(decision: Decision, take: Callable[[Decimal, Decimal], Outcome],
+              cap: int = MAX_CALL_SECONDS) -> Decision:
+    """A paid decision with max_duration and reserve set, or a refusal (402, 503).
+
+    `take(amount, minimum)` holds the funds: hold() over known Funds, or the Lua script
+    in Redis (tollgate.reservations). `amount` is what a call of `cap` seconds costs and
+    `minimum` its first interval's charge. max_duration is what the held amount affords,
+    which may be less than one interval's price short of that amount.
+    """
+    if not decision.ok or not decision.paid:
+        return decision
+    rate = decision.rate
+    assert rate is not None, "a paid decision carries its rate"
+    held = take(charge(rate, cap), first_charge(rate))
+    if held.unknown_balance:
+        return Decision(*UNAVAILABLE, payer=decision.payer)
+    if not held.ok:
+        return Decision(*INSUFFICIENT, payer=decision.payer, customer_id=decision.customer_id)
+    return replace(decision, max_duration=affordable_seconds(rate, held.reserved, cap),
+                   reserve=held.reserved)
+
+
+@cache
+def lua_script() -> str:
+    """The source of billing/money.lua (read once per process)."""
+    return resources.files("billing").joinpath("money.lua").read_text(encoding="utf-8")
