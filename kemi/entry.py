@@ -24,6 +24,8 @@ from tollgate import keyspace, metrics
 MAX_FORWARDS = 10          # hops a request may still take when it reaches us
 SANITY_MSG_CHECKS = 17895  # the sanity module's checks of Kamailio's default cfg (Via too)
 SANITY_URI_CHECKS = 7      # Request-URI, From and To URIs parse
+SANITY_REPLY_CHECKS = 17604     # the reply checks of Kamailio's KEMI example (Via, CSeq, ...)
+SANITY_REPLY_URI_CHECKS = 6     # From and To URIs parse
 NONCE_MARGIN_S = 5         # a used nonce is remembered this long past its signature
 
 
@@ -113,6 +115,21 @@ def unknown_dialog(why: str) -> int:
     metrics.REFUSALS.labels("481", REASON_NO_DIALOG).inc()
     if not KSR.is_ACK():
         KSR.sl.sl_send_reply(481, REASON_NO_DIALOG)
+    return EXIT
+
+
+def reply_of_ours(rt: Runtime) -> int:
+    """A reply that matches no transaction of ours is dropped: forwarded statelessly to its
+    second Via, anyone could make the proxy send UDP wherever they like."""
+    if KSR.sanity.sanity_check(SANITY_REPLY_CHECKS, SANITY_REPLY_URI_CHECKS) < 0:
+        why = "malformed"
+    elif KSR.tm.t_check_trans() > 0:
+        return 1
+    else:
+        why = "stray"
+    log.warn("REPLY", f"dropped a {why} {message.pv('$rs')} from {KSR.pv.get('$si')}")
+    metrics.REFUSALS.labels("drop", f"{why.capitalize()} reply").inc()
+    KSR.set_drop()
     return EXIT
 
 

@@ -51,7 +51,7 @@ class Router:
 
     # every reply Kamailio receives, before the transaction's own reply route
     def ksr_reply_route(self, msg: object) -> int:
-        return 1
+        return _guarded("REPLY", entry.reply_of_ours, self.rt)
 
     # every request about to be sent: nothing to change, tollgate decides in the routes
     def ksr_onsend_route(self, msg: object) -> int:
