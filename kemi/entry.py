@@ -26,6 +26,7 @@ SANITY_MSG_CHECKS = 17895  # the sanity module's checks of Kamailio's default cf
 SANITY_URI_CHECKS = 7      # Request-URI, From and To URIs parse
 SANITY_REPLY_CHECKS = 17604     # the reply checks of Kamailio's KEMI example (Via, CSeq, ...)
 SANITY_REPLY_URI_CHECKS = 6     # From and To URIs parse
+DLG_ANSWERED = (3, 4)      # dialog states: answered (no ACK yet), confirmed
 NONCE_MARGIN_S = 5         # a used nonce is remembered this long past its signature
 
 
@@ -136,6 +137,8 @@ def reply_of_ours(rt: Runtime) -> int:
 def keep_hard_cap() -> None:
     """An in-dialog request re-arms the dialog timeout: re-arm it to what is left of the
     call's authorized maximum, so re-INVITEs or keepalives never extend a paid call."""
+    if KSR.pv.get("$dlg(state)") not in DLG_ANSWERED:
+        return  # a late ACK of a dialog already ended: nothing to re-arm
     cap, connected = KSR.pv.get(dlg_var("max_duration")), KSR.pv.get(dlg_var("connect_ts"))
     if not cap or not connected:
         return
