@@ -36,6 +36,7 @@ from tollgate.directory import Record
 
 # legs of a call, as xDRs name them
 LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"
+ACCESS_INCOMING = "IN"  # the seeds' access code of incoming legs (the IVR leg, PSTN calls in)
 
 # rtpengine 10.5 passes audio straight through but re-times RFC 4733 event packets by their
 # RTP timestamp; a sender whose timestamps run ahead of the wall clock (pjsip phones gain
@@ -136,17 +137,21 @@ def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
     KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
     decision = Decision(200, "Via IVR", classify.IVR, payer=caller["id"],
                         customer_id=caller.get("customer_id"))
-    return relay(rt, decision, LEG_IVR, session, caller["id"], dialed, access_code="IN")
+    return relay(rt, decision, LEG_IVR, session, caller["id"], dialed,
+                 access_code=ACCESS_INCOMING)
 
 
 def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: str) -> int:
-    """To the phones the callee has registered."""
+    """To the phones the callee has registered. A call in from the PSTN is rated with the
+    incoming access code IN (free unless the callee's product rates IN), never at the
+    outgoing rate of the callee's own number."""
     if callee is None:
         return refuse(Decision(404, "Unknown number"))
     KSR.pv.sets("$rU", callee["id"])
     if KSR.registrar.lookup("location") < 0:
         return refuse(Decision(480, "Temporarily Unavailable"))
-    return relay(rt, decision, leg, KSR.pv.get("$ci"), KSR.pv.get("$fU") or "", callee["id"])
+    return relay(rt, decision, leg, KSR.pv.get("$ci"), KSR.pv.get("$fU") or "", callee["id"],
+                 access_code=ACCESS_INCOMING if leg == LEG_IN else "")
 
 
 def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld: str,

@@ -168,7 +168,9 @@ def _free_range(low: int, high: int) -> int:
     under 25000 and rtpengine above, so no two share a port (UDP SO_REUSEADDR would let
     one steal the other's packets)."""
     import random
-    return random.randrange(low, high, 2)
+    # not the module's generator: pytest-randomly seeds it alike before every test, and
+    # every stack of a run would get the same ports
+    return random.SystemRandom().randrange(low, high, 2)
 
 
 __all__ = ["Stack", "sip_ping", "wait_sip", "Path"]

@@ -1,11 +1,156 @@
-"""Tenants a test makes for itself: unique names, provisioned through the CLI's YAML import
-(one transaction, as an operator would), so tests never share accounts or balances."""
+"""Tenants a test makes for itself: unique numbers, provisioned through the CLI's YAML import
+(one transaction, as an operator would), so tests never share accounts, balances, PIN
+failure counters or locks, and pass alone and in any order.
+
+    office = tenants.office(tg)                  # the seeds' Rachel 4545, Mark 8989, Jake 1211
+    office.mark.id, office.mark.password         # Mark's SIP login
+    office.rachel.auth_id                        # <associated number>#4545
+    tenants.office(tg, style=tenants.IP_CENTREX)  # the IP Centrex variant
+    tenants.office(tg, credit_limits={"rachel": "0.02"}, rates={"1999": ("0.60", "1/1")})
+
+Every tenant gets an associated number of its own (1997NNNN, counted per process), and its
+accounts are that number followed by four digits, as the seeds' 1778555 + 1209: never a
+demo account, never a number the scenarios dial (those have 11 digits, these 12).
+"""
 from __future__ import annotations
 
+import itertools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+CLOUD_PBX = "cloud-pbx"      # personalized-cloud-pbx-calling.txt
+IP_CENTREX = "ip-centrex"    # personalized-ip-centrex-calling.txt
+
+# the seeds' people: the last four digits of their numbers, and their PINs
+SUFFIXES = {CLOUD_PBX: {"rachel": "1209", "mark": "1210", "jake": "1211"},
+            IP_CENTREX: {"rachel": "7777", "mark": "8888", "jake": "9999"}}
+PINS = {"rachel": "4545", "mark": "8989", "jake": "1211"}
+SEEDS_PEOPLE = ("rachel", "mark", "jake")
+
+# the demo tenant's tariff: North America paid per started minute, toll-free numbers free
+TOLL_FREE_PREFIXES = ("1800", "1888", "1877", "1866", "1855", "1844", "1833")
+RATES = {"1": ("0.02", "60/60"), "44": ("0.05", "60/60"), "420": ("0.07", "60/60"),
+         **{prefix: ("0", "1/1") for prefix in TOLL_FREE_PREFIXES}}
+
+# the seeds' pass-through IVR ("Roaming PIN")
+ROAMING_PIN = {"authorize_paid_calls": True, "auth_code_as_account_id": True,
+               "use_associated_number": True, "min_auth_code_length": 4,
+               "max_auth_code_length": 4, "max_login_attempts": 3}
+
+_blocks = itertools.count(1)
+
+
+def next_associated_number() -> str:
+    """A fresh associated number: unique within this test process (and so its stacks)."""
+    block = next(_blocks)
+    if block > 9999:
+        raise RuntimeError("tests.tenants: out of associated numbers in this process")
+    return f"1997{block:04d}"
+
+
+def _import(tg, tag: str, document: dict) -> None:
+    """Provision `document` (demo/smart-calls.yaml's format) with `tollgate import`."""
+    path = Path(tg.dir) / f"tenant-{tag}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    tg.cli("import", str(path))
+
+
+def _tariff(name: str, rates: dict[str, tuple[str, str]]) -> dict:
+    return {"name": name, "currency": "USD",
+            "rates": [{"prefix": prefix, "price": price, "interval": interval}
+                      for prefix, (price, interval) in rates.items()]}
+
+
+def _product(name: str, tariff: str) -> dict:
+    return {"name": name, "currency": "USD", "rating": [{"access_code": "", "tariff": tariff}]}
+
+
+# --- the seeds' office: everyone calls via the pass-through IVR, paid calls need a PIN ---
+
+@dataclass(frozen=True)
+class Person:
+    """One employee's account: a SIP login, a PIN alias, what the account may owe."""
+    name: str
+    id: str                  # the account ID (SIP user)
+    password: str            # its SIP password
+    pin: str                 # "" when the account has no <associated number>#<PIN> alias
+    associated_number: str
+    credit_limit: str
+
+    @property
+    def auth_id(self) -> str:
+        """The alias the IVR builds from the PIN: <associated number>#<PIN>."""
+        return f"{self.associated_number}#{self.pin}"
+
+
+@dataclass(frozen=True)
+class Office:
+    """A customer set up as the seeds' "Smart Calls": people by first name (office.rachel)."""
+    customer: str
+    product: str
+    app: str
+    associated_number: str
+    people: dict[str, Person] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Person:
+        people = self.__dict__.get("people", {})
+        if name in people:
+            return people[name]
+        raise AttributeError(name)
+
+
+def office(tg, *names: str, style: str = CLOUD_PBX, pins: dict[str, str] | None = None,
+           credit_limits: dict[str, str] | None = None,
+           rates: dict[str, tuple[str, str]] | None = None,
+           associated_number: str = "") -> Office:
+    """A fresh customer like the seeds' Smart Calls: accounts for `names` (default Rachel,
+    Mark and Jake), each calling via its own "Roaming PIN" IVR, each with the alias
+    <associated number>#<PIN> (the seeds' PINs unless `pins` says otherwise), each a credit
+    account owing up to 50.00 unless `credit_limits` says otherwise.
+
+    rates: prefix -> (price per minute, "first/next" interval) over the demo tariff's
+    (North America 0.02/min per started minute, toll-free and own numbers free).
+    associated_number: share another office's (another customer using the same number).
+    """
+    names = names or SEEDS_PEOPLE
+    pins = {**PINS, **(pins or {})}
+    limits = credit_limits or {}
+    tag = uuid.uuid4().hex[:8]
+    assoc = associated_number or next_associated_number()
+    suffixes = SUFFIXES[style]
+    centrex = " Centrex" if style == IP_CENTREX else ""
+    made = Office(customer=f"Smart Calls{centrex} {tag}", product=f"Office{centrex} {tag}",
+                  app=f"Roaming PIN {tag}", associated_number=assoc)
+    for n, name in enumerate(names):
+        suffix = suffixes.get(name) or f"{100 + n:04d}"
+        made.people[name] = Person(name=name, id=assoc + suffix, password=f"{name}-{suffix}",
+                                   pin=pins.get(name, ""), associated_number=assoc,
+                                   credit_limit=limits.get(name, "50.00"))
+    accounts = []
+    for person in made.people.values():
+        account = {"id": person.id, "customer": made.customer, "product": made.product,
+                   "password": person.password, "associated_number": assoc,
+                   "ivr_app": made.app, "billing_model": "credit",
+                   "credit_limit": person.credit_limit}
+        if person.pin:
+            account["aliases"] = [{"id": person.auth_id, "allow_auth": False}]
+        accounts.append(account)
+    _import(tg, tag, {
+        "customers": [{"name": made.customer, "currency": "USD", "credit_limit": "100.00",
+                       "language": "en"}],
+        # as in the demo tariff, the customer's own numbers are free
+        "tariffs": [_tariff(made.product, {**RATES, assoc: ("0", "1/1"), **(rates or {})})],
+        "products": [_product(made.product, made.product)],
+        "apps": [{"name": made.app, "type": "pass_through", "settings": dict(ROAMING_PIN)}],
+        "accounts": accounts,
+    })
+    return made
+
+
+# --- smaller tenants of the fault and security matrix ----------------------------------
 
 @dataclass(frozen=True)
 class Tenant:
@@ -14,42 +159,22 @@ class Tenant:
     password: str     # its SIP password
 
 
-def _number() -> str:
-    """A fresh 11-digit account number in a range the demo tenant does not use."""
-    return "1999" + str(uuid.uuid4().int % 10**7).zfill(7)
-
-
 def straight_out(tg, balance: str = "10.00", price: str = "0.60", interval: str = "1/1",
                  prefix: str = "1") -> Tenant:
     """A debit account that calls paid numbers under `prefix` straight out to the gateway
     (no IVR), at `price` per minute billed in `interval` seconds."""
     tag = uuid.uuid4().hex[:8]
-    tenant = Tenant(customer=f"Test {tag}", account=_number(), password=f"pw-{tag}")
-    yaml = f"""
-customers:
-  - {{name: "{tenant.customer}", currency: USD, credit_limit: "", language: en}}
-tariffs:
-  - name: "Tariff {tag}"
-    currency: USD
-    rates:
-      - {{prefix: "{prefix}", price: "{price}", interval: {interval}}}
-      - {{prefix: "1800", price: "0", interval: 1/1}}
-products:
-  - name: "Product {tag}"
-    currency: USD
-    rating:
-      - {{access_code: "", tariff: "Tariff {tag}"}}
-accounts:
-  - id: "{tenant.account}"
-    customer: "{tenant.customer}"
-    product: "Product {tag}"
-    password: "{tenant.password}"
-    billing_model: debit
-    balance: "{balance}"
-"""
-    path = Path(tg.dir) / f"tenant-{tag}.yaml"
-    path.write_text(yaml)
-    tg.cli("import", str(path))
+    tenant = Tenant(customer=f"Test {tag}", account=next_associated_number() + "0001",
+                    password=f"pw-{tag}")
+    _import(tg, tag, {
+        "customers": [{"name": tenant.customer, "currency": "USD", "credit_limit": "",
+                       "language": "en"}],
+        "tariffs": [_tariff(f"Tariff {tag}", {prefix: (price, interval), "1800": ("0", "1/1")})],
+        "products": [_product(f"Product {tag}", f"Tariff {tag}")],
+        "accounts": [{"id": tenant.account, "customer": tenant.customer,
+                      "product": f"Product {tag}", "password": tenant.password,
+                      "billing_model": "debit", "balance": balance}],
+    })
     return tenant
 
 
@@ -66,52 +191,26 @@ class IvrTenant:
 def via_ivr(tg, payer_balance: str = "10.00", price: str = "0.02",
             interval: str = "60/60") -> IvrTenant:
     """The seeds' personalized calling for one test: a caller whose paid calls go through
-    a pass-through IVR, and a payer reached by the auth ID <associated number>#<PIN>."""
+    a pass-through IVR, and a debit payer reached by the auth ID <associated number>#<PIN>."""
     tag = uuid.uuid4().hex[:8]
-    assoc = "1998" + str(uuid.uuid4().int % 10**4).zfill(4)
-    tenant = IvrTenant(customer=f"Test {tag}", caller=_number(), password=f"pw-{tag}",
-                       payer=_number(), pin=str(1000 + uuid.uuid4().int % 9000),
+    assoc = next_associated_number()
+    tenant = IvrTenant(customer=f"Test {tag}", caller=assoc + "0001", password=f"pw-{tag}",
+                       payer=assoc + "0002", pin=str(1000 + uuid.uuid4().int % 9000),
                        associated_number=assoc)
-    yaml = f"""
-customers:
-  - {{name: "{tenant.customer}", currency: USD, credit_limit: "", language: en}}
-tariffs:
-  - name: "Tariff {tag}"
-    currency: USD
-    rates:
-      - {{prefix: "1", price: "{price}", interval: {interval}}}
-      - {{prefix: "1800", price: "0", interval: 1/1}}
-products:
-  - name: "Product {tag}"
-    currency: USD
-    rating:
-      - {{access_code: "", tariff: "Tariff {tag}"}}
-apps:
-  - name: "PIN {tag}"
-    type: pass_through
-    settings: {{authorize_paid_calls: true, auth_code_as_account_id: true,
-               use_associated_number: true, min_auth_code_length: 4,
-               max_auth_code_length: 4, max_login_attempts: 3}}
-accounts:
-  - id: "{tenant.caller}"
-    customer: "{tenant.customer}"
-    product: "Product {tag}"
-    password: "{tenant.password}"
-    associated_number: "{assoc}"
-    ivr_app: "PIN {tag}"
-    billing_model: debit
-    balance: "0"
-  - id: "{tenant.payer}"
-    customer: "{tenant.customer}"
-    product: "Product {tag}"
-    password: "payer-{tag}"
-    associated_number: "{assoc}"
-    billing_model: debit
-    balance: "{payer_balance}"
-    aliases:
-      - {{id: "{assoc}#{tenant.pin}", allow_auth: false}}
-"""
-    path = Path(tg.dir) / f"tenant-{tag}.yaml"
-    path.write_text(yaml)
-    tg.cli("import", str(path))
+    account = {"customer": tenant.customer, "product": f"Product {tag}",
+               "associated_number": assoc, "billing_model": "debit"}
+    _import(tg, tag, {
+        "customers": [{"name": tenant.customer, "currency": "USD", "credit_limit": "",
+                       "language": "en"}],
+        "tariffs": [_tariff(f"Tariff {tag}", {"1": (price, interval), "1800": ("0", "1/1")})],
+        "products": [_product(f"Product {tag}", f"Tariff {tag}")],
+        "apps": [{"name": f"PIN {tag}", "type": "pass_through", "settings": dict(ROAMING_PIN)}],
+        "accounts": [
+            {"id": tenant.caller, **account, "password": tenant.password,
+             "ivr_app": f"PIN {tag}", "balance": "0"},
+            {"id": tenant.payer, **account, "password": f"payer-{tag}",
+             "balance": payer_balance,
+             "aliases": [{"id": f"{assoc}#{tenant.pin}", "allow_auth": False}]},
+        ],
+    })
     return tenant

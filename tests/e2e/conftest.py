@@ -1,14 +1,13 @@
 """The whole stack (Kamailio, rtpengine, IVR, xDR writer, Redis, PostgreSQL) and pjsua2
-phones registered to it, shared by the end-to-end scenarios of one module."""
+phones registered to it, shared by the end-to-end scenarios of one module. The accounts
+are not shared: each scenario makes its own (the `office` fixture, tests/tenants.py)."""
 from __future__ import annotations
 
-import time
-from decimal import Decimal
-
-import psycopg
 import pytest
 
+from tests import tenants
 from tests.phones import SipStack
+from tests.records import Records
 from tests.stack import Stack
 
 
@@ -45,34 +44,13 @@ def calls_end(sip, gateway):
         sip.remove(ph)
 
 
-class Records:
-    """What the scenarios read back from PostgreSQL (the system of record)."""
-
-    def __init__(self, stack: Stack):
-        self.dsn = stack.pg.dsn()
-
-    def query(self, sql: str, *args):
-        with psycopg.connect(self.dsn) as conn:
-            return conn.execute(sql, args).fetchall()
-
-    def xdrs(self, session: str) -> list[tuple]:
-        """(leg, account, cld, duration, amount) of a session's xDRs, legs in order."""
-        return self.query("SELECT leg, account_id, cld, duration, amount FROM xdrs "
-                          "WHERE session_id = %s ORDER BY leg", session)
-
-    def wait_xdrs(self, session: str, count: int, timeout: float = 20) -> list[tuple]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = self.xdrs(session)
-            if len(rows) >= count:
-                return rows
-            time.sleep(0.2)
-        raise TimeoutError(f"{count} xDRs for session {session}, have {self.xdrs(session)}")
-
-    def balance(self, account: str) -> Decimal:
-        return self.query("SELECT balance FROM accounts WHERE id = %s", account)[0][0]
-
-
 @pytest.fixture(scope="module")
 def records(tg):
     return Records(tg)
+
+
+@pytest.fixture
+def office(tg):
+    """A customer of this scenario alone, set up as the seeds' Smart Calls: Rachel (PIN
+    4545), Mark (8989) and Jake (1211), calling via a pass-through IVR."""
+    return tenants.office(tg)

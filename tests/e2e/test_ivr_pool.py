@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_personalized_calling import CLOUD_PBX, TOLL, dial, phone
+from tests import tenants
+from tests.calls import TOLL, dial, phone
 from tests.phones import SipStack
 from tests.stack import Stack
 
@@ -24,7 +25,8 @@ def pool():
 
 def test_callers_beyond_one_worker_go_to_the_next_and_beyond_all_get_503(pool):
     sip = SipStack.get()
-    callers = [phone(pool, sip, f"pool-{name}", CLOUD_PBX[name])
+    office = tenants.office(pool)
+    callers = [phone(pool, sip, f"pool-{name}", office.people[name])
                for name in ("mark", "rachel", "jake")]
     calls = []
     try:

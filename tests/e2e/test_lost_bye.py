@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests import sipp
-from tests.e2e.test_personalized_calling import CLOUD_PBX, dial, phone
+from tests import sipp, tenants
+from tests.calls import dial, phone
 from tests.phones import SipStack
+from tests.records import Records
 from tests.servers import kill_group
 from tests.stack import Stack
 
@@ -26,9 +27,9 @@ def broken():
 
 
 def test_a_call_whose_ack_and_bye_bypass_kamailio_ends_within_two_minutes(broken):
-    from tests.e2e.conftest import Records
     sip = SipStack.get()
-    rachel = phone(broken, sip, "rachel-lost-bye", CLOUD_PBX["rachel"])
+    office = tenants.office(broken, "rachel")
+    rachel = phone(broken, sip, "rachel-lost-bye", office.rachel)
     try:
         call = dial(broken, rachel, "18005550123")
         sip.wait_for(lambda: call.confirmed, 15, "the broken gateway answering")
@@ -36,7 +37,7 @@ def test_a_call_whose_ack_and_bye_bypass_kamailio_ends_within_two_minutes(broken
         sip.wait_for(lambda: call.disconnected, 10, "the caller's hangup")
         rows = Records(broken).wait_xdrs(call.call_id, 1, timeout=180)
         leg, account, _, duration, _ = rows[0]
-        assert (leg, account) == ("out", CLOUD_PBX["rachel"][0])
+        assert (leg, account) == ("out", office.rachel.id)
         assert duration <= 130, "the dialog outlived its no-ACK timeout"
     finally:
         sip.remove(rachel)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.e2e.test_personalized_calling import dial, phone
+from tests import tenants
+from tests.calls import TOLL, dial, phone
 from tests.phones import SipStack
 from tests.stack import Stack
+from tollgate import keyspace
 
 pytestmark = pytest.mark.e2e
 
@@ -22,19 +24,17 @@ def no_media():
 
 def test_a_paid_call_is_refused_with_503_and_reserves_nothing_when_rtpengine_is_down(no_media):
     # a debit account calling toll numbers directly (no IVR): its call reserves funds first
-    no_media.cli("account", "create", "17785551277", "--customer", "Smart Calls, Ltd.",
-                 "--product", "Smart Calls Office", "--password", "pw-277",
-                 "--billing-model", "debit", "--balance", "10")
+    tenant = tenants.straight_out(no_media, balance="10.00")
     sip = SipStack.get()
-    caller = phone(no_media, sip, "direct-no-media", ("17785551277", "pw-277"))
+    caller = phone(no_media, sip, "direct-no-media", (tenant.account, tenant.password))
     try:
-        call = dial(no_media, caller, "12125550123")
+        call = dial(no_media, caller, TOLL)
         sip.wait_for(lambda: call.disconnected, 30, "the refusal")
         assert call.last_code == 503
         log = no_media.log("kamailio")
-        assert "AUTHORIZE: payer 17785551277: 200 Paid" in log
+        assert f"AUTHORIZE: payer {tenant.account}: 200 Paid" in log
         assert "MEDIA: rtpengine refused the offer" in log
         client = redis.Redis(port=no_media.settings.redis_port)
-        assert client.hlen("tg:resv:account:17785551277") == 0
+        assert client.hlen(keyspace.reservations("account", tenant.account)) == 0
     finally:
         sip.remove(caller)

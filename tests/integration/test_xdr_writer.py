@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from billing.xdr import XdrEvent
-from provisioning.migrate import migrate
+from provisioning.migrate import migrate, migration_files
 from provisioning.xdr_writer import DEAD_STREAM, GROUP, STREAM, XdrWriter
 from tests.servers import PostgresServer, RedisServer, kill_group
 
@@ -173,7 +173,7 @@ def test_malformed_events_go_to_the_dead_letter_stream(db, redis_client):
     assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
 
 
-def test_writer_starts_before_the_schema_exists(pg_dsn, redis_client):
+def test_writer_starts_before_the_schema_exists(pg_dsn, redis_client, tmp_path):
     add(redis_client, event())
     stop = threading.Event()
     writer = XdrWriter(pg_dsn, redis_client, "early", block_ms=50)
@@ -181,7 +181,11 @@ def test_writer_starts_before_the_schema_exists(pg_dsn, redis_client):
     thread.start()
     try:
         time.sleep(0.5)
-        seeded(pg_dsn)
+        # schema and accounts in one transaction: a writer retrying between the two would
+        # (rightly) dead-letter the event of an account that does not exist yet
+        whole = tmp_path / "0001_schema_and_seed.sql"
+        whole.write_text("\n".join(p.read_text() for p in migration_files()) + SEED)
+        migrate(pg_dsn, folder=tmp_path)
         wait_for(lambda: xdr_count(pg_dsn) == 1, what="the xDR after migration")
     finally:
         stop.set()

@@ -34,7 +34,7 @@ import redis
 
 from provisioning.xdr_writer import GROUP
 from tests import sipp
-from tests.e2e.test_personalized_calling import phone
+from tests.calls import phone
 from tests.phones import Phone, PhoneCall, SipStack
 from tests.servers import free_port, kill_group, log_dir
 from tests.stack import Stack, _udp_free

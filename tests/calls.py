@@ -1,0 +1,85 @@
+"""Calls as the end-to-end scenarios place them: pjsua2 phones registered to the stack,
+dialing, and the pass-through IVR's prompts and judgements, each waited for by the event
+it causes (a log line of the IVR, audio reaching the phone), never by a pause.
+
+The IVR logs every step of a call under the caller's Call-ID (Kamailio proxies the
+caller's INVITE unchanged): "[<call-id>] PROMPT: playing enter_code (...)".
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from billing.rating import Rate
+
+TOLL = "12125550123"            # paid: prefix 1, 0.02/min, billed per started minute
+TOLL_FREE = "18005550199"
+NORTH_AMERICA = Rate(prefix="1", price_first=Decimal("0.02"), price_next=Decimal("0.02"),
+                     interval_first=60, interval_next=60)
+
+# the demo tenant (demo/smart-calls.yaml) of the README's walkthrough: (account, password)
+DEMO = {"rachel": ("17785551209", "rachel-1209"), "mark": ("17785551210", "mark-1210"),
+        "jake": ("17785551211", "jake-1211")}
+
+
+def phone(tg, sip, name: str, who):
+    """A pjsua2 phone registered to Kamailio as `who`: a tests.tenants.Person, or an
+    (account ID, SIP password) pair."""
+    user, password = (who.id, who.password) if hasattr(who, "password") else who
+    ph = sip.phone(name)
+    code = ph.register(f"sip:{tg.sip_target}", user, password, tg.settings.sip_domain)
+    assert code == 200, f"REGISTER {user} got {code}"
+    return ph
+
+
+def dial(tg, ph, number: str, headers: dict[str, str] | None = None):
+    """`ph` calls `number` through Kamailio; returns the call at once."""
+    return ph.call(f"sip:{number}@{tg.sip_target}", headers=headers)
+
+
+def media_port(sdp_message: str) -> int:
+    return int(re.search(r"^m=audio (\d+)", sdp_message, re.M).group(1))
+
+
+def ivr_log(tg) -> str:
+    return tg.log("ivr")
+
+
+def ivr_said(tg, call, text: str) -> bool:
+    """True when the IVR logged `text` about `call` ("PROMPT: playing goodbye", ...)."""
+    return f"[{call.call_id}] {text}" in ivr_log(tg)
+
+
+def asked_for_code(tg, sip, call, times: int = 1, timeout: float = 15) -> None:
+    """Until the IVR has started asking `call` for its code `times` times and its audio
+    reaches the phone: what a person waits for before keying the code in."""
+    line = f"[{call.call_id}] PROMPT: playing enter_code"
+    sip.wait_for(lambda: call.confirmed or call.disconnected, timeout, "the IVR answering")
+    assert call.confirmed, f"the IVR did not answer: {call.codes} {call.last_reason}"
+    sip.wait_for(lambda: ivr_log(tg).count(line) >= times and call.rx_packets() > 0, timeout,
+                 f"the IVR asking for the code (#{times})")
+
+
+def enter_code(tg, sip, call, code: str, times: int = 1) -> None:
+    """Key `code` in once the IVR asks for it (for the `times`-th time)."""
+    asked_for_code(tg, sip, call, times)
+    call.send_dtmf(code)
+
+
+def wrong_code_judged(tg, sip, account: str, failures: int, timeout: float = 15) -> None:
+    """Until the IVR has judged the `failures`-th recent wrong code of `account`."""
+    line = f"{failures} recent failures of account {account}"
+    sip.wait_for(lambda: line in ivr_log(tg), timeout, line)
+
+
+def enter_code_and_reach_gateway(tg, sip, gateway, call, code: str):
+    """Key in the code when the IVR asks, and return the toll leg answered at the gateway."""
+    enter_code(tg, sip, call, code)
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "toll leg confirmed")
+    return leg
+
+
+def talking(sip, *calls, timeout: float = 15) -> None:
+    """Until audio reaches every end of the given calls (media flows through rtpengine)."""
+    sip.wait_for(lambda: all(c.rx_packets() > 0 for c in calls), timeout, "audio both ways")
