@@ -57,7 +57,12 @@ class Runtime:
             self._redis = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port,
                                       db=self.settings.redis_db, socket_timeout=timeout,
                                       socket_connect_timeout=timeout, health_check_interval=0,
-                                      retry=Retry(NoBackoff(), 0))
+                                      # one retry, on a broken connection only: after a
+                                      # Redis restart each worker's pooled socket is dead
+                                      # and its first command would fail a call; a
+                                      # timeout is not retried (a hung Redis stays fast 503)
+                                      retry=Retry(NoBackoff(), 1,
+                                                  supported_errors=(redis.ConnectionError,)))
             self._directory = self._emitter = self._reservations = None
         return self._redis
 
