@@ -9,7 +9,7 @@ ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules \
-      kamailio-utils-modules kamailio-postgres-modules rtpengine-daemon redis-server postgresql sip-tester \
+      kamailio-utils-modules kamailio-postgres-modules rtpengine-daemon g++ swig uuid-dev xz-utils redis-server postgresql sip-tester \
       baresip-core espeak-ng sox python3-venv python3-dev gcc make supervisor procps \
  && rm -rf /var/lib/apt/lists/*
 

@@ -6,10 +6,11 @@ VENV      := .venv
 VPY       := $(VENV)/bin/python
 APT_PKGS  := kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules \
              kamailio-utils-modules kamailio-postgres-modules rtpengine-daemon redis-server postgresql sip-tester \
-             baresip-core espeak-ng sox python3-venv python3-dev gcc supervisor
+             baresip-core espeak-ng sox python3-venv python3-dev gcc supervisor \
+             g++ swig uuid-dev xz-utils
 STAMP     := var/.stamp
 
-.PHONY: all deps venv build run test test-unit test-integration test-e2e bench lint clean
+.PHONY: all deps venv pjsua2 build run test test-unit test-integration test-e2e bench lint clean
 
 all: build
 
@@ -31,7 +32,22 @@ $(VENV)/.installed: requirements.txt $(STAMP)/apt
 	@touch $@
 venv: $(VENV)/.installed
 
-build: $(VENV)/.installed
+# pjsua2 from third_party/: PJSIP built with raised call limits (PyPI's pjsua2-python holds
+# 4 calls a process). The wheel is built once (3-8 min) and installed over the venv; an
+# older venv's pjsua2-python package would shadow it, so it goes.
+PJSUA2_SRC := third_party/pjproject-2.15.1.tar.xz third_party/pjsua2/config_site.h \
+              third_party/pjsua2/build.sh
+$(STAMP)/pjsua2-wheel: $(PJSUA2_SRC) | $(STAMP)/apt $(VENV)/.installed
+	third_party/pjsua2/build.sh $(VPY) var/wheels
+	@touch $@
+$(VENV)/.pjsua2: $(STAMP)/pjsua2-wheel $(VENV)/.installed
+	$(VPY) -m pip install -q --no-deps --force-reinstall var/wheels/pjsua2-2.15.1-*.whl
+	@if $(VPY) -m pip show -q pjsua2-python 2>/dev/null; then \
+	  $(VPY) -m pip uninstall -q -y pjsua2-python; fi
+	@touch $@
+pjsua2: $(VENV)/.pjsua2
+
+build: $(VENV)/.installed $(VENV)/.pjsua2
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
 	$(VPY) setup.py -q build_ext --inplace
 	$(VPY) -m ivr.prompts build var/prompts

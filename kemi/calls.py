@@ -257,10 +257,10 @@ def next_ivr_worker(rt: Runtime) -> bool:
     tries = KSR.pv.get(AVP_IVR_TRIES)
     if not isinstance(tries, int):
         return False
-    if KSR.tm.t_is_canceled() > 0 or KSR.tm.t_check_status("503|486|408") < 0:
+    if KSR.tm.t_is_canceled() > 0 or KSR.tm.t_check_status("503|486|408|500") < 0:
         return False
     if tries >= rt.settings.ivr_workers:
-        reason = REASON_IVR_DOWN if KSR.tm.t_check_status("408") > 0 else REASON_IVR_FULL
+        reason = REASON_IVR_DOWN if KSR.tm.t_check_status("408|500") > 0 else REASON_IVR_FULL
         metrics.REFUSALS.labels("503", reason).inc()
         dialogs.remember_final_reply(503, reason)
         KSR.tm.t_reply(503, reason)

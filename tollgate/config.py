@@ -22,10 +22,11 @@ class Settings:
     ivr_sip_port: int = 5080
     ivr_media_port: int = 40000
     # IVR worker processes: worker i listens on ivr_sip_port + i, media from
-    # ivr_media_port + 2000 * i (each pjsua2 process holds 2 sessions: 4 call slots)
-    ivr_workers: int = 4
-    # callers one IVR worker takes at once (2 fills the wheel's 4 pjsua call slots)
-    ivr_max_sessions: int = 2
+    # ivr_media_port + 2000 * i; the second is there for failover
+    ivr_workers: int = 2
+    # callers one IVR worker takes at once (pjsua2 built from third_party/: 300 measured
+    # on 2 cores with the whole stack, ivr/README.md)
+    ivr_max_sessions: int = 300
     # seconds Kamailio waits for an IVR worker's first answer before trying the next
     # (and, after the last, refusing the call 503 "IVR unavailable")
     ivr_answer_timeout: int = 2
