@@ -91,6 +91,7 @@ class Stack:
             if wait_sip(self.settings.sip_address, self.settings.sip_port):
                 break
             if attempt == 2 or "Address already in use" not in self.log("kamailio"):
+                self.stop()  # the fixture never yields: nothing else would stop them
                 raise RuntimeError(f"Kamailio did not answer OPTIONS; logs in {self.dir}")
             # another process took the SIP port between free_port() and Kamailio's bind:
             # everything that knows the port starts again on a fresh one
