@@ -19,10 +19,15 @@ AUTH_ID = "X-TG-Auth-ID"      # the auth ID the IVR built (1778555#4545); empty 
 DEST = "X-TG-Dest"            # the number originally dialed
 SESSION = "X-TG-Session"      # session ID shared by every leg of one call (first Call-ID)
 APP = "X-TG-App"              # voice application id
+ANI = "X-TG-ANI"              # the caller's number as Kamailio vouches for it (access numbers)
+ACCESS_CODE = "X-TG-Access-Code"  # the rating entry a toll leg is rated by ("" = plain calls)
 EXPIRES = "X-TG-Expires"      # unix time in milliseconds after which the signature is void
 NONCE = "X-TG-Nonce"          # random, unique per signature: a signature is good once
 SIGNATURE = "X-TG-Sig"        # hex HMAC-SHA256
-SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, EXPIRES, NONCE)
+# in the 2xx Kamailio relays to the IVR for a toll leg: the seconds it authorized (unsigned:
+# only Kamailio can reach the IVR, and it strips every X-TG header from the far end's reply)
+MAX_DURATION = "X-TG-Max-Duration"
+SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, ANI, ACCESS_CODE, EXPIRES, NONCE)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Internal:
     session: str
     auth_id: str = ""
     app: str = ""
+    ani: str = ""
+    access_code: str = ""
     nonce: str = ""
     expires: int = 0      # unix time in milliseconds
 
@@ -46,7 +53,8 @@ def sign(secret: bytes, call_id: str, data: Internal, ttl: float = 60,
          now: float | None = None) -> dict[str, str]:
     """Headers (name -> value) carrying `data` for the request with this Call-ID."""
     values = {ACCOUNT: data.account, AUTH_ID: data.auth_id, DEST: data.dest,
-              SESSION: data.session, APP: data.app,
+              SESSION: data.session, APP: data.app, ANI: data.ani,
+              ACCESS_CODE: data.access_code,
               EXPIRES: str(int(((time.time() if now is None else now) + ttl) * 1000)),
               NONCE: data.nonce or secrets.token_hex(16)}
     values[SIGNATURE] = _mac(secret, call_id, values)
@@ -66,6 +74,7 @@ def verify(secret: bytes, call_id: str, headers: dict[str, str],
         return None
     return Internal(account=headers.get(ACCOUNT, ""), dest=headers.get(DEST, ""),
                     session=headers.get(SESSION, ""), auth_id=headers.get(AUTH_ID, ""),
-                    app=headers.get(APP, ""), nonce=headers.get(NONCE, ""),
+                    app=headers.get(APP, ""), ani=headers.get(ANI, ""),
+                    access_code=headers.get(ACCESS_CODE, ""), nonce=headers.get(NONCE, ""),
                     expires=int(expires))
 

@@ -48,7 +48,9 @@ def verify_invite(secret: bytes, kamailio_host: str, source: str, call_id: str,
     if host_of(source) != kamailio_host:
         return None
     data = internal.verify(secret, call_id, parse_headers(message))
-    if data is None or not data.account or not data.dest:
+    # a phone's call names its account; a call to an access number may come from the
+    # PSTN (no account, the ANI instead) but always names its application
+    if data is None or not data.dest or not (data.account or data.app):
         return None
     return data
 

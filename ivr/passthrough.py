@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from billing.authid import AuthCodeError, build_auth_id, matches_own_pin
 from ivr import metrics
+from ivr.actions import Action, Bridge, Hangup, Originate, Play, SetTimer, StopPlay
 
 log = logging.getLogger("ivr.passthrough")
 
@@ -45,37 +46,6 @@ def refusal_prompt(code: int) -> str:
     return REFUSAL_PROMPTS.get(code, "unavailable")
 
 
-@dataclass(frozen=True)
-class Play:
-    prompts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class StopPlay:
-    pass
-
-
-@dataclass(frozen=True)
-class SetTimer:
-    seconds: float | None  # None cancels the pending timer
-
-
-@dataclass(frozen=True)
-class Originate:
-    auth_id: str
-
-
-@dataclass(frozen=True)
-class Bridge:
-    pass
-
-
-@dataclass(frozen=True)
-class Hangup:
-    leg: str  # "caller" or "toll"
-
-
-Action = Play | StopPlay | SetTimer | Originate | Bridge | Hangup
 
 
 class Directory(Protocol):

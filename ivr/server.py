@@ -9,19 +9,35 @@ import argparse
 import collections
 import gc
 import logging
+import os
 import resource
 import signal
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pjsua2 as pj
+import redis
 
 from billing import internal
+from billing.xdr import XdrError, XdrEvent
 from ivr import inbound, metrics, prompts
-from ivr.passthrough import Bridge, Caller, Hangup, Originate, PassThrough, Play, SetTimer, StopPlay
+from ivr.actions import (
+    Bridge,
+    Hangup,
+    Originate,
+    Play,
+    SessionXdr,
+    SetTimer,
+    StopPlay,
+)
+from ivr.apps import prepaid
+from ivr.passthrough import Caller, PassThrough
+from ivr.services import Services
 from tollgate import config
 from tollgate.directory import Directory
+from tollgate.xdr_emit import XdrEmitter
 
 log = logging.getLogger("ivr")
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253}
@@ -31,6 +47,11 @@ PJSUA_MAX_CALLS = 1024
 # slots beyond 2 per session, so callers over the limit still get our 503 (and Kamailio
 # tries the next worker) instead of pjsua's own refusal
 SPARE_CALLS = 8
+
+
+App = PassThrough | prepaid.Prepaid
+# a spool of xDR events (Redis was down when a session ended) is retried this often
+REPLAY_EVERY_S = 5.0
 
 
 class Player(pj.AudioMediaPlayer):
@@ -53,6 +74,7 @@ class Leg(pj.Call):
         self.events, self.role = events, role
         self.session: Session | None = None
         self.ended = False
+        self.max_duration: int | None = None
 
     def _emit(self, kind: str, arg: object = None) -> None:
         if self.session is not None:
@@ -60,7 +82,11 @@ class Leg(pj.Call):
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+        if self.role == "toll":
+            self._read_reply(prm)
+        if info.state == pj.PJSIP_INV_STATE_EARLY:
+            self._emit("ringing")
+        elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self._emit("confirmed")
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.ended = True
@@ -68,6 +94,19 @@ class Leg(pj.Call):
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         self._emit("media")
+
+    def _read_reply(self, prm: pj.OnCallStateParam) -> None:
+        """The time Kamailio authorized the call for, from its 2xx (X-TG-Max-Duration)."""
+        try:
+            if prm.e.type != pj.PJSIP_EVENT_TSX_STATE or \
+                    prm.e.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
+                return
+            message = prm.e.body.tsxState.src.rdata.wholeMsg
+        except (AttributeError, pj.Error):
+            return
+        if message.startswith("SIP/2.0 2"):
+            value = inbound.parse_headers(message).get(internal.MAX_DURATION.lower(), "")
+            self.max_duration = int(value) if value.isdigit() else None
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         self._emit("digit", prm.digit)
@@ -96,20 +135,22 @@ def release(leg: "Leg") -> None:
 
 
 class Session:
-    """The pjsua2 side of one PassThrough: the caller leg, the toll leg, a prompt player."""
+    """The pjsua2 side of one application session: the caller leg, the outgoing (toll)
+    leg, a prompt player, named timers. The application (PassThrough, Prepaid) decides."""
 
-    def __init__(self, server: "Server", caller_leg: Leg, caller: Caller,
-                 signed: internal.Internal):
+    def __init__(self, server: "Server", caller_leg: Leg, app: "App",
+                 signed: internal.Internal, language: str, brand: str):
         self.server, self.caller_leg, self.signed = server, caller_leg, signed
-        self.app = PassThrough(caller, server.directory)
+        self.app = app
         self.toll: Leg | None = None
         self.player: Player | None = None
-        self.playlist: list[str] = []
+        self.playlist: list[Path] = []
+        self.looping: list[Path] = []
         self.token = 0
-        self.deadline: float | None = None
+        self.timers: dict[str, float] = {}
         self.started = self.bridged = False
-        self.language = caller.account.get("language") or prompts.DEFAULT_LANGUAGE
-        self.brand = str(self.app.settings.get("brand_prompts") or "")
+        self.language, self.brand = language, brand
+        self.setup_ts = time.time()
         caller_leg.session = self
 
     @property
@@ -145,66 +186,103 @@ class Session:
     def on_caller_disconnected(self, _: object) -> None:
         self.apply(self.app.on_caller_hangup())
 
+    def on_toll_ringing(self, _: object) -> None:
+        ringing = getattr(self.app, "on_toll_ringing", None)
+        if ringing is not None:
+            self.apply(ringing())
+
     def on_toll_confirmed(self, _: object) -> None:
-        self.apply(self.app.on_toll_answered())
+        if isinstance(self.app, PassThrough):
+            self.apply(self.app.on_toll_answered())
+        else:
+            self.apply(self.app.on_toll_answered(self.toll.max_duration if self.toll else None))
 
     def on_toll_media(self, _: object) -> None:
         self._try_bridge()
 
     def on_toll_disconnected(self, code: object) -> None:
-        self.bridged = False
+        if self.bridged:
+            self._unbridge()
         self.apply(self.app.on_toll_ended(int(code)))  # type: ignore[call-overload]
 
     def on_eof(self, token: object) -> None:
         if token != self.token:
             return
         self._stop_player()
+        if not self.playlist and self.looping:
+            self.playlist = list(self.looping)
         if self.playlist:
             self._play_next()
         else:
             self.apply(self.app.on_prompt_done())
 
     def tick(self, now: float) -> None:
-        if self.deadline is not None and now >= self.deadline:
-            self.deadline = None
-            self.apply(self.app.on_timeout())
+        for name, deadline in list(self.timers.items()):
+            if now >= deadline and self.timers.get(name) == deadline:
+                del self.timers[name]
+                if isinstance(self.app, PassThrough):
+                    self.apply(self.app.on_timeout())
+                else:
+                    self.apply(self.app.on_timer(name))
 
     # actions of the application
     def apply(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, Play):
                 self._stop_player()
-                self.playlist = list(action.prompts)
-                self._play_next()
+                self.playlist = self._files(action)
+                self.looping = list(self.playlist) if action.loop else []
+                if self.playlist:
+                    self._play_next()
+                else:
+                    self.server.events.append((self, "eof", self.token))
             elif isinstance(action, StopPlay):
-                self.playlist = []
+                self.playlist, self.looping = [], []
                 self._stop_player()
             elif isinstance(action, SetTimer):
-                self.deadline = (None if action.seconds is None
-                                 else time.monotonic() + action.seconds)
+                if action.seconds is None:
+                    self.timers.pop(action.name, None)
+                else:
+                    self.timers[action.name] = time.monotonic() + action.seconds
             elif isinstance(action, Originate):
-                self._originate(action.auth_id)
+                self._originate(action)
             elif isinstance(action, Bridge):
                 self._try_bridge()
             elif isinstance(action, Hangup):
                 self._hangup(self.caller_leg if action.leg == "caller" else self.toll)
+            elif isinstance(action, SessionXdr):
+                self._session_xdr(action)
+
+    def _files(self, action: Play) -> list[Path]:
+        """The prompt files of a Play: named prompts, or every file of a MOH class."""
+        if action.folder:
+            return self.server.music(action.folder)
+        files = []
+        for name in action.prompts:
+            language = self.language
+            if "/" in name:  # "es/for_language": a prompt of one language in a menu of many
+                language, name = name.split("/", 1)
+            try:
+                files.append(self.server.prompt_path(name, language, self.brand))
+            except FileNotFoundError as exc:
+                log.error("[%s] PROMPT: cannot play %s: %s", self.call_id, name, exc)
+        return files
 
     def _play_next(self) -> None:
-        name = self.playlist.pop(0)
+        path = self.playlist.pop(0)
         target = self.caller_leg.audio()
         try:
-            path = self.server.prompt_path(name, self.language, self.brand)
             self.token += 1
             player = Player(self.server.events, self, self.token)
             player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
-        except (FileNotFoundError, pj.Error) as exc:
-            log.error("[%s] PROMPT: cannot play %s: %s", self.call_id, name, exc)
+        except pj.Error as exc:
+            log.error("[%s] PROMPT: cannot play %s: %s", self.call_id, path, exc.info())
             self.server.events.append((self, "eof", self.token))
             return
         self.player = player
         if target is not None:
             player.startTransmit(target)
-        log.info("[%s] PROMPT: playing %s (%s)", self.call_id, name, path)
+        log.info("[%s] PROMPT: playing %s (%s)", self.call_id, path.stem, path)
 
     def _stop_player(self) -> None:
         if self.player is not None:
@@ -212,17 +290,26 @@ class Session:
             self.server.retire(self.player)
             self.player = None
 
-    def _originate(self, auth_id: str) -> None:
+    def _originate(self, action: Originate) -> None:
         settings = self.server.settings
-        headers = inbound.toll_headers(self.server.secret, self.signed, auth_id,
-                                       settings.internal_header_ttl)
-        uri = inbound.toll_uri(self.signed.dest, settings.sip_address, settings.sip_port)
+        dest = action.dest or self.signed.dest
+        data = internal.Internal(account=action.auth_id if action.dest else self.signed.account,
+                                 dest=dest, session=self.signed.session or self.call_id,
+                                 auth_id=action.auth_id, app=self.signed.app,
+                                 ani=action.cli, access_code=action.access_code)
+        headers = internal.sign(self.server.secret, data.session, data,
+                                ttl=settings.internal_header_ttl)
+        uri = inbound.toll_uri(dest, settings.sip_address, settings.sip_port)
         prm = pj.CallOpParam(True)
-        prm.txOption.localUri = inbound.toll_from(self.signed.account, settings.ivr_address)
+        prm.txOption.localUri = inbound.toll_from(action.cli or data.account,
+                                                  settings.ivr_address)
         for name, value in headers.items():
             header = pj.SipHeader()
             header.hName, header.hValue = name, value
             prm.txOption.headers.append(header)
+        if self.toll is not None:
+            self.server.rejected.append(self.toll)  # reaped once it has ended
+            self.toll.session = None
         self.toll = Leg(self.server.account, self.server.events, "toll")
         self.toll.session = self
         try:
@@ -233,7 +320,7 @@ class Session:
             self.server.events.append((self, "toll_disconnected", 503))
             return
         log.info("[%s] ORIGINATE: toll leg %s to %s as %s", self.call_id,
-                 self.toll.getInfo().callIdString, uri, auth_id)
+                 self.toll.getInfo().callIdString, uri, action.auth_id)
 
     def _try_bridge(self) -> None:
         if self.bridged or self.toll is None or self.app.state != "bridged":
@@ -246,6 +333,17 @@ class Session:
         self.bridged = True
         log.info("[%s] BRIDGE: audio flows both ways", self.call_id)
 
+    def _unbridge(self) -> None:
+        self.bridged = False
+        a = self.caller_leg.audio()
+        b = self.toll.audio() if self.toll is not None else None
+        for src, dst in ((a, b), (b, a)):
+            if src is not None and dst is not None:
+                try:
+                    src.stopTransmit(dst)
+                except pj.Error:
+                    pass
+
     def _hangup(self, leg: Leg | None) -> None:
         if leg is None or leg.ended:
             return
@@ -253,6 +351,25 @@ class Session:
             leg.hangup(pj.CallOpParam(True))
         except pj.Error as exc:
             log.warning("[%s] HANGUP: %s", self.call_id, exc.info())
+
+    def _session_xdr(self, bill: SessionXdr) -> None:
+        """The caller's leg billed by the application (prepaid incoming session)."""
+        end = Decimal(f"{time.time():.3f}")
+        setup = min(Decimal(f"{self.setup_ts:.3f}"), end)
+        connect = max(setup, end - bill.seconds) if bill.seconds > 0 else Decimal(0)
+        try:
+            event = XdrEvent(call_id=self.call_id, session_id=self.signed.session or self.call_id,
+                             leg="ivr", account=bill.account, customer_id=bill.customer_id,
+                             cli=bill.cli[:256], cld=bill.cld[:256],
+                             access_code=bill.access_code[:256], setup_ts=setup,
+                             connect_ts=connect, end_ts=end, sip_code=200, reason=bill.reason,
+                             node=f"ivr:{os.getpid()}")
+        except XdrError as exc:
+            log.error("[%s] XDR: cannot build the session's xDR: %s", self.call_id, exc)
+            return
+        sink = "redis" if self.server.emitter.emit(event.encode()) else "spool"
+        log.info("[%s] XDR: session of %s, %d s billed under %r (%s)", self.call_id,
+                 bill.account, bill.seconds, bill.access_code, sink)
 
 
 class IvrAccount(pj.Account):
@@ -271,6 +388,9 @@ class Server:
         self.max_sessions = max_sessions
         self.secret = settings.secret()
         self.directory = Directory.from_settings(settings)
+        self.services = Services(self.directory, settings)
+        self.emitter = XdrEmitter(self.directory.client, settings.var_path / "spool" / "ivr")
+        self.next_replay = 0.0
         self.events: collections.deque = collections.deque()
         self.sessions: list[Session] = []
         self.rejected: list[Leg] = []
@@ -337,6 +457,7 @@ class Server:
             self.ep.libHandleEvents(10)
             self.directory.poll()  # provisioning changes reach the cached records
             self.dispatch()
+            self._replay_spool()
         self.shutdown()
 
     def shutdown(self) -> None:
@@ -376,11 +497,27 @@ class Server:
             session.close()
         self.retired.clear()
 
+    def _replay_spool(self) -> None:
+        now = time.monotonic()
+        if now < self.next_replay:
+            return
+        self.next_replay = now + REPLAY_EVERY_S
+        try:
+            sent = self.emitter.replay()
+        except (OSError, redis.RedisError):
+            return
+        if sent:
+            log.info("[-] XDR: replayed %d spooled session xDRs", sent)
+
     def retire(self, player: pj.AudioMediaPlayer) -> None:
         self.retired.append(player)
 
     def prompt_path(self, name: str, language: str, brand: str) -> Path:
         return prompts.resolve(self.prompt_dir, name, language, self.brand_dir, brand)
+
+    def music(self, folder: str) -> list[Path]:
+        """The files of a music-on-hold class (<prompts>/moh/<class>/*.wav), else default."""
+        return prompts.music(self.prompt_dir, folder.removeprefix("moh/"))
 
     # incoming INVITE
     def incoming(self, prm: pj.OnIncomingCallParam) -> None:
@@ -397,32 +534,46 @@ class Server:
             log.warning("[%s] CAPACITY: %d sessions already", call_id, len(self.sessions))
             return self._reject(leg, 503, "Service Unavailable")
         try:
-            caller = self._caller(call_id, signed)
+            session = self._session(leg, call_id, signed)
         except Exception as exc:  # Redis down or a bad record: fail closed
             log.error("[%s] LOOKUP: %s", call_id, exc)
             return self._reject(leg, 503, "Service Unavailable")
-        if caller is None:
+        if session is None:
             return self._reject(leg, 403, "Forbidden")
-        self.sessions.append(Session(self, leg, caller, signed))
+        self.sessions.append(session)
         metrics.SESSIONS.inc()
-        log.info("[%s] ANSWER: account %s to %s, session %s, app %s", call_id,
-                 signed.account, signed.dest, signed.session, caller.app.get("id"))
+        log.info("[%s] ANSWER: account %s ANI %s to %s, session %s, app %s", call_id,
+                 signed.account or "-", signed.ani or "-", signed.dest, signed.session,
+                 signed.app or "-")
         answer = pj.CallOpParam(True)
         answer.statusCode = 200
         leg.answer(answer)
 
-    def _caller(self, call_id: str, signed: internal.Internal) -> Caller | None:
-        account = self.directory.account(signed.account)
-        if account is None:
+    def _session(self, leg: Leg, call_id: str, signed: internal.Internal) -> Session | None:
+        """The application the signed headers name, for this caller (None: refuse)."""
+        account = self.directory.account(signed.account) if signed.account else None
+        if signed.account and account is None:
             log.warning("[%s] LOOKUP: unknown account %s", call_id, signed.account)
             return None
-        app_id = signed.app or str(account.get("ivr_app_id") or "")
+        app_id = signed.app or str((account or {}).get("ivr_app_id") or "")
         app = self.directory.app(app_id) if app_id else None
-        if app is None or app.get("type") != "pass_through":
-            log.warning("[%s] LOOKUP: no pass-through application %r", call_id, app_id)
-            return None
-        return Caller(call_id=call_id, account=account, app=app, dest=signed.dest,
-                      session=signed.session or call_id)
+        kind = app.get("type") if app else None
+        session_id = signed.session or call_id
+        brand = str(((app or {}).get("settings") or {}).get("brand_prompts") or "")
+        if app is not None and kind == "prepaid":
+            card = prepaid.Prepaid(prepaid.Caller(call_id=call_id, session=session_id,
+                                                  access_number=signed.dest, ani=signed.ani,
+                                                  app=app, account=account), self.services)
+            return Session(self, leg, card, signed, card.language, brand)
+        if app is not None and kind == "pass_through" and account is not None:
+            passthrough = PassThrough(Caller(call_id=call_id, account=account, app=app,
+                                             dest=signed.dest, session=session_id),
+                                      self.directory)
+            language = str(account.get("language") or prompts.DEFAULT_LANGUAGE)
+            return Session(self, leg, passthrough, signed, language, brand)
+        log.warning("[%s] LOOKUP: no voice application this server runs: %r (%s)",
+                    call_id, app_id, kind)
+        return None
 
     def _reject(self, leg: Leg, code: int, reason: str) -> None:
         prm = pj.CallOpParam(True)

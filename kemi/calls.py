@@ -5,8 +5,10 @@ SIP fields and carries the decision out.
 """
 from __future__ import annotations
 
+import re
 import time
 import zlib
+from dataclasses import replace
 
 import KSR
 
@@ -15,6 +17,7 @@ from billing.classify import Decision
 from kemi import authorize, dialogs, log, message, registrar
 from kemi.constants import (
     AVP_IVR_ACCOUNT,
+    AVP_IVR_ANI,
     AVP_IVR_APP,
     AVP_IVR_FIRST,
     AVP_IVR_SESSION,
@@ -37,6 +40,10 @@ from tollgate.directory import Record
 # legs of a call, as xDRs name them
 LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"
 ACCESS_INCOMING = "IN"  # the seeds' access code of incoming legs (the IVR leg, PSTN calls in)
+# voice applications the IVR runs behind an access number
+ACCESS_NUMBER_APPS = ("prepaid",)
+# an ANI worth looking up: a number, at most 32 digits (anything else is anonymous)
+_ANI = re.compile(r"\+?[0-9]{1,32}")
 
 # rtpengine 10.5 passes audio straight through but re-times RFC 4733 event packets by their
 # RTP timestamp; a sender whose timestamps run ahead of the wall clock (pjsip phones gain
@@ -47,7 +54,8 @@ MEDIA_FLAGS = "replace-origin replace-session-connection inject-DTMF"
 
 
 def from_ivr(rt: Runtime) -> int | None:
-    """The toll leg the IVR originates: the auth ID names the payer."""
+    """The toll leg the IVR originates: the auth ID names the payer; a prepaid card's leg
+    is rated by the access code the IVR chose and cut "Disconnect call before" early."""
     if not KSR.isflagset(FLT_FROM_IVR):
         return None
     signed = rt.req.internal
@@ -59,20 +67,31 @@ def from_ivr(rt: Runtime) -> int | None:
     payer = payer_identity.account
     if payer.get("customer_id") != caller.get("customer_id"):
         return refuse(Decision(403, "Auth ID of another customer"))
-    log.info("IVR-LEG", f"auth ID {signed.auth_id} -> payer {payer['id']} for {signed.dest}")
-    decision = decide(rt, payer, signed.dest, from_ivr=True)
+    app = rt.directory.app(signed.app) if signed.app else None
+    settings = (app or {}).get("settings") or {}
+    log.info("IVR-LEG", f"auth ID {signed.auth_id} -> payer {payer['id']} for {signed.dest}"
+                        f" (access code {signed.access_code or '-'})")
+    decision = decide(rt, payer, signed.dest, from_ivr=True, access_code=signed.access_code)
     if not decision.ok:
         return refuse(decision)
-    return toll_out(rt, decision, signed.dest, LEG_TOLL, signed.session, cli=caller["id"])
+    return toll_out(rt, decision, signed.dest, LEG_TOLL, signed.session,
+                    cli=signed.ani or caller["id"], access_code=signed.access_code,
+                    before=int(settings.get("disconnect_call_before") or 0))
 
 
 def from_gateway(rt: Runtime) -> int | None:
-    """Calls from the PSTN gateway reach the dialed account's registered phones."""
+    """Calls from the PSTN gateway reach an access number's application or the dialed
+    account's registered phones."""
     if KSR.pv.get("$si") != rt.settings.pstn_gateway.split(":")[0]:
         return None
     if KSR.pv.get("$sp") != int(rt.settings.pstn_gateway.split(":")[1]):
         return None
-    callee = rt.directory.account(KSR.pv.get("$rU") or "")
+    dialed = KSR.pv.get("$rU") or ""
+    app = rt.directory.access_number(dialed)
+    if app is not None:
+        ani = message.pv("$fU")
+        return to_access_number(rt, app, dialed, "", ani if _ANI.fullmatch(ani) else "")
+    callee = rt.directory.account(dialed)
     if callee is None:
         return refuse(Decision(404, "Unknown number"))
     return to_registered(rt, callee, Decision(200, "Inbound", "onnet", payer=callee["id"],
@@ -86,6 +105,9 @@ def from_phone(rt: Runtime) -> int | None:
         return EXIT
     caller = identity.account
     dialed = KSR.pv.get("$rU") or ""
+    app = rt.directory.access_number(dialed)
+    if app is not None:
+        return to_access_number(rt, app, dialed, str(caller["id"]), str(caller["id"]))
     decision = decide(rt, caller, dialed)
     if not decision.ok:
         return refuse(decision)
@@ -97,7 +119,8 @@ def from_phone(rt: Runtime) -> int | None:
     return toll_out(rt, decision, dialed, LEG_OUT, session, cli=caller["id"])
 
 
-def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False) -> Decision:
+def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False,
+           access_code: str = "") -> Decision:
     """Classify a call of `caller` to `dialed` from the cached records."""
     directory = rt.directory
     customer_id, product_id = caller.get("customer_id"), caller.get("product_id")
@@ -108,18 +131,24 @@ def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False) -> 
     callee = directory.account(dialed) if dialed else None
     app = directory.app(caller["ivr_app_id"]) if caller.get("ivr_app_id") else None
     return classify.classify(caller, customer, product, dialed, directory.rate,
-                             callee=callee, app=app, from_ivr=from_ivr)
+                             callee=callee, app=app, from_ivr=from_ivr, access_code=access_code)
 
 
 def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: str,
-             cli: str) -> int:
-    """Out to the PSTN gateway; a paid call first reserves what its maximum duration costs."""
+             cli: str, access_code: str = "", before: int = 0) -> int:
+    """Out to the PSTN gateway; a paid call first reserves what its maximum duration costs
+    (cut `before` seconds short: the prepaid card's "Disconnect call before")."""
     if decision.paid:
         decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"))
         if not decision.ok:
             return refuse(decision)
+        if before and decision.max_duration is not None:
+            if decision.max_duration <= before:
+                release_reservation(rt, decision)
+                return refuse(Decision(402, "Insufficient funds"))
+            decision = replace(decision, max_duration=decision.max_duration - before)
     KSR.pv.sets("$ru", rt.gateway_uri(dialed))
-    return relay(rt, decision, leg, session, cli, dialed)
+    return relay(rt, decision, leg, session, cli, dialed, access_code=access_code)
 
 
 def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
@@ -139,6 +168,30 @@ def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
                         customer_id=caller.get("customer_id"))
     return relay(rt, decision, LEG_IVR, session, caller["id"], dialed,
                  access_code=ACCESS_INCOMING)
+
+
+def to_access_number(rt: Runtime, app: Record, number: str, account: str, ani: str) -> int:
+    """A call to an access number goes to the IVR running its application (prepaid card):
+    the IVR learns the number, the calling account (on-net) and the ANI from signed headers.
+    Kamailio bills nothing for this leg: the application bills it to the card it
+    authenticates, by its session accounting mode."""
+    if app.get("type") not in ACCESS_NUMBER_APPS:
+        return refuse(Decision(404, "Unknown number"))
+    session = KSR.pv.get("$ci")
+    first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
+    KSR.pv.seti(AVP_IVR_FIRST, first)
+    KSR.pv.seti(AVP_IVR_TRIES, 1)
+    KSR.pv.sets(AVP_IVR_USER, number)
+    KSR.pv.sets(AVP_IVR_ACCOUNT, account)
+    KSR.pv.sets(AVP_IVR_SESSION, session)
+    KSR.pv.sets(AVP_IVR_APP, str(app["id"]))
+    KSR.pv.sets(AVP_IVR_ANI, ani)
+    KSR.pv.sets("$ru", rt.ivr_uri(number, first))
+    KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
+    KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
+    log.info("ACCESS", f"{number} is application {app['id']} ({app.get('type')}), "
+                       f"ANI {ani or 'anonymous'}")
+    return relay(rt, Decision(200, "Access number", classify.IVR), LEG_IVR, session, ani, number)
 
 
 def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: str) -> int:
@@ -224,7 +277,7 @@ def sign_ivr_branch(rt: Runtime) -> int:
     data = internal.Internal(account=message.pv(AVP_IVR_ACCOUNT),
                              dest=message.pv(AVP_IVR_USER),
                              session=message.pv(AVP_IVR_SESSION),
-                             app=message.pv(AVP_IVR_APP))
+                             app=message.pv(AVP_IVR_APP), ani=message.pv(AVP_IVR_ANI))
     headers = internal.sign(rt.secret, message.pv("$ci"), data, ttl=rt.settings.ivr_signature_ttl)
     for name, value in headers.items():
         KSR.hdr.append(f"{name}: {value}\r\n")
@@ -232,13 +285,29 @@ def sign_ivr_branch(rt: Runtime) -> int:
 
 
 def on_reply(rt: Runtime) -> int:
-    """SDP in a provisional or final reply goes through rtpengine; a 2xx starts billing."""
+    """SDP in a provisional or final reply goes through rtpengine; a 2xx starts billing.
+    No reply carries X-TG headers from outside; the IVR's toll leg learns from its 2xx how
+    long the call is authorized for (disconnection warnings)."""
+    strip_internal_reply()
     status = KSR.pv.get("$rs")
     if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300:
         dialogs.mark_connected()
+        cap = message.pv(dlg_var("max_duration"))
+        if message.pv(dlg_var("leg")) == LEG_TOLL and cap.isdigit():
+            KSR.hdr.append(f"{internal.MAX_DURATION}: {cap}\r\n")
     if KSR.pv.get("$rb"):
         KSR.rtpengine.rtpengine_manage(MEDIA_FLAGS)
     return 1
+
+
+def strip_internal_reply() -> None:
+    """Remove every header of a reply whose name starts with X-TG (any case)."""
+    text = message.raw()
+    if not text:
+        return
+    for name in {n for n in message.header_names(text)
+                 if n.lower().startswith(internal.PREFIX_MATCH)}:
+        KSR.hdr.remove(name)
 
 
 def on_failure(rt: Runtime) -> int:

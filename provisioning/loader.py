@@ -283,7 +283,7 @@ def app_changes(conn: psycopg.Connection, app_id: int, old_numbers: Iterable[str
             "SELECT number FROM access_numbers WHERE app_id = %s", (app_id,))]
         changes.set(keyspace.app(app_id), pack(app_record(row, numbers)))
         for number in numbers:
-            changes.set(keyspace.access_number(number), str(app_id))
+            changes.set(keyspace.access_number(number), pack({"app_id": app_id}))
     for number in set(old_numbers) - set(numbers):
         changes.remove(keyspace.access_number(number))
     return changes

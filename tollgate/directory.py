@@ -72,8 +72,13 @@ class Directory:
     def product(self, product_id: int) -> Record | None:
         return self.cache.get(keyspace.product(product_id))
 
-    def app(self, app_id: int) -> Record | None:
+    def app(self, app_id: int | str) -> Record | None:
         return self.cache.get(keyspace.app(app_id))
+
+    def access_number(self, number: str) -> Record | None:
+        """The voice application a dialed access number reaches, if it is one."""
+        entry = self.cache.get(keyspace.access_number(number)) if number else None
+        return self.app(entry["app_id"]) if entry else None
 
     def identity(self, some_id: str) -> Identity | None:
         """An account ID names its account; an alias names its account (auth as flagged)."""

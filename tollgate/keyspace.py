@@ -53,7 +53,7 @@ def app(app_id: object) -> str:
 
 
 def access_number(number: object) -> str:
-    """string: the id of the voice application the access number reaches."""
+    """msgpack map {app_id}: the voice application the access number reaches."""
     return f"tg:accessnum:{number}"
 
 
@@ -86,6 +86,12 @@ INVALIDATE = "tg:invalidate"     # pub/sub channel: each changed key, or "*"
 def pin_failures(account_id: object) -> str:
     """integer with a TTL: wrong auth codes keyed in from this account's phones."""
     return f"tg:pinfail:{account_id}"
+
+
+def called(account_id: object) -> str:
+    """string, no TTL: the account has had an answered outgoing call (prepaid first-call
+    access codes; PostgreSQL's accounts.first_use is set by the xDR writer)."""
+    return f"tg:called:{account_id}"
 
 
 def signature_used(nonce: str) -> str:

@@ -267,14 +267,14 @@ def test_app_round_trip(tg, redis_client):
     app = record(redis_client, "tg:app:1")
     assert app["settings"]["ani_translation_rule"] == "s/^0/ani44/"
     assert app["settings"]["min_card_length"] == 11 and app["access_numbers"] == ["16045550100"]
-    assert redis_client.get("tg:accessnum:16045550100") == b"1"
+    assert record(redis_client, "tg:accessnum:16045550100") == {"app_id": 1}
     assert tg("app", "update", "Cards", "--access-number", "16045550199",
               "--set", "max_dial_attempts=5") == 0
     app = record(redis_client, "tg:app:1")
     assert app["settings"]["max_dial_attempts"] == 5
     assert app["settings"]["ani_translation_rule"] == "s/^0/ani44/"
     assert redis_client.get("tg:accessnum:16045550100") is None
-    assert redis_client.get("tg:accessnum:16045550199") == b"1"
+    assert record(redis_client, "tg:accessnum:16045550199") == {"app_id": 1}
     assert tg("app", "show", "Cards") == 0 and "16045550199" in tg.out
     assert tg("app", "list") == 0 and "prepaid" in tg.out
     assert tg("app", "options", "pass_through") == 0 and "lockout_seconds" in tg.out

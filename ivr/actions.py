@@ -1,0 +1,67 @@
+"""What a voice application asks the media server to do: the actions its handlers return.
+
+Applications (ivr/passthrough.py, ivr/apps/) never touch SIP or media; ivr/server.py
+carries these out on the caller's leg and the outgoing (toll) leg.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROMPT_TIMER = "prompt"   # the digit-collection timer (on_timeout)
+
+
+@dataclass(frozen=True)
+class Play:
+    """Play prompts to the caller one after another; on_prompt_done when the last ends.
+    loop: play them again and again until StopPlay (music on hold, ringback)."""
+    prompts: tuple[str, ...]
+    loop: bool = False
+    folder: str = ""   # "moh/<class>": the prompts are files of a music-on-hold class
+
+
+@dataclass(frozen=True)
+class StopPlay:
+    pass
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    """Arm (or with None cancel) a named timer; it fires on_timer(name) once."""
+    seconds: float | None
+    name: str = PROMPT_TIMER
+
+
+@dataclass(frozen=True)
+class Originate:
+    """Place the outgoing leg through Kamailio, signed: billed to `auth_id`, to `dest`
+    (default: the number the caller dialed), rated by `access_code`, showing `cli`."""
+    auth_id: str
+    dest: str = ""
+    access_code: str = ""
+    cli: str = ""
+
+
+@dataclass(frozen=True)
+class Bridge:
+    pass
+
+
+@dataclass(frozen=True)
+class Hangup:
+    leg: str  # "caller" or "toll"
+
+
+@dataclass(frozen=True)
+class SessionXdr:
+    """Bill the caller's leg (the call to the IVR) to `account`: `seconds` ending now,
+    under `access_code`; an xDR is written even for 0 seconds (billed nothing)."""
+    account: str
+    customer_id: int
+    cli: str
+    cld: str
+    access_code: str
+    seconds: int
+    reason: str
+
+
+Action = Play | StopPlay | SetTimer | Originate | Bridge | Hangup | SessionXdr

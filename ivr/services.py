@@ -1,0 +1,111 @@
+"""What voice applications read and write beyond the media: records (the shared cached
+directory), funds (Redis balances less what live calls hold, by billing.money's rule),
+translation rules, and the few provisioning writes an app makes (registering an ANI as an
+alias), done the CLI's way: one PostgreSQL transaction, then Redis.
+"""
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from functools import lru_cache
+
+import psycopg
+
+import hotpath
+from billing import money
+from provisioning import loader
+from provisioning.cli import alias as alias_cli
+from provisioning.validate import BadInput
+from tollgate import keyspace
+from tollgate.config import Settings
+from tollgate.directory import Directory, Identity, Record
+from tollgate.reservations import Reservations
+
+log = logging.getLogger("ivr.services")
+
+
+@lru_cache(maxsize=256)
+def _rule(text: str) -> hotpath.TranslationRule:
+    return hotpath.TranslationRule(text)
+
+
+class Services:
+    """One per IVR process, over its Directory (and so its Redis connection)."""
+
+    def __init__(self, directory: Directory, settings: Settings):
+        self.directory, self.settings = directory, settings
+        self.reservations = Reservations(directory.client)
+
+    # records
+    def identity(self, some_id: str) -> Identity | None:
+        return self.directory.identity(some_id) if some_id else None
+
+    def account(self, account_id: str) -> Record | None:
+        return self.directory.account(account_id)
+
+    def customer(self, customer_id: int) -> Record | None:
+        return self.directory.customer(customer_id)
+
+    def product(self, product_id: int) -> Record | None:
+        return self.directory.product(product_id)
+
+    def rate(self, tariff_id: int, number: str) -> Record | None:
+        return self.directory.rate(tariff_id, number)
+
+    def translate(self, rule: str, number: str) -> str:
+        return _rule(rule).apply(number) if rule else number
+
+    # money
+    def funds(self, account: Record) -> tuple[Decimal | None, Decimal | None]:
+        """(what the account may still spend, None = unbounded; its own balance)."""
+        customer = self.customer(int(account.get("customer_id") or 0)) or {}
+        bounds = money.bounds(account, customer)
+        ids = (account["id"], account.get("customer_id"))
+        balances: list[Decimal | None] = []
+        held: list[Decimal] = []
+        for scope, ident in zip((money.ACCOUNT, money.CUSTOMER), ids):
+            raw = self.directory.client.get(keyspace.balance(scope, ident))
+            balances.append(None if raw is None else money.from_micro(
+                money.to_micro(raw.decode() if isinstance(raw, bytes) else str(raw))))
+            held.append(self.reservations.held(scope, ident))
+        funds = money.Funds(bounds, (balances[0], balances[1]), (held[0], held[1]))
+        try:
+            available = money.available(funds)
+        except money.UnknownBalance:
+            available = Decimal(0)  # nobody vouches for the balance: nothing to spend
+        return available, balances[0]
+
+    def first_call(self, account: Record) -> bool:
+        """Never called out before: no first use recorded, no answered call marked."""
+        if account.get("first_use"):
+            return False
+        return not self.directory.client.exists(keyspace.called(account["id"]))
+
+    def mark_called(self, account: Record) -> None:
+        self.directory.client.set(keyspace.called(account["id"]), 1)
+
+    # provisioning writes
+    def register_ani(self, alias: str, account_id: str) -> bool:
+        """Add the translated ANI as an alias of the card (auto registration)."""
+        return self._write(lambda conn: alias_cli.create(conn, alias, {"account": account_id}))
+
+    def deregister_ani(self, alias: str, account_id: str) -> bool:
+        """Remove the ANI alias from the card (self-care), only if it is the card's."""
+        def remove(conn: psycopg.Connection) -> loader.Changes:
+            row = alias_cli.alias_row(conn, alias, lock=True)
+            if row["account_id"] != account_id:
+                raise BadInput(f"alias {alias} is not an alias of {account_id}")
+            return alias_cli.remove(conn, alias)
+        return self._write(remove)
+
+    def _write(self, fn) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            with psycopg.connect(self.settings.pg_dsn, autocommit=True,
+                                 connect_timeout=3) as conn, conn.transaction():
+                changes = fn(conn)
+            loader.publish(self.directory.client, changes)
+        except (BadInput, psycopg.Error, OSError) as exc:
+            log.warning("[-] PROVISION: %s", exc)
+            return False
+        self.directory.poll()
+        return True
