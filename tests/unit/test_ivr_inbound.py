@@ -21,7 +21,8 @@ def invite(call_id: str, headers: dict[str, str]) -> str:
 
 def signed(call_id: str = "abc", **kw) -> dict[str, str]:
     data = internal.Internal(account=kw.get("account", "17785551210"),
-                             dest=kw.get("dest", "442071234567"), session=call_id, app="1")
+                             dest=kw.get("dest", "442071234567"), session=call_id,
+                             app=kw.get("app", "1"), ani=kw.get("ani", ""))
     return internal.sign(SECRET, call_id, data, now=NOW)
 
 
@@ -71,10 +72,18 @@ def test_expired_signature_is_refused(monkeypatch):
     assert verify_invite(SECRET, "127.0.0.1", "127.0.0.1:5060", "abc", msg) is None
 
 
-def test_signed_invite_without_account_or_dest_is_refused(monkeypatch):
+def test_signed_invite_without_account_and_app_or_without_dest_is_refused(monkeypatch):
     monkeypatch.setattr(internal.time, "time", lambda: NOW)
-    assert verify_invite(SECRET, "127.0.0.1", "127.0.0.1:5060", "abc",
-                         invite("abc", signed(account=""))) is None
+    for missing in ({"account": "", "app": ""}, {"dest": ""}):
+        assert verify_invite(SECRET, "127.0.0.1", "127.0.0.1:5060", "abc",
+                             invite("abc", signed(**missing))) is None
+
+
+def test_a_call_to_an_access_number_names_its_app_and_ani_instead_of_an_account(monkeypatch):
+    monkeypatch.setattr(internal.time, "time", lambda: NOW)
+    data = verify_invite(SECRET, "127.0.0.1", "127.0.0.1:5060", "abc",
+                         invite("abc", signed(account="", app="7", ani="0212345678")))
+    assert data is not None and (data.app, data.ani, data.account) == ("7", "0212345678", "")
 
 
 def test_toll_headers_verify_over_the_session_id():
