@@ -7,17 +7,52 @@
 from __future__ import annotations
 
 import argparse
+import array
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from ivr import vocabulary
 
 DEFAULT_LANGUAGE = "en"
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
+        "welcome": "Welcome.",
+        "for_language": "For English, press",
+        "select_language_brief": ("Please select your language, or press one to continue in "
+            "English."),
+        "enter_card": "Please enter your card number.",
+        "invalid_card": "The card number you entered is not valid.",
+        "enter_password": "Please enter your password.",
+        "invalid_password": "The password you entered is not valid.",
+        "not_authorized": "Your phone number is not registered for this service.",
+        "card_blocked": "This card is blocked.",
+        "card_expired": "This card has expired.",
+        "register_ani": ("To use this phone without your card number next time, press "
+            "one. To skip, press two."),
+        "ani_registered": "Your phone number is now registered.",
+        "ani_deregistered": "Your phone number is no longer registered.",
+        "your_balance_is": "Your balance is",
+        "available_funds_are": "Your available funds are",
+        "credit_limit_is": "Your credit limit is",
+        "enter_destination": "Please enter the number you wish to call, followed by the pound key.",
+        "self_care_hint": "For more options, press the pound key.",
+        "sc_another_card": "To use another card, press one.",
+        "sc_voucher": "To top up with a voucher, press two.",
+        "sc_deregister": "To stop using this phone without a card number, press three.",
+        "sc_balance": "To hear your balance, press four.",
+        "sc_back": "To return, press star.",
+        "voucher_unavailable": "Voucher top-up is not available.",
+        "you_have": "You have",
+        "for_this_call": "for this call.",
+        "call_ends_in": "Your call will end in",
         "enter_code": "Please enter your authorization code.",
         "invalid_code": "The code you entered is not valid.",
         "goodbye": "Goodbye.",
@@ -30,6 +65,34 @@ TEXTS: dict[str, dict[str, str]] = {
         "please_wait": "Please wait while your call is connected.",
     },
     "es": {
+        "welcome": "Bienvenido.",
+        "for_language": "Para español, marque",
+        "select_language_brief": "Seleccione su idioma, o marque uno para continuar en español.",
+        "enter_card": "Por favor, marque el número de su tarjeta.",
+        "invalid_card": "El número de tarjeta no es válido.",
+        "enter_password": "Por favor, marque su contraseña.",
+        "invalid_password": "La contraseña no es válida.",
+        "not_authorized": "Su número no está registrado para este servicio.",
+        "card_blocked": "Esta tarjeta está bloqueada.",
+        "card_expired": "Esta tarjeta ha caducado.",
+        "register_ani": ("Para usar este teléfono sin número de tarjeta, marque uno. "
+            "Para continuar, marque dos."),
+        "ani_registered": "Su número de teléfono ha sido registrado.",
+        "ani_deregistered": "Su número de teléfono ya no está registrado.",
+        "your_balance_is": "Su saldo es",
+        "available_funds_are": "Su saldo disponible es",
+        "credit_limit_is": "Su límite de crédito es",
+        "enter_destination": "Marque el número al que desea llamar, seguido de la tecla numeral.",
+        "self_care_hint": "Para más opciones, marque la tecla numeral.",
+        "sc_another_card": "Para usar otra tarjeta, marque uno.",
+        "sc_voucher": "Para recargar con un cupón, marque dos.",
+        "sc_deregister": "Para dejar de usar este teléfono sin tarjeta, marque tres.",
+        "sc_balance": "Para escuchar su saldo, marque cuatro.",
+        "sc_back": "Para volver, marque asterisco.",
+        "voucher_unavailable": "La recarga con cupón no está disponible.",
+        "you_have": "Tiene",
+        "for_this_call": "para esta llamada.",
+        "call_ends_in": "Su llamada terminará en",
         "enter_code": "Por favor, marque su código de autorización.",
         "invalid_code": "El código marcado no es válido.",
         "goodbye": "Adiós.",
@@ -42,6 +105,35 @@ TEXTS: dict[str, dict[str, str]] = {
         "please_wait": "Espere mientras conectamos su llamada.",
     },
     "fr": {
+        "welcome": "Bienvenue.",
+        "for_language": "Pour le français, tapez",
+        "select_language_brief": "Choisissez votre langue, ou tapez un pour continuer en français.",
+        "enter_card": "Veuillez composer votre numéro de carte.",
+        "invalid_card": "Le numéro de carte n'est pas valide.",
+        "enter_password": "Veuillez composer votre mot de passe.",
+        "invalid_password": "Le mot de passe n'est pas valide.",
+        "not_authorized": "Votre numéro n'est pas enregistré pour ce service.",
+        "card_blocked": "Cette carte est bloquée.",
+        "card_expired": "Cette carte a expiré.",
+        "register_ani": ("Pour utiliser ce téléphone sans numéro de carte, tapez un. "
+            "Pour continuer, tapez deux."),
+        "ani_registered": "Votre numéro est maintenant enregistré.",
+        "ani_deregistered": "Votre numéro n'est plus enregistré.",
+        "your_balance_is": "Votre solde est de",
+        "available_funds_are": "Votre crédit disponible est de",
+        "credit_limit_is": "Votre limite de crédit est de",
+        "enter_destination": ("Composez le numéro que vous souhaitez appeler, suivi de la "
+            "touche dièse."),
+        "self_care_hint": "Pour plus d'options, tapez dièse.",
+        "sc_another_card": "Pour utiliser une autre carte, tapez un.",
+        "sc_voucher": "Pour recharger avec un coupon, tapez deux.",
+        "sc_deregister": "Pour ne plus utiliser ce téléphone sans carte, tapez trois.",
+        "sc_balance": "Pour écouter votre solde, tapez quatre.",
+        "sc_back": "Pour revenir, tapez étoile.",
+        "voucher_unavailable": "La recharge par coupon n'est pas disponible.",
+        "you_have": "Vous disposez de",
+        "for_this_call": "pour cet appel.",
+        "call_ends_in": "Votre appel se terminera dans",
         "enter_code": "Veuillez composer votre code d'autorisation.",
         "invalid_code": "Le code composé n'est pas valide.",
         "goodbye": "Au revoir.",
@@ -54,6 +146,36 @@ TEXTS: dict[str, dict[str, str]] = {
         "please_wait": "Veuillez patienter, nous connectons votre appel.",
     },
     "de": {
+        "welcome": "Willkommen.",
+        "for_language": "Für Deutsch drücken Sie die",
+        "select_language_brief": ("Bitte wählen Sie Ihre Sprache, oder drücken Sie die eins, "
+            "um auf Deutsch fortzufahren."),
+        "enter_card": "Bitte geben Sie Ihre Kartennummer ein.",
+        "invalid_card": "Die eingegebene Kartennummer ist ungültig.",
+        "enter_password": "Bitte geben Sie Ihr Passwort ein.",
+        "invalid_password": "Das eingegebene Passwort ist ungültig.",
+        "not_authorized": "Ihre Rufnummer ist für diesen Dienst nicht registriert.",
+        "card_blocked": "Diese Karte ist gesperrt.",
+        "card_expired": "Diese Karte ist abgelaufen.",
+        "register_ani": ("Um dieses Telefon künftig ohne Kartennummer zu nutzen, "
+            "drücken Sie die eins. Zum Überspringen die zwei."),
+        "ani_registered": "Ihre Rufnummer ist jetzt registriert.",
+        "ani_deregistered": "Ihre Rufnummer ist nicht mehr registriert.",
+        "your_balance_is": "Ihr Guthaben beträgt",
+        "available_funds_are": "Ihr verfügbares Guthaben beträgt",
+        "credit_limit_is": "Ihr Kreditlimit beträgt",
+        "enter_destination": ("Bitte wählen Sie die gewünschte Rufnummer, gefolgt von der "
+            "Rautetaste."),
+        "self_care_hint": "Für weitere Optionen drücken Sie die Rautetaste.",
+        "sc_another_card": "Für eine andere Karte drücken Sie die eins.",
+        "sc_voucher": "Zum Aufladen mit einem Gutschein drücken Sie die zwei.",
+        "sc_deregister": "Um dieses Telefon nicht mehr ohne Karte zu nutzen, drücken Sie die drei.",
+        "sc_balance": "Für Ihr Guthaben drücken Sie die vier.",
+        "sc_back": "Zurück mit der Sterntaste.",
+        "voucher_unavailable": "Das Aufladen mit Gutscheinen ist nicht verfügbar.",
+        "you_have": "Sie haben",
+        "for_this_call": "für diesen Anruf.",
+        "call_ends_in": "Ihr Anruf endet in",
         "enter_code": "Bitte geben Sie Ihren Autorisierungscode ein.",
         "invalid_code": "Der eingegebene Code ist ungültig.",
         "goodbye": "Auf Wiederhören.",
@@ -69,7 +191,14 @@ TEXTS: dict[str, dict[str, str]] = {
 NAMES = tuple(TEXTS[DEFAULT_LANGUAGE])
 
 
-def synthesize(text: str, lang: str, out: Path) -> None:
+# a sentence keeps a pause after it; a word of a spoken number or amount is trimmed to its
+# sound, so "five minutes and forty-nine seconds" flows like speech
+SENTENCE_PAD = ("pad", "0.1", "0.3")
+WORD_TRIM = ("silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%",
+             "reverse", "pad", "0.02", "0.06")
+
+
+def synthesize(text: str, lang: str, out: Path, word: bool = False) -> None:
     """One prompt: espeak-ng speech resampled by sox to 8 kHz mono 16-bit."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +207,7 @@ def synthesize(text: str, lang: str, out: Path) -> None:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         part = Path(tmp) / "part.wav"  # private, then renamed: builders may run side by side
         subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16",
-                        "-e", "signed-integer", str(part), "pad", "0.1", "0.3"],
+                        "-e", "signed-integer", str(part), *(WORD_TRIM if word else SENTENCE_PAD)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         tmp_out = out.parent / f".{out.name}.{os.getpid()}"
         shutil.copyfile(part, tmp_out)
@@ -87,14 +216,88 @@ def synthesize(text: str, lang: str, out: Path) -> None:
 
 def build(directory: Path, languages: list[str] | None = None, force: bool = False) -> list[Path]:
     """Synthesize every missing prompt of each language; returns the files written."""
-    written = []
+    # keyed by file: a language asked twice is built once
+    jobs: dict[Path, tuple[str, str, bool]] = {}
     for lang in languages or list(TEXTS):
-        for name, text in TEXTS.get(lang, TEXTS[DEFAULT_LANGUAGE]).items():
+        texts = TEXTS.get(lang, TEXTS[DEFAULT_LANGUAGE])
+        words = vocabulary.WORDS.get(lang, vocabulary.WORDS[DEFAULT_LANGUAGE])
+        for name, text, word in [*((n, t, False) for n, t in texts.items()),
+                                 *((n, t, True) for n, t in words.items())]:
             out = directory / lang / f"{name}.wav"
             if force or not out.exists():
-                synthesize(text, lang, out)
-                written.append(out)
+                jobs[out] = (text, lang, word)
+    # espeak-ng and sox run as subprocesses, so threads synthesize side by side
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        futures = [pool.submit(synthesize, text, lang, out, word)
+                   for out, (text, lang, word) in jobs.items()]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return list(jobs) + build_tones(directory, force)
+
+
+# tones, the same in every language: written once under the default language's folder
+# (resolve() falls back to it), as (frequencies in Hz, seconds on, seconds off) repeated
+TONES: dict[str, tuple[tuple[int, ...], float, float, int]] = {
+    "beep": ((1000,), 0.4, 0.1, 1),
+    "ringback": ((440, 480), 2.0, 4.0, 1),        # North American ringback cadence
+    "busy_tone": ((480, 620), 0.5, 0.5, 4),
+}
+# the default music-on-hold class: a few bars of a plain tune
+MOH_NOTES = (523, 659, 784, 659, 587, 698, 880, 698, 523, 659, 784, 1047)
+RATE = 8000
+
+
+def _pcm(frequencies: tuple[int, ...], seconds: float, level: float = 0.25) -> "array.array[int]":
+    count = int(RATE * seconds)
+    return array.array("h", (int(32767 * level / len(frequencies) * sum(
+        math.sin(2 * math.pi * f * n / RATE) for f in frequencies)) for n in range(count)))
+
+
+def _write_wav(out: Path, samples: "array.array[int]") -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.parent / f".{out.name}.{os.getpid()}"
+    with wave.open(str(tmp_out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(samples.tobytes())
+    os.replace(tmp_out, out)
+
+
+def build_tones(directory: Path, force: bool = False) -> list[Path]:
+    """Beep, ringback, busy tone and the default music on hold (moh/default/music.wav)."""
+    written = []
+    for name, (freqs, on, off, times) in TONES.items():
+        out = directory / DEFAULT_LANGUAGE / f"{name}.wav"
+        if force or not out.exists():
+            samples = array.array("h")
+            for _ in range(times):
+                samples += _pcm(freqs, on) + array.array("h", bytes(int(RATE * off) * 2))
+            _write_wav(out, samples)
+            written.append(out)
+    out = directory / "moh" / "default" / "music.wav"
+    if force or not out.exists():
+        samples = array.array("h")
+        for note in MOH_NOTES:
+            samples += _pcm((note, note * 2), 0.35, 0.2)
+        _write_wav(out, samples)
+        written.append(out)
     return written
+
+
+def music(prompt_dir: Path, moh_class: str) -> list[Path]:
+    """The files of a music-on-hold class, <prompt_dir>/moh/<class>/*.wav in name order;
+    the default class when the class has none (or its name is not a plain folder name)."""
+    for name in (moh_class, "default"):
+        if name and "/" not in name and name not in (".", ".."):
+            files = sorted((prompt_dir / "moh" / name).glob("*.wav"))
+            if files:
+                return files
+    return []
 
 
 def resolve(prompt_dir: Path, name: str, lang: str = DEFAULT_LANGUAGE,

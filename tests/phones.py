@@ -238,10 +238,14 @@ class Phone:
         self.stack.wait_for(lambda: self.account.reg_code >= 200, timeout, f"{user} REGISTER")
         return self.account.reg_code
 
-    def call(self, uri: str, headers: dict[str, str] | None = None) -> PhoneCall:
-        """INVITE `uri` with extra headers; returns the call at once."""
+    def call(self, uri: str, headers: dict[str, str] | None = None,
+             from_uri: str = "") -> PhoneCall:
+        """INVITE `uri` with extra headers (and another From, as a gateway presents the
+        caller's number); returns the call at once."""
         call = PhoneCall(self)
         prm = pj.CallOpParam(True)
+        if from_uri:
+            prm.txOption.localUri = from_uri
         for name, value in (headers or {}).items():
             header = pj.SipHeader()
             header.hName, header.hValue = name, value

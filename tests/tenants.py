@@ -214,3 +214,58 @@ def via_ivr(tg, payer_balance: str = "10.00", price: str = "0.02",
         ],
     })
     return tenant
+
+
+# --- prepaid calling cards (voice-application-settings.txt, first section) -------------
+
+@dataclass(frozen=True)
+class CardTenant:
+    customer: str
+    app: str
+    access_number: str     # dialed to reach the prepaid card application
+    card: str              # the card number (an 11-digit account ID: the seed's card length)
+    phone: str             # an office phone of the same operator (dials the access number)
+    password: str          # its SIP password
+    ani_alias: str         # the card's ANI alias ("" when none was asked for)
+
+
+def prepaid_card(tg, settings: dict | None = None, balance: str = "5.00",
+                 rates: dict[str, dict[str, tuple[str, str]]] | None = None,
+                 ani_alias: str = "", service_password: str = "",
+                 card_fields: dict | None = None) -> CardTenant:
+    """A prepaid card service of its own: an access number reaching a prepaid application
+    with `settings` over the seed's defaults, and a debit card holding `balance`.
+
+    rates: access code -> {prefix: (price per minute, "first/next")}; the default rates
+    plain calls to 1... at 0.60/min per second. ani_alias: an alias of the card that
+    authenticates its ANI (e.g. ani44212345678).
+    """
+    tag = uuid.uuid4().hex[:8]
+    assoc = next_associated_number()
+    made = CardTenant(customer=f"Cards {tag}", app=f"Card {tag}", access_number=assoc + "000",
+                      card=assoc + "555", phone=assoc + "0001", password=f"pw-{tag}",
+                      ani_alias=ani_alias)
+    by_code = rates or {"": {"1": ("0.60", "1/1")}}
+    tariffs = [_tariff(f"Cards {tag} {code or 'plain'}", table)
+               for code, table in by_code.items()]
+    product = {"name": f"Cards {tag}", "currency": "USD",
+               "rating": [{"access_code": code, "tariff": f"Cards {tag} {code or 'plain'}"}
+                          for code in by_code]}
+    card = {"id": made.card, "customer": made.customer, "product": f"Cards {tag}",
+            "billing_model": "debit", "balance": balance, **(card_fields or {})}
+    if service_password:
+        card["service_password"] = service_password
+    if ani_alias:
+        card["aliases"] = [{"id": ani_alias, "allow_auth": False}]
+    _import(tg, tag, {
+        "customers": [{"name": made.customer, "currency": "USD", "credit_limit": "",
+                       "language": "en"}],
+        "tariffs": tariffs,
+        "products": [product],
+        "apps": [{"name": made.app, "type": "prepaid", "settings": dict(settings or {}),
+                  "access_numbers": [made.access_number]}],
+        "accounts": [card, {"id": made.phone, "customer": made.customer,
+                            "product": f"Cards {tag}", "password": made.password,
+                            "billing_model": "debit", "balance": "0"}],
+    })
+    return made

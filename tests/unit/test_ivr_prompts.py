@@ -5,14 +5,15 @@ import wave
 
 import pytest
 
-from ivr import prompts
+from ivr import prompts, vocabulary
 
 pytestmark = pytest.mark.unit
 
 
 def test_build_writes_8khz_mono_16bit_prompts(tmp_path):
     written = prompts.build(tmp_path, ["en"])
-    assert {p.stem for p in written} == set(prompts.NAMES)
+    tones = set(prompts.TONES) | {"music"}
+    assert {p.stem for p in written} == set(prompts.NAMES) | set(vocabulary.WORDS["en"]) | tones
     with wave.open(str(tmp_path / "en" / "enter_code.wav")) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() > 8000  # more than a second of speech
@@ -60,4 +61,5 @@ def test_missing_prompt_raises(tmp_path):
 def test_cli_build(tmp_path, capsys):
     assert prompts.main(["build", str(tmp_path), "--lang", "de"]) == 0
     assert (tmp_path / "de" / "forbidden.wav").is_file()
-    assert "10 prompts written" in capsys.readouterr().out
+    count = len(prompts.TEXTS["de"]) + len(vocabulary.WORDS["de"]) + len(prompts.TONES) + 1
+    assert f" {count} prompts written" in " " + capsys.readouterr().out
