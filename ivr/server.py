@@ -181,6 +181,7 @@ class Session:
         self._try_bridge()
 
     def on_caller_digit(self, digit: object) -> None:
+        log.debug("[%s] DTMF: a digit", self.call_id)  # never the digit: PINs stay out of logs
         self.apply(self.app.on_digit(str(digit)))
 
     def on_caller_disconnected(self, _: object) -> None:

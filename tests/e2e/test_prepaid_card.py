@@ -1,0 +1,219 @@
+"""Prepaid calling cards (voice-application-settings.txt, first section) through the real
+stack: a caller dials an access number (from an office phone, or from the PSTN gateway with
+its caller number), the IVR's prepaid application authenticates the card, the caller dials
+out through Kamailio, and every leg is billed to the card with its access code.
+
+Each scenario makes its own card service (tests/tenants.py prepaid_card) and waits on the
+IVR's log lines ("[<call-id>] PROMPT: playing enter_card") and on audio reaching the phone.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests import tenants
+from tests.calls import TOLL, dial, ivr_log, phone, talking
+
+pytestmark = pytest.mark.e2e
+
+QUIET = {"play_welcome_message": False}
+
+
+def heard(tg, sip, call, prompt: str, times: int = 1, timeout: float = 20) -> None:
+    """Until the IVR has started playing `prompt` to `call` `times` times and half a second
+    of its audio (25 packets) has reached the phone: what a person waits for before
+    pressing keys."""
+    line = f"[{call.call_id}] PROMPT: playing {prompt} "
+    sip.wait_for(lambda: call.confirmed or call.disconnected, timeout, "the IVR answering")
+    assert call.confirmed, f"the IVR did not answer: {call.codes} {call.last_reason}"
+    sip.wait_for(lambda: ivr_log(tg).count(line) >= times, timeout,
+                 f"the IVR playing {prompt} (#{times})")
+    start = call.rx_packets()
+    sip.wait_for(lambda: call.rx_packets() >= start + 25, timeout, f"{prompt} reaching the phone")
+
+
+def logged(tg, call, text: str) -> bool:
+    return f"[{call.call_id}] {text}" in ivr_log(tg)
+
+
+def xdrs(records, session: str, count: int) -> dict[str, tuple]:
+    """leg -> (account, cld, access code, duration, amount) once `count` xDRs are settled."""
+    records.settled_xdrs(session, count)
+    rows = records.query("SELECT leg, account_id, cld, access_code, duration, amount FROM xdrs"
+                         " WHERE session_id = %s ORDER BY id", session)
+    assert len(rows) == count, rows
+    return {leg: tuple(rest) for leg, *rest in rows}
+
+
+def from_the_pstn(tg, gateway, number: str, ani: str):
+    """The PSTN gateway calls `number` presenting the caller number `ani`."""
+    return gateway.call(f"sip:{number}@{tg.sip_target}",
+                        from_uri=f"sip:{ani}@127.0.0.1:{tg.gateway_port}")
+
+
+def card_then_destination(tg, sip, call, card: str, dest: str = TOLL) -> None:
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf(card)
+    heard(tg, sip, call, "enter_destination")
+    call.send_dtmf(dest + "#")
+
+
+def test_a_card_number_keyed_in_on_an_office_phone_pays_for_the_call(
+        tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(tg, settings=QUIET, balance="5.00")
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    card_then_destination(tg, sip, call, card.card)
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    assert TOLL in leg.header("To") and card.phone in leg.header("From")
+    assert not [h for h in leg.headers if h.startswith("x-tg-")]
+    talking(sip, call, leg)
+    leg.hangup_with()  # the far end hangs up: the caller may dial again
+    heard(tg, sip, call, "enter_destination", times=2)
+    call.hangup_with()
+    legs = xdrs(records, call.call_id, 2)
+    account, cld, code, duration, amount = legs["toll"]
+    assert (account, cld, code) == (card.card, TOLL, "") and duration >= 1
+    assert amount == Decimal("0.01") * duration  # 0.60/min per second
+    # the call to the access number: on the card, not charged (no_charges, the default);
+    # "Rate by" CLI (the default) puts the caller's number in the CLD the writer rates
+    assert legs["ivr"][:3] == (card.card, card.phone, "") and legs["ivr"][4] == 0
+    assert records.balance(card.card) == Decimal("5.00") - amount
+
+
+def test_the_pstn_caller_is_known_by_ani_and_the_whole_session_is_charged(
+        tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(
+        tg, ani_alias="ani44212345678", balance="5.00",
+        settings={**QUIET, "ani_authentication": True, "ani_translation_rule": "s/^0/ani44/",
+                  "incoming_session_accounting": "all_session_time",
+                  "incoming_access_code_prefix": "IN", "rate_by": "cld"},
+        rates={"": {"1": ("0.60", "1/1")}, "IN": {card_number_prefix(): ("0.60", "1/1")}})
+    call = from_the_pstn(tg, gateway, card.access_number, "0212345678")
+    heard(tg, sip, call, "enter_destination")  # no card number asked: the ANI is the card's
+    assert logged(tg, call, "AUTH: card") and not logged(tg, call, "PROMPT: playing enter_card")
+    call.send_dtmf(TOLL + "#")
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    assert "0212345678" in leg.header("From")
+    talking(sip, call, leg)
+    call.hangup_with()
+    sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the destination")
+    legs = xdrs(records, call.call_id, 2)
+    assert legs["toll"][:3] == (card.card, TOLL, "")
+    account, cld, code, seconds, amount = legs["ivr"]
+    # all session time outside the connected call, under IN, rated by the access number
+    assert (account, cld, code) == (card.card, card.access_number, "IN")
+    assert seconds >= 1 and amount == Decimal("0.01") * seconds
+
+
+def card_number_prefix() -> str:
+    """The IN tariff rates calls to access numbers: every one of the tests' starts 1997."""
+    return "1997"
+
+
+def test_a_warning_beeps_before_the_balance_runs_out_and_the_caller_may_dial_again(
+        tg, sip, gateway, records, calls_end):
+    # 0.10 at 0.60/min per second: 10 s; warn 5 s before, once
+    card = tenants.prepaid_card(tg, balance="0.10", settings={
+        **QUIET, "disconnection_warning_interval": 5, "disconnection_warning_type": "beep"})
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    card_then_destination(tg, sip, call, card.card)
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    talking(sip, call, leg)
+    heard(tg, sip, call, "beep", timeout=15)
+    assert logged(tg, call, "WARNING: 5 s left: beep")
+    assert not leg.disconnected  # the beep comes before the cap
+    sip.wait_for(lambda: leg.disconnected, 20, "the hard cap ending the call")
+    heard(tg, sip, call, "enter_destination", times=2)
+    call.hangup_with()
+    legs = xdrs(records, call.call_id, 2)
+    assert 1 <= legs["toll"][3] <= 10 and legs["toll"][4] <= Decimal("0.10")
+    assert records.balance(card.card) >= 0
+
+
+def test_the_first_call_is_rated_by_firstcall_the_next_by_the_grouping_code(
+        tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(
+        tg, balance="5.00",
+        settings={**QUIET, "grouping_access_code_prefix": "LOCAL",
+                  "use_special_access_code_for_first_calls": True,
+                  "use_fixed_access_code_for_first_calls": True},
+        rates={"FIRSTCALL": {"1": ("0", "1/1")}, "LOCAL": {"1": ("0.60", "1/1")}})
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    card_then_destination(tg, sip, call, card.card)
+    first = gateway.wait_incoming(15)
+    sip.wait_for(lambda: first.confirmed, 10, "the first call answered")
+    talking(sip, call, first)
+    first.hangup_with()
+    heard(tg, sip, call, "enter_destination", times=2)
+    call.send_dtmf(TOLL + "#")
+    second = gateway.wait_incoming(15, count=2)
+    sip.wait_for(lambda: second.confirmed, 10, "the second call answered")
+    talking(sip, call, second)
+    call.hangup_with()
+    sip.wait_for(lambda: second.disconnected, 10, "BYE reaching the second destination")
+    records.settled_xdrs(call.call_id, 3)
+    rows = records.query("SELECT access_code, amount FROM xdrs WHERE session_id = %s"
+                         " AND leg = 'toll' ORDER BY id", call.call_id)
+    assert [code for code, _ in rows] == ["FIRSTCALL", "LOCAL"]
+    assert rows[0][1] == 0 and rows[1][1] > 0
+
+
+def test_auto_registration_makes_the_next_call_pinless(tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(tg, settings={
+        **QUIET, "ani_authentication": True, "ani_translation_rule": "s/^0/ani44/",
+        "auto_registration": True})
+    ani = "0" + card.phone[-9:]
+    call = from_the_pstn(tg, gateway, card.access_number, ani)
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf(card.card)
+    heard(tg, sip, call, "register_ani")
+    call.send_dtmf("1")
+    heard(tg, sip, call, "enter_destination")
+    call.hangup_with()
+    alias = "ani44" + ani[1:]
+    assert records.query("SELECT account_id FROM aliases WHERE id = %s", alias) == [(card.card,)]
+    again = from_the_pstn(tg, gateway, card.access_number, ani)
+    heard(tg, sip, again, "enter_destination")
+    assert not logged(tg, again, "PROMPT: playing enter_card")
+
+
+def test_a_silent_caller_is_asked_max_login_attempts_times_then_let_go(
+        tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(tg, settings={**QUIET, "max_login_attempts": 2,
+                                              "default_prompt_timeout": 1})
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    heard(tg, sip, call, "enter_card", times=2)
+    heard(tg, sip, call, "goodbye")
+    sip.wait_for(lambda: call.disconnected, 15, "the IVR hanging up")
+    assert records.query("SELECT count(*) FROM xdrs WHERE session_id = %s",
+                         call.call_id) == [(0,)]  # nobody to bill: no card was named
+
+
+def test_a_caller_hanging_up_at_the_prompt_leaves_no_session(tg, sip, gateway, calls_end):
+    card = tenants.prepaid_card(tg, settings=QUIET)
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf(card.card[:4])
+    call.hangup_with()
+    sip.wait_for(lambda: logged(tg, call, "HANGUP: caller hung up while asking"), 10,
+                 "the IVR seeing the hangup")
+
+
+def test_a_wrong_card_number_three_times_ends_the_call(tg, sip, gateway, calls_end):
+    card = tenants.prepaid_card(tg, settings=QUIET)
+    call = from_the_pstn(tg, gateway, card.access_number, "0200000000")
+    for attempt in (1, 2, 3):
+        heard(tg, sip, call, "enter_card", times=attempt)
+        call.send_dtmf("9" * 11)
+    heard(tg, sip, call, "goodbye")
+    sip.wait_for(lambda: call.disconnected, 15, "the IVR hanging up")
+    assert ivr_log(tg).count(f"[{call.call_id}] AUTH: card number not valid") == 3
