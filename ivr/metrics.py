@@ -1,6 +1,15 @@
-"""Prometheus counters of the IVR (served by --metrics-port)."""
-from prometheus_client import Counter
+"""Prometheus metrics of the IVR (served by --metrics-port)."""
+from prometheus_client import Counter, Gauge
 
 SESSIONS = Counter("ivr_sessions_total", "Calls the IVR accepted and answered")
+APP_SESSIONS = Counter("ivr_app_sessions_total", "Sessions answered, by application type",
+                       ["app"])
+ACTIVE = Gauge("ivr_sessions_active", "Sessions in progress")
 CODE_ATTEMPTS = Counter("ivr_code_attempts_total", "Authorization code attempts", ["result"])
+CARD_LOGINS = Counter("ivr_card_logins_total",
+                      "Prepaid card authentications, by method (ani, pin) and result", ["method",
+                                                                                       "result"])
 TOLL_LEGS = Counter("ivr_toll_legs_total", "Toll legs originated, by final SIP code", ["code"])
+SESSION_XDRS = Counter("ivr_session_xdrs_total",
+                       "Session (caller leg) xDRs the IVR emitted, by where they went", ["sink"])
+FAULTS = Counter("ivr_faults_total", "Sessions ended by a fault (backend down, bug)", ["error"])

@@ -148,7 +148,7 @@ class Session:
         self.looping: list[Path] = []
         self.token = 0
         self.timers: dict[str, float] = {}
-        self.started = self.bridged = False
+        self.started = self.bridged = self.failed = False
         self.language, self.brand = language, brand
         self.setup_ts = time.time()
         caller_leg.session = self
@@ -156,6 +156,10 @@ class Session:
     @property
     def call_id(self) -> str:
         return self.app.caller.call_id
+
+    @property
+    def kind(self) -> str:
+        return "pass_through" if isinstance(self.app, PassThrough) else "prepaid"
 
     def finished(self) -> bool:
         return self.caller_leg.ended and (self.toll is None or self.toll.ended)
@@ -170,9 +174,35 @@ class Session:
 
     # events from the loop
     def handle(self, kind: str, arg: object) -> None:
+        if self.failed:
+            if kind == "eof" and arg == self.token:
+                self._hangup(self.caller_leg)
+            return
         handler = getattr(self, "on_" + kind, None)
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(arg)
+        except Exception as exc:  # Redis down mid-session, a bad record, a bug
+            self.fail(kind, exc)
+
+    def fail(self, step: str, exc: Exception) -> None:
+        """A fault while handling `step`: never a stuck session or a free call. The
+        outgoing leg is hung up (billed as far as it went), the caller hears that the
+        service is unavailable and is let go; the loop goes on for every other session."""
+        log.error("[%s] FAULT: %s on %s: %s", self.call_id, type(exc).__name__, step,
+                  str(exc).replace("\n", " "))
+        metrics.FAULTS.labels(type(exc).__name__).inc()
+        self.failed = True
+        self.timers.clear()
+        self._hangup(self.toll)
+        self.playlist, self.looping = [], []
+        self._stop_player()
+        try:
+            self.playlist = [self.server.prompt_path("unavailable", self.language, self.brand)]
+            self._play_next()
+        except (FileNotFoundError, pj.Error):
+            self._hangup(self.caller_leg)
 
     def on_caller_media(self, _: object) -> None:
         if not self.started and self.caller_leg.audio() is not None:
@@ -221,10 +251,13 @@ class Session:
         for name, deadline in list(self.timers.items()):
             if now >= deadline and self.timers.get(name) == deadline:
                 del self.timers[name]
-                if isinstance(self.app, PassThrough):
-                    self.apply(self.app.on_timeout())
-                else:
-                    self.apply(self.app.on_timer(name))
+                self.handle("timer", name)
+
+    def on_timer(self, name: object) -> None:
+        if isinstance(self.app, PassThrough):
+            self.apply(self.app.on_timeout())
+        else:
+            self.apply(self.app.on_timer(str(name)))
 
     # actions of the application
     def apply(self, actions: list) -> None:
@@ -369,6 +402,7 @@ class Session:
             log.error("[%s] XDR: cannot build the session's xDR: %s", self.call_id, exc)
             return
         sink = "redis" if self.server.emitter.emit(event.encode()) else "spool"
+        metrics.SESSION_XDRS.labels(sink).inc()
         log.info("[%s] XDR: session of %s, %d s billed under %r (%s)", self.call_id,
                  bill.account, bill.seconds, bill.access_code, sink)
 
@@ -456,7 +490,10 @@ class Server:
     def run(self) -> None:
         while not self.stopping:
             self.ep.libHandleEvents(10)
-            self.directory.poll()  # provisioning changes reach the cached records
+            try:
+                self.directory.poll()  # provisioning changes reach the cached records
+            except (redis.RedisError, OSError) as exc:
+                log.warning("[-] CACHE: invalidations not read: %s", exc)
             self.dispatch()
             self._replay_spool()
         self.shutdown()
@@ -496,6 +533,7 @@ class Server:
         for session in [s for s in self.sessions if s.finished()]:
             self.sessions.remove(session)
             session.close()
+            metrics.ACTIVE.set(len(self.sessions))
         self.retired.clear()
 
     def _replay_spool(self) -> None:
@@ -543,6 +581,8 @@ class Server:
             return self._reject(leg, 403, "Forbidden")
         self.sessions.append(session)
         metrics.SESSIONS.inc()
+        metrics.APP_SESSIONS.labels(session.kind).inc()
+        metrics.ACTIVE.set(len(self.sessions))
         log.info("[%s] ANSWER: account %s ANI %s to %s, session %s, app %s", call_id,
                  signed.account or "-", signed.ani or "-", signed.dest, signed.session,
                  signed.app or "-")

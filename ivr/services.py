@@ -55,6 +55,13 @@ class Services:
     def translate(self, rule: str, number: str) -> str:
         return _rule(rule).apply(number) if rule else number
 
+    # wrong guesses, counted across calls
+    def failures(self, key: str) -> int:
+        return self.directory.failures(key)
+
+    def record_failure(self, key: str, ttl: int) -> int:
+        return self.directory.record_failure(key, ttl)
+
     # money
     def funds(self, account: Record) -> tuple[Decimal | None, Decimal | None]:
         """(what the account may still spend, None = unbounded; its own balance)."""

@@ -22,7 +22,7 @@ from billing import prepaid
 from billing.classify import check_caller, find_rate
 from billing.prepaid import OutgoingCall
 from billing.rating import Rate, RateError, is_paid
-from ivr import say
+from ivr import metrics, say
 from ivr.actions import (
     PROMPT_TIMER,
     Action,
@@ -63,6 +63,8 @@ class Services(Protocol):
     def register_ani(self, alias: str, account_id: str) -> bool: ...
     def deregister_ani(self, alias: str, account_id: str) -> bool: ...
     def translate(self, rule: str, number: str) -> str: ...
+    def failures(self, key: str) -> int: ...
+    def record_failure(self, key: str, ttl: int) -> int: ...
 
 
 @dataclass
@@ -143,7 +145,8 @@ class Prepaid:
 
     def _farewell(self, *prompts: str) -> list[Action]:
         self.state, self.ask = FAREWELL, None
-        return [SetTimer(None), StopPlay(), Play(prompts + ("goodbye",))]
+        last = () if "locked_out" in prompts else ("goodbye",)  # it says goodbye itself
+        return [SetTimer(None), StopPlay(), Play(prompts + last)]
 
     def _goodbye(self) -> list[Action]:
         return self._farewell()
@@ -288,7 +291,12 @@ class Prepaid:
 
     # --- authentication ---------------------------------------------------------------
     def _authenticate(self) -> list[Action]:
-        """ANI first (when on and it names an account), else the card number."""
+        """ANI first (when on and it names an account), else the card number; a caller
+        number that keyed in too many wrong card numbers lately is turned away."""
+        if self.services.failures(self._guess_key()) >= self._int("lockout_failures"):
+            self._log("LOCKOUT", f"caller {self.caller.ani or 'anonymous'} is locked out")
+            metrics.CARD_LOGINS.labels(prepaid.BY_PIN, "locked").inc()
+            return self._farewell("locked_out")
         if self.settings["ani_authentication"] and self.caller.ani:
             self.ani_id = self.services.translate(str(self.settings["ani_translation_rule"]),
                                                   self.caller.ani)
@@ -318,7 +326,7 @@ class Prepaid:
             identity = self.services.identity(f"{number}#{code}")
             if identity is None:
                 self._log("AUTH", f"auth code for {number} is wrong")
-                return self._retry(("invalid_code",))
+                return self._wrong(("invalid_code",))
             return self._authenticated(identity.account, prepaid.BY_ANI)
         return self._ask(ask, on_value=check)
 
@@ -337,12 +345,27 @@ class Prepaid:
         identity = self.services.identity(pin)
         if identity is None:
             self._log("AUTH", "card number not valid")
-            return self._retry(("invalid_card",))
+            metrics.CARD_LOGINS.labels(prepaid.BY_PIN, "invalid").inc()
+            return self._wrong(("invalid_card",))
         return self._authenticated(identity.account, prepaid.BY_PIN)
 
     def _retry(self, prompts: tuple[str, ...]) -> list[Action]:
         assert self.ask is not None
         return self._outcome(self.ask.retry(prompts))
+
+    def _guess_key(self) -> str:
+        """Whose wrong guesses count together: the caller's number (anonymous callers of
+        one access number share one counter)."""
+        return f"ani:{self.caller.ani or 'anonymous@' + self.caller.access_number}"
+
+    def _wrong(self, prompts: tuple[str, ...]) -> list[Action]:
+        """A wrong card number, auth code or password: counted across calls."""
+        failures = self.services.record_failure(self._guess_key(), self._int("lockout_seconds"))
+        if failures >= self._int("lockout_failures"):
+            self._log("LOCKOUT", f"caller {self.caller.ani or 'anonymous'} locked out after "
+                                 f"{failures} wrong entries")
+            return self._farewell("locked_out")
+        return self._retry(prompts)
 
     def _authenticated(self, account: Record, by: str) -> list[Action]:
         has_password = bool(account.get("service_password"))
@@ -358,7 +381,7 @@ class Prepaid:
             def check(entered: str) -> list[Action]:
                 if not prepaid.password_matches(account, entered):
                     self._log("AUTH", f"wrong service password for {account['id']}")
-                    return self._retry(("invalid_password",))
+                    return self._wrong(("invalid_password",))
                 return self._card_ready(account, by)
             return self._ask(ask, on_value=check)
         return self._card_ready(account, by)
@@ -375,6 +398,7 @@ class Prepaid:
             if account.get("language") and not self.settings["languages"]:
                 self.language = str(account["language"])
         self._log("AUTH", f"card {account['id']} authenticated by {by}")
+        metrics.CARD_LOGINS.labels(by, "ok").inc()
         if by == prepaid.BY_PIN and self._may_register():
             return self._offer_registration()
         return self._after_login()

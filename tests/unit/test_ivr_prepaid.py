@@ -45,6 +45,7 @@ class FakeServices:
         self.registered: list[tuple[str, str]] = []
         self.deregistered: list[str] = []
         self.called: list[str] = []
+        self.fails: dict[str, int] = {}
 
     def identity(self, some_id):
         if some_id in self.accounts:
@@ -86,6 +87,13 @@ class FakeServices:
     def deregister_ani(self, alias, account_id):
         self.deregistered.append(alias)
         return self.aliases.pop(alias, None) == account_id
+
+    def failures(self, key):
+        return self.fails.get(key, 0)
+
+    def record_failure(self, key, ttl):
+        self.fails[key] = self.fails.get(key, 0) + 1
+        return self.fails[key]
 
     def translate(self, rule, number):
         return hotpath.TranslationRule(rule).apply(number) if rule else number
@@ -460,3 +468,25 @@ def test_an_unauthenticated_caller_is_not_billed():
     app = card_app(play_welcome_message=False)
     app.start()
     assert [a for a in app.on_caller_hangup() if isinstance(a, SessionXdr)] == []
+
+
+def test_wrong_card_numbers_are_counted_across_calls_per_caller_number():
+    services = FakeServices()
+    for _ in range(3):  # three calls of three wrong cards each (lockout at 10 by default)
+        app = card_app(services, play_welcome_message=False)
+        app.start()
+        for attempt in range(3):
+            keys(app, "9999999999" + str(attempt))
+    assert services.fails == {"ani:0212345678": 9}
+    app = card_app(services, play_welcome_message=False)
+    app.start()
+    assert played(keys(app, "99999999990")) == ["locked_out"]
+    assert played(card_app(services, play_welcome_message=False).start()) == [
+        "locked_out", "goodbye"]
+    # another caller number is not affected; anonymous callers count per access number
+    assert played(card_app(services, ani="0299999999", play_welcome_message=False).start()) == [
+        "enter_card"]
+    app = card_app(services, ani="", play_welcome_message=False)
+    app.start()
+    keys(app, "99999999990")
+    assert services.fails["ani:anonymous@16045550100"] == 1
