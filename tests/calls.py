@@ -83,3 +83,20 @@ def enter_code_and_reach_gateway(tg, sip, gateway, call, code: str):
 def talking(sip, *calls, timeout: float = 15) -> None:
     """Until audio reaches every end of the given calls (media flows through rtpengine)."""
     sip.wait_for(lambda: all(c.rx_packets() > 0 for c in calls), timeout, "audio both ways")
+
+
+def heard(tg, sip, call, prompt: str, times: int = 1, timeout: float = 20) -> None:
+    """Until the IVR has started playing `prompt` to `call` `times` times and half a second
+    of its audio (25 packets) has reached the phone: what a person waits for before
+    pressing keys."""
+    line = f"[{call.call_id}] PROMPT: playing {prompt} "
+    sip.wait_for(lambda: call.confirmed or call.disconnected, timeout, "the IVR answering")
+    assert call.confirmed, f"the IVR did not answer: {call.codes} {call.last_reason}"
+    sip.wait_for(lambda: ivr_log(tg).count(line) >= times, timeout,
+                 f"the IVR playing {prompt} (#{times})")
+    start = call.rx_packets()
+    sip.wait_for(lambda: call.rx_packets() >= start + 25, timeout, f"{prompt} reaching the phone")
+
+
+def logged(tg, call, text: str) -> bool:
+    return f"[{call.call_id}] {text}" in ivr_log(tg)

@@ -159,11 +159,16 @@ class PhoneCall(pj.Call):
                       else pj.PJSUA_DTMF_METHOD_RFC2833)
         self.sendDtmf(prm)
 
-    def answer_with(self, code: int = 200, reason: str = "") -> None:
+    def answer_with(self, code: int = 200, reason: str = "",
+                    headers: dict[str, str] | None = None) -> None:
         prm = pj.CallOpParam(True)
         prm.statusCode = code
         if reason:
             prm.reason = reason
+        for name, value in (headers or {}).items():
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            prm.txOption.headers.append(header)
         self.answer(prm)
 
     def hangup_with(self, code: int = 0) -> None:
