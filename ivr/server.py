@@ -149,13 +149,18 @@ class Session:
         self.token = 0
         self.timers: dict[str, float] = {}
         self.started = self.bridged = self.failed = False
-        self.language, self.brand = language, brand
+        self.default_language, self.brand = language, brand
         self.setup_ts = time.time()
         caller_leg.session = self
 
     @property
     def call_id(self) -> str:
         return self.app.caller.call_id
+
+    @property
+    def language(self) -> str:
+        """The application's language now (a prepaid caller may choose one)."""
+        return str(getattr(self.app, "language", "") or self.default_language)
 
     @property
     def kind(self) -> str:

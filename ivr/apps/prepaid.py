@@ -106,7 +106,8 @@ class Prepaid:
     connected_at: Decimal = Decimal(0)
     warn_at: float = 0.0            # seconds into the call of the next warning
     ends_at: float = 0.0            # seconds into the call when it is cut
-    queued: list[Action] = field(default_factory=list)
+    # what to do when the prompt playing now ends, stage by stage
+    queued: list[list[Action]] = field(default_factory=list)
     ringing: bool = False
     lead_playing: bool = False
 
@@ -172,15 +173,14 @@ class Prepaid:
         actions: list[Action] = []
         if self.settings["play_welcome_message"]:
             actions.append(Play(("welcome",)))
-            self.queued = self._language_menu_or_auth()
+            self._queue(self._language_menu_or_auth())
             return actions
         return self._language_menu_or_auth()
 
     def on_prompt_done(self) -> list[Action]:
         self.lead_playing = False
         if self.queued:
-            queued, self.queued = self.queued, []
-            return queued
+            return self.queued.pop(0)
         if self.state == FAREWELL:
             return self._hang_up()
         if self.state == ASKING and self.ask is not None:
@@ -190,8 +190,7 @@ class Prepaid:
     def on_digit(self, digit: str) -> list[Action]:
         if self.state == ASKING and self.ask is not None:
             if self.queued:  # a key during the welcome message starts the question now
-                queued, self.queued = self.queued, []
-                return [StopPlay()] + queued
+                return [StopPlay()] + self.queued.pop(0)
             return self._outcome(self.ask.on_digit(digit))
         return []
 
@@ -212,7 +211,7 @@ class Prepaid:
         self.ringing = True
         ringback: list[Action] = [Play(("ringback",), loop=True)]
         if self.lead_playing:
-            self.queued = ringback
+            self.queued = [ringback]
             return []
         self.queued = []
         return [StopPlay()] + ringback
@@ -438,6 +437,10 @@ class Prepaid:
         said = self._balance_prompts() if self.settings["announce_balance"] else []
         return self._chain(said, self._dial)
 
+    def _queue(self, actions: list[Action]) -> None:
+        if actions:
+            self.queued.append(actions)
+
     def _chain(self, prompts: list[str], then: Callable[[], list[Action]]) -> list[Action]:
         """Play `prompts`, then carry on with `then` (a question barges in on them)."""
         if not prompts:
@@ -447,7 +450,7 @@ class Prepaid:
             first = [a for a in follow if not isinstance(a, Play)]
             played = follow[-1]
             return first + [Play(tuple(prompts) + played.prompts)]
-        self.queued = follow
+        self._queue(follow)
         return [StopPlay(), Play(tuple(prompts))]
 
     def _balance_prompts(self) -> list[str]:
@@ -574,14 +577,16 @@ class Prepaid:
         assert self.card is not None
         self.state, self.ask = ORIGINATING, None
         self.ringing, self.lead_playing = False, True
-        music: list[Action] = []
-        if self.settings["play_pre_ring_moh"]:
-            music = [Play(("music",), loop=True, folder=self._moh_folder())]
-        lead = [Play(tuple(prompts) + ("please_wait",))]
-        self.queued = music
-        return [SetTimer(None), StopPlay()] + lead + [
+        originate: list[Action] = [
+            Play(("please_wait",)),
             Originate(str(self.card["id"]), dest=self.dest, access_code=self.access_code,
                       cli=self.caller.ani)]
+        if self.settings["play_pre_ring_moh"]:
+            self._queue([Play(("music",), loop=True, folder=self._moh_folder())])
+        if prompts:  # the time announcement first, then the call is placed
+            self.queued.insert(0, originate)
+            return [SetTimer(None), StopPlay(), Play(tuple(prompts))]
+        return [SetTimer(None), StopPlay()] + originate
 
     def _moh_folder(self) -> str:
         cls = str(self.settings["moh_class"] or "default")

@@ -200,3 +200,37 @@ def test_a_wrong_card_number_three_times_ends_the_call(tg, sip, gateway, calls_e
     heard(tg, sip, call, "goodbye")
     sip.wait_for(lambda: call.disconnected, 15, "the IVR hanging up")
     assert ivr_log(tg).count(f"[{call.call_id}] AUTH: card number not valid") == 3
+
+
+def test_a_spanish_caller_hears_balance_and_time_in_spanish_and_uses_self_care(
+        tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(tg, balance="12.50", settings={
+        **QUIET, "languages": ["en", "es"], "announce_balance": True, "announce_time": True,
+        "self_care_menu": True, "announce_self_care_menu": True})
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    heard(tg, sip, call, "num_2")  # "... for Spanish, press 2"
+    call.send_dtmf("2")
+    heard(tg, sip, call, "enter_card")
+    assert logged(tg, call, "LANGUAGE: caller chose es")
+    assert "/es/enter_card.wav" in ivr_log(tg)
+    call.send_dtmf(card.card)
+    # twelve dollars and fifty cents, in Spanish
+    sip.wait_for(lambda: logged(tg, call, "BALANCE: announcing your_balance_is num_12 "
+                                          "cur_USD_majors and num_50 cur_USD_minors"), 15,
+                 "the balance announcement")
+    heard(tg, sip, call, "self_care_hint")
+    call.send_dtmf("#")
+    heard(tg, sip, call, "sc_balance")
+    call.send_dtmf("4")
+    heard(tg, sip, call, "enter_destination", times=2)
+    # 12.50 at 0.60/min per second: 20 minutes and 50 seconds
+    call.send_dtmf(TOLL + "#")
+    heard(tg, sip, call, "you_have")
+    assert logged(tg, call, "DIAL: " + TOLL + " under access code (plain), 1250 s")
+    for word in ("num_20", "minutes", "num_50", "seconds", "for_this_call"):
+        heard(tg, sip, call, word)
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    call.hangup_with()
+    sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the destination")

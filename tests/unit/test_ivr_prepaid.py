@@ -307,9 +307,13 @@ def test_time_announcement_in_seconds_or_rounded_up():
                    play_welcome_message=False)
     app.start()
     keys(app, CARD["id"])
-    said = played(keys(app, DEST + "#"))
-    assert said[:7] == ["you_have", "num_33", "minutes", "and", "num_20", "seconds",
-                        "for_this_call"]
+    actions = keys(app, DEST + "#")
+    assert played(actions) == ["you_have", "num_33", "minutes", "and", "num_20", "seconds",
+                               "for_this_call"]
+    # the call is placed once the caller has heard the time
+    assert not [a for a in actions if isinstance(a, Originate)]
+    then = app.on_prompt_done()
+    assert played(then) == ["please_wait"] and [a for a in then if isinstance(a, Originate)]
     app = card_app(announce_time=True, grouping_access_code_prefix="LOCAL",
                    seconds_rounding_mode="up", play_welcome_message=False)
     app.start()
