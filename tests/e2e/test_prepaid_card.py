@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from tests import tenants
-from tests.calls import TOLL, dial, heard, ivr_log, logged, phone, talking
+from tests.calls import DEMO, TOLL, dial, heard, ivr_log, logged, phone, talking
 
 pytestmark = pytest.mark.e2e
 
@@ -234,3 +234,36 @@ def test_a_spanish_caller_hears_balance_and_time_in_spanish_and_uses_self_care(
     sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
     call.hangup_with()
     sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the destination")
+
+
+def test_the_readme_calling_card_walkthrough_on_the_demo_tenant(
+        tg, sip, gateway, records, calls_end):
+    """README "Try it: a prepaid calling card": Mark's softphone dials the access number
+    16047899001, keys in card 55500000001, registers his number, hears his balance and
+    time, calls out; the next call knows him by his number."""
+    mark = phone(tg, sip, "demo-mark-card", DEMO["mark"])
+    before = records.balance("55500000001")
+    call = dial(tg, mark, "16047899001")
+    heard(tg, sip, call, "welcome")
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf("55500000001")
+    heard(tg, sip, call, "register_ani")
+    call.send_dtmf("1")
+    heard(tg, sip, call, "your_balance_is")
+    heard(tg, sip, call, "enter_destination")
+    call.send_dtmf(TOLL + "#")
+    heard(tg, sip, call, "you_have")
+    leg = gateway.wait_incoming(20)
+    sip.wait_for(lambda: leg.confirmed, 10, "the demo destination answering")
+    talking(sip, call, leg)
+    call.hangup_with()
+    sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the destination")
+    legs = xdrs(records, call.call_id, 2)
+    assert legs["toll"][:3] == ("55500000001", TOLL, "")
+    assert legs["toll"][4] == Decimal("0.03")  # the first 30 s at 0.06/min
+    assert records.balance("55500000001") == before - Decimal("0.03")
+    again = dial(tg, mark, "16047899001")
+    heard(tg, sip, again, "enter_destination")  # known by ANI: no card number asked
+    assert not logged(tg, again, "PROMPT: playing enter_card")
+    assert records.query("SELECT account_id FROM aliases WHERE id = 'ani17785551210'") == [
+        ("55500000001",)]
