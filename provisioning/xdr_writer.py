@@ -39,6 +39,9 @@ GROUP = "writers"
 DEAD_STREAM = keyspace.XDR_DEAD
 DEAD_MAXLEN = 100_000
 FREE_LEGS = frozenset({"onnet"})  # on-net inside one customer: classified free at setup
+# an answered one of these is an account's "first use" (prepaid first-call access codes)
+OUTGOING_LEGS = frozenset({"toll", "out"})
+FIRST_USE = "UPDATE accounts SET first_use = %s WHERE id = %s AND first_use IS NULL"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TRANSIENT_PG = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.ProgrammingError,
                 psycopg.errors.InternalError)
@@ -160,6 +163,8 @@ def bill_in(conn: psycopg.Connection, event: XdrEvent) -> Billed:
         currency or customer_currency, rate.prefix if rate else None, event.sip_code,
         event.reason)).fetchone()
     xdr_id = row[0] if row else None
+    if xdr_id is not None and event.answered and event.leg in OUTGOING_LEGS:
+        conn.execute(FIRST_USE, (to_time(event.connect_ts), event.account))
     if xdr_id is not None and amount > 0:
         apply_charge(conn, event.account, customer_id, model, amount, customer_currency,
                      xdr_id)

@@ -267,3 +267,40 @@ def test_the_readme_calling_card_walkthrough_on_the_demo_tenant(
     assert not logged(tg, again, "PROMPT: playing enter_card")
     assert records.query("SELECT account_id FROM aliases WHERE id = 'ani17785551210'") == [
         ("55500000001",)]
+
+
+def test_two_sessions_on_one_card_cannot_spend_more_than_it_holds(
+        tg, sip, gateway, records, calls_end):
+    # 0.10 at 0.60/min per second: the first call holds all of it
+    card = tenants.prepaid_card(tg, balance="0.10", settings=QUIET)
+    first_phone = phone(tg, sip, "first", (card.phone, card.password))
+    second_phone = phone(tg, sip, "second", (card.phone, card.password))
+    first = dial(tg, first_phone, card.access_number)
+    card_then_destination(tg, sip, first, card.card)
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the first call answered")
+    second = dial(tg, second_phone, card.access_number)
+    card_then_destination(tg, sip, second, card.card)
+    heard(tg, sip, second, "insufficient_funds")
+    assert logged(tg, second, "DIAL: " + TOLL + ": 0.00000 buys no time")
+    assert len(gateway.incoming) == 1
+    first.hangup_with()
+    second.hangup_with()
+    sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the destination")
+    records.settled_xdrs(first.call_id, 2)
+    assert records.balance(card.card) >= 0
+
+
+def test_a_card_blocked_during_the_session_is_refused_at_the_next_dial(
+        tg, sip, gateway, calls_end):
+    card = tenants.prepaid_card(tg, settings=QUIET)
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf(card.card)
+    heard(tg, sip, call, "enter_destination")
+    tg.cli("account", "update", card.card, "--blocked", "true")
+    call.send_dtmf(TOLL + "#")
+    heard(tg, sip, call, "card_blocked")
+    sip.wait_for(lambda: call.disconnected, 15, "the IVR letting the caller go")
+    assert gateway.incoming == []

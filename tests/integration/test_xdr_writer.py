@@ -329,3 +329,18 @@ def test_poison_events_do_not_block_their_batch(db, redis_client):
     assert redis_client.get("tg:bal:account:" + CARD) == b"9.34000"
     assert not redis_client.exists("tg:resv:account:" + CARD)
     assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_the_first_answered_outgoing_call_marks_the_account_first_use(db, redis_client):
+    add(redis_client, event("ivr-1", account=CARD, leg="ivr", talk="30"),
+        event("failed-1", account=CARD, talk="0"))
+    drain(db, redis_client)
+    assert query(db, "SELECT first_use FROM accounts WHERE id = %s", CARD) == [(None,)]
+    add(redis_client, event("first", account=CARD), event("second", account=CARD,
+                                                         setup_ts=D("1795300100.000"),
+                                                         connect_ts=D("1795300103.000"),
+                                                         end_ts=D("1795300110.000")))
+    drain(db, redis_client)
+    (first_use,), = query(db, "SELECT extract(epoch FROM first_use) FROM accounts"
+                              " WHERE id = %s", CARD)
+    assert D(first_use) == D("1795300003")  # the first call's connect time, kept
