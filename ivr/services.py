@@ -6,6 +6,7 @@ alias), done the CLI's way: one PostgreSQL transaction, then Redis.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 
@@ -105,7 +106,7 @@ class Services:
             return alias_cli.remove(conn, alias)
         return self._write(remove)
 
-    def _write(self, fn) -> bool:  # type: ignore[no-untyped-def]
+    def _write(self, fn: Callable[[psycopg.Connection], loader.Changes]) -> bool:
         try:
             with psycopg.connect(self.settings.pg_dsn, autocommit=True,
                                  connect_timeout=3) as conn, conn.transaction():

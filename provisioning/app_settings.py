@@ -151,6 +151,8 @@ PREPAID = [
     _b("play_welcome_message", True, "play the welcome message on answer"),
     *WARNINGS, *PROMPTS, *LANGUAGE_MENU, *TIME_SAY,
     _b("check_associated_number", False, "dial the account's associated number directly"),
+    _rule("destination_translation_rule",
+          "sed rule turning the number dialed into E.164 (s/^00// or s/^0/44/)"),
     _i("max_dial_attempts", 3, "dial attempts within one session", 1),
     _b("self_care_menu", False, "enable the # self-care menu"),
     _b("announce_self_care_menu", False, "tell the caller # opens the self-care menu"),

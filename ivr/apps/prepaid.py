@@ -232,7 +232,8 @@ class Prepaid:
         if self.state == BRIDGED:
             self.calls.append(OutgoingCall(self.connected_at, self._ts()))
             self._log("HANGUP", f"call to {self.dest} ended")
-            return [SetTimer(None, WARN_TIMER), StopPlay()] + self._next_dial(())
+            stop: list[Action] = [SetTimer(None, WARN_TIMER), StopPlay()]
+            return stop + self._next_dial(())
         if self.state != ORIGINATING:
             return []
         self.queued = []
@@ -505,9 +506,11 @@ class Prepaid:
         self.state = ASKING
         return self._chain(list(prompts), self._dial)
 
-    def _destination(self, number: str) -> list[Action]:
+    def _destination(self, dialed: str) -> list[Action]:
         assert self.card is not None
         self.dial_attempts += 1
+        number = self.services.translate(str(self.settings["destination_translation_rule"]),
+                                         dialed)
         self.dest = number
         card = self.services.account(str(self.card["id"])) or self.card  # blocked meanwhile?
         customer = self.services.customer(int(card.get("customer_id") or 0))
@@ -586,7 +589,8 @@ class Prepaid:
         if prompts:  # the time announcement first, then the call is placed
             self.queued.insert(0, originate)
             return [SetTimer(None), StopPlay(), Play(tuple(prompts))]
-        return [SetTimer(None), StopPlay()] + originate
+        quiet: list[Action] = [SetTimer(None), StopPlay()]
+        return quiet + originate
 
     def _moh_folder(self) -> str:
         cls = str(self.settings["moh_class"] or "default")
@@ -650,8 +654,8 @@ class Prepaid:
     # --- the end ------------------------------------------------------------------------
     def _hang_up(self) -> list[Action]:
         self.state = DONE
-        return [SetTimer(None), SetTimer(None, WARN_TIMER), Hangup("caller")] + \
-            self._session_xdr("Normal clearing")
+        actions: list[Action] = [SetTimer(None), SetTimer(None, WARN_TIMER), Hangup("caller")]
+        return actions + self._session_xdr("Normal clearing")
 
     def _session_xdr(self, reason: str) -> list[Action]:
         """The incoming leg's xDR on the card, by the session accounting mode."""

@@ -493,3 +493,22 @@ def test_wrong_card_numbers_are_counted_across_calls_per_caller_number():
     app.start()
     keys(app, "99999999990")
     assert services.fails["ani:anonymous@16045550100"] == 1
+
+
+def test_the_destination_translation_rule_turns_the_dialed_number_into_e164():
+    app = card_app(destination_translation_rule="s/^00//", play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    assert Originate(CARD["id"], DEST, "", "0212345678") in keys(app, "00" + DEST + "#")
+
+
+def test_pre_ring_music_until_the_far_end_rings_then_ringback():
+    app = card_app(play_pre_ring_moh=True, moh_class="jazz", play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    actions = keys(app, DEST + "#")
+    assert played(actions) == ["please_wait"]
+    assert app.on_prompt_done() == [Play(("music",), loop=True, folder="moh/jazz")]
+    assert app.on_toll_ringing() == [StopPlay(), Play(("ringback",), loop=True)]
+    assert app.on_toll_ringing() == []  # 180 then 183: one ringback
+    assert app.on_toll_answered(100)[:2] == [StopPlay(), Bridge()]
