@@ -27,9 +27,11 @@ def on_event(rt: Runtime, event: str) -> int:
         return 1
     if event not in (END, FAILED, TIMEOUT):
         return 1
+    if event == END:
+        metrics.ACTIVE_CALLS.dec()
     values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
     if not values["payer"]:
-        return 1  # a dialog we did not bill (should not happen: every relay sets it)
+        return 1  # a leg Kamailio does not bill: a call to an access number (the IVR does)
     # the dialog's own Call-ID: in a timeout or a locally generated failure, $ci reads
     # the message Kamailio fakes for the event ("123")
     call_id = message.pv("$dlg(callid)")
@@ -39,7 +41,6 @@ def on_event(rt: Runtime, event: str) -> int:
     if event == TIMEOUT:
         code, reason = 200, _timeout_reason(values)
     elif event == END:
-        metrics.ACTIVE_CALLS.dec()
         code, reason = 200, "Normal clearing"
     else:
         code, reason = _failure(values)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from ivr import prompts
 from tollgate import config, stack
 from tollgate.config import Settings
 from tollgate.net import wait_tcp
@@ -34,6 +35,9 @@ def main() -> int:
               "stop it with Ctrl-C in its terminal", file=sys.stderr)
         return 1
     stack.prepare(settings)
+    # the IVR workers would each synthesize missing prompts at start (840 files, seconds):
+    # once here, before anything answers calls
+    prompts.build(var / "prompts")
     try:
         _init_postgres(settings)
     except RuntimeError as exc:
