@@ -52,6 +52,9 @@ SPARE_CALLS = 8
 App = PassThrough | prepaid.Prepaid
 # a spool of xDR events (Redis was down when a session ended) is retried this often
 REPLAY_EVERY_S = 5.0
+# the IVR ends an outgoing call this long before Kamailio's hard cap would
+CAP_TIMER = "cap"
+CAP_MARGIN_S = 1.0
 
 
 class Player(pj.AudioMediaPlayer):
@@ -228,6 +231,13 @@ class Session:
             self.apply(ringing())
 
     def on_toll_confirmed(self, _: object) -> None:
+        cap = self.toll.max_duration if self.toll else None
+        if cap:
+            # end the outgoing call ourselves just before Kamailio's hard cap: its dialog
+            # timer sends two BYEs, and Kamailio 5.6.3 loses the second when the first is
+            # answered at once ("terminating non-confirmed dialogs not supported"); the
+            # cap stays the backstop
+            self.timers[CAP_TIMER] = time.monotonic() + max(0.5, cap - CAP_MARGIN_S)
         if isinstance(self.app, PassThrough):
             self.apply(self.app.on_toll_answered())
         else:
@@ -237,6 +247,7 @@ class Session:
         self._try_bridge()
 
     def on_toll_disconnected(self, code: object) -> None:
+        self.timers.pop(CAP_TIMER, None)
         if self.bridged:
             self._unbridge()
         self.apply(self.app.on_toll_ended(int(code)))  # type: ignore[call-overload]
@@ -259,6 +270,11 @@ class Session:
                 self.handle("timer", name)
 
     def on_timer(self, name: object) -> None:
+        if name == CAP_TIMER:
+            log.info("[%s] CAP: ending the outgoing call at its authorized maximum",
+                     self.call_id)
+            self._hangup(self.toll)
+            return
         if isinstance(self.app, PassThrough):
             self.apply(self.app.on_timeout())
         else:

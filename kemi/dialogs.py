@@ -18,6 +18,8 @@ START, END, FAILED = "dialog:start", "dialog:end", "dialog:failed"
 # Kamailio 5.6.3 can lose the dialog (and its end event) when a side answers the BYE fast;
 # the dialog:end that usually follows repeats the event and the writer keeps one
 TIMEOUT = ROUTE_TIMEOUT
+# a call ended by a BYE this close to its authorized maximum ended at the cap
+CAP_MARGIN_S = 2
 
 
 def on_event(rt: Runtime, event: str) -> int:
@@ -41,7 +43,7 @@ def on_event(rt: Runtime, event: str) -> int:
     if event == TIMEOUT:
         code, reason = 200, _timeout_reason(values)
     elif event == END:
-        code, reason = 200, "Normal clearing"
+        code, reason = 200, _end_reason(values)
     else:
         code, reason = _failure(values)
         if values["reserved"]:
@@ -75,6 +77,15 @@ def _timeout_reason(values: dict[str, str]) -> str:
     if cap and connected and time.time() + 1 >= float(connected) + int(cap):
         return "Authorized maximum reached"
     return "Dialog timed out"
+
+
+def _end_reason(values: dict[str, str]) -> str:
+    """A BYE within a moment of the cap is the cap: the IVR ends its outgoing calls just
+    before Kamailio's timer would (ivr.server CAP_MARGIN_S)."""
+    cap, connected = values["max_duration"], values["connect_ts"]
+    if cap and connected and time.time() + CAP_MARGIN_S >= float(connected) + int(cap):
+        return "Authorized maximum reached"
+    return "Normal clearing"
 
 
 def remember_final_reply(code: int, reason: str) -> None:
