@@ -204,6 +204,12 @@ class Session:
         self.failed = True
         self.timers.clear()
         self._hangup(self.toll)
+        closing = getattr(self.app, "on_fault", None)
+        if closing is not None:
+            try:  # the session's own xDR: spooled if Redis is what failed
+                self.apply([a for a in closing() if isinstance(a, SessionXdr)])
+            except Exception as again:
+                log.error("[%s] FAULT: no session xDR: %s", self.call_id, again)
         self.playlist, self.looping = [], []
         self._stop_player()
         try:

@@ -255,6 +255,15 @@ class Prepaid:
             actions.append(Hangup("toll"))
         return actions + self._session_xdr("Caller hung up")
 
+    def on_fault(self) -> list[Action]:
+        """The server ends the session on a fault: bill what the session used so far."""
+        if self.state == DONE:
+            return []
+        if self.state == BRIDGED:
+            self.calls.append(OutgoingCall(self.connected_at, self._ts()))
+        self.state = DONE
+        return self._session_xdr("Service fault")
+
     # --- language ---------------------------------------------------------------------
     def _language_menu_or_auth(self) -> list[Action]:
         languages = [str(x) for x in self.settings["languages"]]

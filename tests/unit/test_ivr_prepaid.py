@@ -512,3 +512,17 @@ def test_pre_ring_music_until_the_far_end_rings_then_ringback():
     assert app.on_toll_ringing() == [StopPlay(), Play(("ringback",), loop=True)]
     assert app.on_toll_ringing() == []  # 180 then 183: one ringback
     assert app.on_toll_answered(100)[:2] == [StopPlay(), Bridge()]
+
+
+def test_a_fault_bills_the_session_so_far_once():
+    clock = Clock()
+    app = card_app(clock=clock, incoming_session_accounting="all_session_time_unless_all_fail",
+                   play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    keys(app, DEST + "#")
+    app.on_toll_answered(600)
+    clock.t += 30
+    bills = [a for a in app.on_fault() if isinstance(a, SessionXdr)]
+    assert [(b.seconds, b.reason) for b in bills] == [(30, "Service fault")]
+    assert app.on_fault() == [] and app.on_caller_hangup() == []
