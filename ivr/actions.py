@@ -52,6 +52,12 @@ class Hangup:
 
 
 @dataclass(frozen=True)
+class Reauthorize:
+    """Ask Kamailio, inside the connected outgoing call, whether it may now last longer
+    (dynamic reauthorization); the answer comes as on_toll_reauthorized(max_duration)."""
+
+
+@dataclass(frozen=True)
 class SessionXdr:
     """Bill the caller's leg (the call to the IVR) to `account`: `seconds` ending now,
     under `access_code`; an xDR is written even for 0 seconds (billed nothing)."""
@@ -64,4 +70,4 @@ class SessionXdr:
     reason: str
 
 
-Action = Play | StopPlay | SetTimer | Originate | Bridge | Hangup | SessionXdr
+Action = Play | StopPlay | SetTimer | Originate | Bridge | Hangup | Reauthorize | SessionXdr

@@ -28,6 +28,7 @@ from ivr.actions import (
     Hangup,
     Originate,
     Play,
+    Reauthorize,
     SessionXdr,
     SetTimer,
     StopPlay,
@@ -55,6 +56,7 @@ REPLAY_EVERY_S = 5.0
 # the IVR ends an outgoing call this long before Kamailio's hard cap would
 CAP_TIMER = "cap"
 CAP_MARGIN_S = 1.0
+REAUTH_HEADER = "X-TG-Reauth"   # kemi.reauth answers an in-dialog INFO carrying it
 
 
 class Player(pj.AudioMediaPlayer):
@@ -97,6 +99,23 @@ class Leg(pj.Call):
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         self._emit("media")
+
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
+        """Kamailio's answer to a reauthorization INFO: the call's new maximum."""
+        if self.role != "toll":
+            return
+        try:
+            if prm.e.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
+                return
+            message = prm.e.body.tsxState.src.rdata.wholeMsg
+        except (AttributeError, pj.Error):
+            return
+        headers = inbound.parse_headers(message)
+        if not message.startswith("SIP/2.0 200") or not headers.get("cseq", "").endswith("INFO"):
+            return
+        value = headers.get(internal.MAX_DURATION.lower(), "")
+        if value.isdigit():
+            self._emit("reauthorized", int(value))
 
     def _read_reply(self, prm: pj.OnCallStateParam) -> None:
         """The time Kamailio authorized the call for, from its 2xx (X-TG-Max-Duration)."""
@@ -152,6 +171,8 @@ class Session:
         self.token = 0
         self.timers: dict[str, float] = {}
         self.started = self.bridged = self.failed = False
+        self.outgoing: Originate | None = None
+        self.toll_answered = 0.0
         self.default_language, self.brand = language, brand
         self.setup_ts = time.time()
         caller_leg.session = self
@@ -244,10 +265,21 @@ class Session:
             # answered at once ("terminating non-confirmed dialogs not supported"); the
             # cap stays the backstop
             self.timers[CAP_TIMER] = time.monotonic() + max(0.5, cap - CAP_MARGIN_S)
+        self.toll_answered = time.monotonic()
         if isinstance(self.app, PassThrough):
             self.apply(self.app.on_toll_answered())
         else:
             self.apply(self.app.on_toll_answered(self.toll.max_duration if self.toll else None))
+
+    def on_toll_reauthorized(self, cap: object) -> None:
+        """Kamailio moved the hard cap: so does the IVR's own, a second before it."""
+        if self.toll is None or self.toll.ended or CAP_TIMER not in self.timers:
+            return
+        seconds = int(cap)  # type: ignore[call-overload]
+        self.timers[CAP_TIMER] = self.toll_answered + max(0.5, seconds - CAP_MARGIN_S)
+        reauthorized = getattr(self.app, "on_toll_reauthorized", None)
+        if reauthorized is not None:
+            self.apply(reauthorized(seconds))
 
     def on_toll_media(self, _: object) -> None:
         self._try_bridge()
@@ -313,6 +345,8 @@ class Session:
                 self._hangup(self.caller_leg if action.leg == "caller" else self.toll)
             elif isinstance(action, SessionXdr):
                 self._session_xdr(action)
+            elif isinstance(action, Reauthorize):
+                self._reauthorize()
 
     def _files(self, action: Play) -> list[Path]:
         """The prompt files of a Play: named prompts, or every file of a MOH class."""
@@ -352,6 +386,7 @@ class Session:
             self.player = None
 
     def _originate(self, action: Originate) -> None:
+        self.outgoing = action
         settings = self.server.settings
         dest = action.dest or self.signed.dest
         data = internal.Internal(account=action.auth_id if action.dest else self.signed.account,
@@ -382,6 +417,31 @@ class Session:
             return
         log.info("[%s] ORIGINATE: toll leg %s to %s as %s", self.call_id,
                  self.toll.getInfo().callIdString, uri, action.auth_id)
+
+    def _reauthorize(self) -> None:
+        """An INFO inside the outgoing call, signed over its Call-ID: may it last longer?"""
+        if self.toll is None or self.toll.ended or self.outgoing is None:
+            return
+        action = self.outgoing
+        data = internal.Internal(account=action.auth_id, dest=action.dest or self.signed.dest,
+                                 session=self.signed.session or self.call_id,
+                                 auth_id=action.auth_id, app=self.signed.app, ani=action.cli,
+                                 access_code=action.access_code)
+        try:
+            call_id = self.toll.getInfo().callIdString
+            headers = internal.sign(self.server.secret, call_id, data,
+                                    ttl=self.server.settings.internal_header_ttl)
+            prm = pj.CallSendRequestParam()
+            prm.method = "INFO"
+            for name, value in [(REAUTH_HEADER, "1"), *headers.items()]:
+                header = pj.SipHeader()
+                header.hName, header.hValue = name, value
+                prm.txOption.headers.append(header)
+            self.toll.sendRequest(prm)
+        except pj.Error as exc:
+            log.warning("[%s] REAUTH: not sent: %s", self.call_id, exc.info())
+            return
+        log.info("[%s] REAUTH: asking Kamailio for more time", self.call_id)
 
     def _try_bridge(self) -> None:
         if self.bridged or self.toll is None or self.app.state != "bridged":

@@ -148,7 +148,7 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
                 return refuse(Decision(402, "Insufficient funds"))
             decision = replace(decision, max_duration=decision.max_duration - before)
     KSR.pv.sets("$ru", rt.gateway_uri(dialed))
-    return relay(rt, decision, leg, session, cli, dialed, access_code=access_code)
+    return relay(rt, decision, leg, session, cli, dialed, access_code=access_code, before=before)
 
 
 def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
@@ -208,7 +208,7 @@ def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: s
 
 
 def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld: str,
-          access_code: str = "") -> int:
+          access_code: str = "", before: int = 0) -> int:
     """Anchor media in rtpengine, track the dialog (with its billing context), relay."""
     KSR.rr.record_route()
     if not anchor_media():
@@ -230,7 +230,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("leg", leg), ("session", session), ("cli", cli), ("cld", cld),
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
                         ("reserved", str(decision.reserve or "")),
-                        ("max_duration", decision.max_duration or "")):
+                        ("max_duration", decision.max_duration or ""),
+                        ("cap_before", before or "")):
         KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)

@@ -7,7 +7,7 @@ import time
 import KSR
 
 from billing import internal
-from kemi import log, message
+from kemi import log, message, reauth
 from kemi.constants import (
     EXIT,
     FLT_FROM_IVR,
@@ -94,6 +94,9 @@ def within_dialog(rt: Runtime) -> int | None:
     if KSR.rr.loose_route() > 0:
         if KSR.dialog.is_known_dlg() < 0:
             return unknown_dialog("no dialog of ours")
+        if reauth.asked(rt) == EXIT:
+            return EXIT
+        strip_internal(rt)
         if not KSR.is_BYE():  # a BYE ends the dialog: its timer is already gone
             keep_hard_cap()
         if KSR.is_BYE() or KSR.is_INVITE() or KSR.is_ACK():
@@ -108,6 +111,13 @@ def within_dialog(rt: Runtime) -> int | None:
             KSR.tm.t_relay()  # the ACK of a transaction we hold
         return EXIT
     return unknown_dialog("no Route to us")
+
+
+def strip_internal(rt: Runtime) -> None:
+    """In-dialog requests carry no internal header past us, whoever sent them."""
+    for name in {n for n in message.header_names(rt.req.text)
+                 if n.lower().startswith(internal.PREFIX_MATCH)}:
+        KSR.hdr.remove(name)
 
 
 def unknown_dialog(why: str) -> int:

@@ -30,6 +30,7 @@ from ivr.actions import (
     Hangup,
     Originate,
     Play,
+    Reauthorize,
     SessionXdr,
     SetTimer,
     StopPlay,
@@ -40,6 +41,8 @@ from tollgate.directory import Identity, Record
 log = logging.getLogger("ivr.prepaid")
 
 WARN_TIMER = "warning"          # the next disconnection warning
+REAUTH_TIMER = "reauthorize"    # the next dynamic reauthorization
+REAUTH_EVERY_S = 10.0           # at most this long between two reauthorizations
 DESTINATION_DIGITS = 32
 REGISTER, SKIP_REGISTER = "1", "2"
 # self-care menu keys
@@ -199,7 +202,25 @@ class Prepaid:
             return self._outcome(self.ask.on_timeout())
         if name == WARN_TIMER and self.state == BRIDGED:
             return self._warn()
+        if name == REAUTH_TIMER and self.state == BRIDGED:
+            return [Reauthorize(), SetTimer(self._reauth_every(), REAUTH_TIMER)]
         return []
+
+    def on_toll_reauthorized(self, max_duration: int) -> list[Action]:
+        """Kamailio's answer: the call may now last `max_duration` s from its answer."""
+        if self.state != BRIDGED or max_duration <= self.ends_at:
+            return []
+        self._log("REAUTH", f"cap {self.ends_at:.0f} -> {max_duration} s")
+        self.ends_at = float(max_duration)
+        interval = self._int("disconnection_warning_interval")
+        if not interval:
+            return []
+        elapsed = float(self._ts() - self.connected_at)
+        self.warn_at = max(elapsed, self.ends_at - interval)
+        return [SetTimer(self.warn_at - elapsed, WARN_TIMER)]
+
+    def _reauth_every(self) -> float:
+        return max(1.0, min(REAUTH_EVERY_S, self.ends_at / 2))
 
     def on_timeout(self) -> list[Action]:
         return self.on_timer(PROMPT_TIMER)
@@ -232,7 +253,8 @@ class Prepaid:
         if self.state == BRIDGED:
             self.calls.append(OutgoingCall(self.connected_at, self._ts()))
             self._log("HANGUP", f"call to {self.dest} ended")
-            stop: list[Action] = [SetTimer(None, WARN_TIMER), StopPlay()]
+            stop: list[Action] = [SetTimer(None, WARN_TIMER), SetTimer(None, REAUTH_TIMER),
+                                  StopPlay()]
             return stop + self._next_dial(())
         if self.state != ORIGINATING:
             return []
@@ -607,12 +629,19 @@ class Prepaid:
 
     # --- warnings while talking ---------------------------------------------------------
     def _arm_warnings(self, max_duration: int | None) -> list[Action]:
-        interval = self._int("disconnection_warning_interval")
-        if not max_duration or not interval:
+        """The first disconnection warning and, with dynamic reauthorization, the first
+        reauthorization of a capped call."""
+        if not max_duration:
             return []
         self.ends_at = float(max_duration)
-        self.warn_at = max(0.0, self.ends_at - interval)
-        return [SetTimer(self.warn_at, WARN_TIMER)]
+        actions: list[Action] = []
+        if self.settings["dynamic_reauthorization"]:
+            actions.append(SetTimer(self._reauth_every(), REAUTH_TIMER))
+        interval = self._int("disconnection_warning_interval")
+        if interval:
+            self.warn_at = max(0.0, self.ends_at - interval)
+            actions.append(SetTimer(self.warn_at, WARN_TIMER))
+        return actions
 
     def _warn(self) -> list[Action]:
         left = max(0, int(round(self.ends_at - self.warn_at)))

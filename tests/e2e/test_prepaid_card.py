@@ -304,3 +304,26 @@ def test_a_card_blocked_during_the_session_is_refused_at_the_next_dial(
     heard(tg, sip, call, "card_blocked")
     sip.wait_for(lambda: call.disconnected, 15, "the IVR letting the caller go")
     assert gateway.incoming == []
+
+
+def test_a_top_up_during_the_call_lets_it_last_longer(tg, sip, gateway, records, calls_end):
+    """Dynamic reauthorization: 0.10 buys 10 s; a top-up during the call moves the cap."""
+    card = tenants.prepaid_card(tg, balance="0.10", settings={
+        **QUIET, "dynamic_reauthorization": True, "disconnection_warning_interval": 100})
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    card_then_destination(tg, sip, call, card.card)
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    tg.cli("balance", "adjust", card.card, "1.00")
+    # the IVR asks again 5 s into the call; Kamailio holds 1.10 now: 110 s
+    sip.wait_for(lambda: logged(tg, call, "REAUTH: cap 10 -> 110 s"), 15, "the reauthorization")
+    assert "REAUTH: payer " + card.card + ": cap 10 -> 110 s" in tg.log("kamailio")
+    # the warning re-armed for 100 s before the new cap: 10 s into the call, past the old cap
+    sip.wait_for(lambda: logged(tg, call, "WARNING: 100 s left"), 15, "the moved warning")
+    assert not leg.disconnected and not call.disconnected
+    call.hangup_with()
+    sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the destination")
+    toll = xdrs(records, call.call_id, 2)["toll"]
+    assert toll[3] >= 10 and toll[4] == Decimal("0.01") * toll[3]
+    assert records.balance(card.card) == Decimal("1.10") - toll[4]

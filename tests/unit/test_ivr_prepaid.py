@@ -526,3 +526,22 @@ def test_a_fault_bills_the_session_so_far_once():
     bills = [a for a in app.on_fault() if isinstance(a, SessionXdr)]
     assert [(b.seconds, b.reason) for b in bills] == [(30, "Service fault")]
     assert app.on_fault() == [] and app.on_caller_hangup() == []
+
+
+def test_dynamic_reauthorization_asks_periodically_and_moves_the_warning():
+    from ivr.actions import Reauthorize
+    from ivr.apps.prepaid import REAUTH_TIMER
+    clock = Clock()
+    app = card_app(clock=clock, dynamic_reauthorization=True, disconnection_warning_interval=5,
+                   play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    keys(app, DEST + "#")
+    armed = app.on_toll_answered(max_duration=10)
+    assert SetTimer(5.0, REAUTH_TIMER) in armed and SetTimer(5.0, WARN_TIMER) in armed
+    clock.t += 5
+    assert app.on_timer(REAUTH_TIMER) == [Reauthorize(), SetTimer(5.0, REAUTH_TIMER)]
+    # a top-up: Kamailio now allows 110 s; the warning moves to 105 s into the call
+    assert app.on_toll_reauthorized(110) == [SetTimer(100.0, WARN_TIMER)]
+    assert app.on_toll_reauthorized(110) == []  # nothing new
+    assert card_app(play_welcome_message=False).on_timer(REAUTH_TIMER) == []

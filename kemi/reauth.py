@@ -1,0 +1,71 @@
+"""Dynamic reauthorization: the IVR asks, inside a prepaid card's connected call, whether
+the card may now talk longer (a top-up, a concurrent call ended); Kamailio holds again
+what the whole call may cost and moves the dialog's hard cap.
+
+The request is an in-dialog INFO from the IVR carrying X-TG-Reauth and the signed
+internal headers of the call (payer, destination, access code), signed over the call's
+own Call-ID with a fresh nonce. It is answered here, never relayed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import KSR
+
+from billing import internal
+from kemi import authorize, calls, log, message
+from kemi.constants import EXIT, dlg_var
+from kemi.runtime import Runtime
+
+REAUTH = "X-TG-Reauth"
+
+
+def asked(rt: Runtime) -> int | None:
+    """Answer a reauthorization INFO of the IVR; None for any other in-dialog request."""
+    from kemi.entry import first_use  # entry routes in-dialog requests here
+    if not KSR.is_method("INFO") or not message.pv(f"$hdr({REAUTH})"):
+        return None
+    if not rt.from_ivr(KSR.pv.get("$si"), KSR.pv.get("$sp")):
+        return _answer(403, "Forbidden")
+    names = internal.SIGNED + (internal.SIGNATURE,)
+    values = {name: message.pv(f"$hdr({name})") for name in names}
+    signed = internal.verify(rt.secret, message.pv("$ci"), values)
+    if signed is None or not first_use(rt, signed):
+        return _answer(403, "Invalid internal signature")
+    payer, cld = message.pv(dlg_var("payer")), message.pv(dlg_var("cld"))
+    if signed.auth_id != payer or signed.dest != cld:
+        return _answer(403, "Not this call")
+    return _extend(rt, payer, cld, message.pv(dlg_var("access_code")))
+
+
+def _extend(rt: Runtime, payer_id: str, cld: str, access_code: str) -> int:
+    """Hold again what the call may cost from its start; a longer cap moves the timer."""
+    cap, connected = message.pv(dlg_var("max_duration")), message.pv(dlg_var("connect_ts"))
+    payer = rt.directory.account(payer_id)
+    if not cap.isdigit() or not connected or payer is None:
+        return _answer(409, "Nothing to reauthorize")
+    decision = calls.decide(rt, payer, cld, from_ivr=True, access_code=access_code)
+    if not decision.ok or not decision.paid:
+        return _answer(200, "Unchanged", cap)
+    granted = authorize.reserve(rt, decision, message.pv("$ci"))
+    if not granted.ok or granted.max_duration is None:
+        return _answer(200, "Unchanged", cap)  # a refused hold leaves the one it had
+    before = int(message.pv(dlg_var("cap_before")) or 0)
+    longest = max(int(cap), granted.max_duration - before)
+    granted = replace(granted, max_duration=longest)
+    elapsed = time.time() - float(connected)
+    KSR.dialog.dlg_set_timeout(max(1, int(longest - elapsed)))
+    KSR.pv.sets(dlg_var("max_duration"), str(longest))
+    KSR.pv.sets(dlg_var("reserved"), str(granted.reserve or ""))
+    log.info("REAUTH", f"payer {payer_id}: cap {cap} -> {longest} s")
+    return _answer(200, "Reauthorized", str(longest))
+
+
+def _answer(code: int, reason: str, cap: str = "") -> int:
+    if cap:
+        KSR.hdr.append_to_reply(f"{internal.MAX_DURATION}: {cap}\r\n")
+    if code >= 300:
+        log.warn("REAUTH", f"{code} {reason} from {KSR.pv.get('$si')}")
+    KSR.sl.sl_send_reply(code, reason)
+    return EXIT
