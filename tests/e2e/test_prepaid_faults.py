@@ -63,3 +63,31 @@ def test_the_far_end_cannot_tell_the_ivr_how_long_the_call_may_last(
     leg.answer_with(200, headers={"X-TG-Max-Duration": "99999", "x-tg-sig": "forged"})
     sip.wait_for(lambda: logged(tg, call, "BRIDGE: " + TOLL + " answered"), 10, "the answer")
     assert logged(tg, call, f"BRIDGE: {TOLL} answered, 10 s authorized")
+
+
+def test_the_far_end_cannot_reauthorize_a_call(tg, sip, gateway, calls_end):
+    """An in-dialog INFO asking for more time is answered only for the IVR: from the far
+    end it is refused (403) and never relayed, whatever headers it carries."""
+    import pjsua2 as pj
+
+    card = tenants.prepaid_card(tg, balance="0.10", settings={
+        **QUIET, "dynamic_reauthorization": True})
+    ph = phone(tg, sip, "caller", (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf(card.card)
+    heard(tg, sip, call, "enter_destination")
+    call.send_dtmf(TOLL + "#")
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    prm = pj.CallSendRequestParam()
+    prm.method = "INFO"
+    for name, value in (("X-TG-Reauth", "1"), ("X-TG-Auth-ID", card.card),
+                        ("X-TG-Dest", TOLL), ("X-TG-Sig", "forged")):
+        header = pj.SipHeader()
+        header.hName, header.hValue = name, value
+        prm.txOption.headers.append(header)
+    leg.sendRequest(prm)
+    sip.wait_for(lambda: "REAUTH: 403 Forbidden from 127.0.0.1" in tg.log("kamailio"), 10,
+                 "Kamailio refusing the INFO")
+    assert not logged(tg, call, "REAUTH: cap")
