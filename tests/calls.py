@@ -100,3 +100,35 @@ def heard(tg, sip, call, prompt: str, times: int = 1, timeout: float = 20) -> No
 
 def logged(tg, call, text: str) -> bool:
     return f"[{call.call_id}] {text}" in ivr_log(tg)
+
+
+def from_the_pstn(tg, gateway, number: str, ani: str):
+    """The PSTN gateway calls `number` presenting the caller number `ani`."""
+    return gateway.call(f"sip:{number}@{tg.sip_target}",
+                        from_uri=f"sip:{ani}@127.0.0.1:{tg.gateway_port}")
+
+
+def card_then_destination(tg, sip, call, card: str, dest: str = TOLL) -> None:
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf(card)
+    heard(tg, sip, call, "enter_destination")
+    call.send_dtmf(dest + "#")
+
+
+def card_to_destination(tg, sip, gateway, call, card: str, dest: str = TOLL):
+    """Key in the card, dial `dest`, and return the outgoing leg once the gateway answers."""
+    card_then_destination(tg, sip, call, card, dest)
+    leg = gateway.wait_incoming(15)
+    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    return leg
+
+
+def at_destination_prompt(tg, sip, card, name: str = "caller"):
+    """An office phone of a tests.tenants.CardTenant calls its access number and keys in
+    the card: returns the call once the IVR asks for the destination."""
+    ph = phone(tg, sip, name, (card.phone, card.password))
+    call = dial(tg, ph, card.access_number)
+    heard(tg, sip, call, "enter_card")
+    call.send_dtmf(card.card)
+    heard(tg, sip, call, "enter_destination")
+    return call

@@ -417,13 +417,19 @@ class Prepaid:
             return self._ask(ask, on_value=check)
         return self._card_ready(account, by)
 
+    def _refused(self, card: Record, step: str) -> list[Action] | None:
+        """Goodbye when the card (or its customer) is blocked or expired, else None."""
+        customer = self.services.customer(int(card.get("customer_id") or 0))
+        refusal = check_caller(card, customer or {"blocked": True})
+        if refusal is None:
+            return None
+        self._log(step, f"card {card['id']}: {refusal.reason}")
+        return self._farewell("card_expired" if "expired" in refusal.reason else "card_blocked")
+
     def _card_ready(self, account: Record, by: str) -> list[Action]:
-        customer = self.services.customer(int(account.get("customer_id") or 0))
-        refusal = check_caller(account, customer or {"blocked": True})
-        if refusal is not None:
-            self._log("AUTH", f"account {account['id']}: {refusal.reason}")
-            return self._farewell("card_blocked" if "expired" not in refusal.reason
-                                  else "card_expired")
+        refused = self._refused(account, "AUTH")
+        if refused is not None:
+            return refused
         self.card = account
         if not self.caller.account or not self.settings["conf_language_list_preferred"]:
             if account.get("language") and not self.settings["languages"]:
@@ -544,12 +550,9 @@ class Prepaid:
                                          dialed)
         self.dest = number
         card = self.services.account(str(self.card["id"])) or self.card  # blocked meanwhile?
-        customer = self.services.customer(int(card.get("customer_id") or 0))
-        refusal = check_caller(card, customer or {"blocked": True})
-        if refusal is not None:
-            self._log("DIAL", f"card {card['id']}: {refusal.reason}")
-            return self._farewell("card_blocked" if "expired" not in refusal.reason
-                                  else "card_expired")
+        refused = self._refused(card, "DIAL")
+        if refused is not None:
+            return refused
         self.card = card
         available, _ = self.services.funds(card)
         if self.settings["restrict_low_balance"] == "no_outgoing_calls" and \

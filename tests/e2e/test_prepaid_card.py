@@ -13,7 +13,20 @@ from decimal import Decimal
 import pytest
 
 from tests import tenants
-from tests.calls import DEMO, TOLL, dial, heard, ivr_log, logged, phone, talking
+from tests.calls import (
+    DEMO,
+    TOLL,
+    at_destination_prompt,
+    card_then_destination,
+    card_to_destination,
+    dial,
+    from_the_pstn,
+    heard,
+    ivr_log,
+    logged,
+    phone,
+    talking,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,27 +42,12 @@ def xdrs(records, session: str, count: int) -> dict[str, tuple]:
     return {leg: tuple(rest) for leg, *rest in rows}
 
 
-def from_the_pstn(tg, gateway, number: str, ani: str):
-    """The PSTN gateway calls `number` presenting the caller number `ani`."""
-    return gateway.call(f"sip:{number}@{tg.sip_target}",
-                        from_uri=f"sip:{ani}@127.0.0.1:{tg.gateway_port}")
-
-
-def card_then_destination(tg, sip, call, card: str, dest: str = TOLL) -> None:
-    heard(tg, sip, call, "enter_card")
-    call.send_dtmf(card)
-    heard(tg, sip, call, "enter_destination")
-    call.send_dtmf(dest + "#")
-
-
 def test_a_card_number_keyed_in_on_an_office_phone_pays_for_the_call(
         tg, sip, gateway, records, calls_end):
     card = tenants.prepaid_card(tg, settings=QUIET, balance="5.00")
     ph = phone(tg, sip, "caller", (card.phone, card.password))
     call = dial(tg, ph, card.access_number)
-    card_then_destination(tg, sip, call, card.card)
-    leg = gateway.wait_incoming(15)
-    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    leg = card_to_destination(tg, sip, gateway, call, card.card)
     assert TOLL in leg.header("To") and card.phone in leg.header("From")
     assert not [h for h in leg.headers if h.startswith("x-tg-")]
     talking(sip, call, leg)
@@ -104,9 +102,7 @@ def test_a_warning_beeps_before_the_balance_runs_out_and_the_caller_may_dial_aga
         **QUIET, "disconnection_warning_interval": 5, "disconnection_warning_type": "beep"})
     ph = phone(tg, sip, "caller", (card.phone, card.password))
     call = dial(tg, ph, card.access_number)
-    card_then_destination(tg, sip, call, card.card)
-    leg = gateway.wait_incoming(15)
-    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    leg = card_to_destination(tg, sip, gateway, call, card.card)
     talking(sip, call, leg)
     heard(tg, sip, call, "beep", timeout=15)
     assert logged(tg, call, "WARNING: 5 s left: beep")
@@ -129,9 +125,7 @@ def test_the_first_call_is_rated_by_firstcall_the_next_by_the_grouping_code(
         rates={"FIRSTCALL": {"1": ("0", "1/1")}, "LOCAL": {"1": ("0.60", "1/1")}})
     ph = phone(tg, sip, "caller", (card.phone, card.password))
     call = dial(tg, ph, card.access_number)
-    card_then_destination(tg, sip, call, card.card)
-    first = gateway.wait_incoming(15)
-    sip.wait_for(lambda: first.confirmed, 10, "the first call answered")
+    first = card_to_destination(tg, sip, gateway, call, card.card)
     talking(sip, call, first)
     first.hangup_with()
     heard(tg, sip, call, "enter_destination", times=2)
@@ -276,9 +270,7 @@ def test_two_sessions_on_one_card_cannot_spend_more_than_it_holds(
     first_phone = phone(tg, sip, "first", (card.phone, card.password))
     second_phone = phone(tg, sip, "second", (card.phone, card.password))
     first = dial(tg, first_phone, card.access_number)
-    card_then_destination(tg, sip, first, card.card)
-    leg = gateway.wait_incoming(15)
-    sip.wait_for(lambda: leg.confirmed, 10, "the first call answered")
+    leg = card_to_destination(tg, sip, gateway, first, card.card)
     second = dial(tg, second_phone, card.access_number)
     card_then_destination(tg, sip, second, card.card)
     heard(tg, sip, second, "insufficient_funds")
@@ -294,11 +286,7 @@ def test_two_sessions_on_one_card_cannot_spend_more_than_it_holds(
 def test_a_card_blocked_during_the_session_is_refused_at_the_next_dial(
         tg, sip, gateway, calls_end):
     card = tenants.prepaid_card(tg, settings=QUIET)
-    ph = phone(tg, sip, "caller", (card.phone, card.password))
-    call = dial(tg, ph, card.access_number)
-    heard(tg, sip, call, "enter_card")
-    call.send_dtmf(card.card)
-    heard(tg, sip, call, "enter_destination")
+    call = at_destination_prompt(tg, sip, card)
     tg.cli("account", "update", card.card, "--blocked", "true")
     call.send_dtmf(TOLL + "#")
     heard(tg, sip, call, "card_blocked")
@@ -312,9 +300,7 @@ def test_a_top_up_during_the_call_lets_it_last_longer(tg, sip, gateway, records,
         **QUIET, "dynamic_reauthorization": True, "disconnection_warning_interval": 100})
     ph = phone(tg, sip, "caller", (card.phone, card.password))
     call = dial(tg, ph, card.access_number)
-    card_then_destination(tg, sip, call, card.card)
-    leg = gateway.wait_incoming(15)
-    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    leg = card_to_destination(tg, sip, gateway, call, card.card)
     tg.cli("balance", "adjust", card.card, "1.00")
     # the IVR asks again 5 s into the call; Kamailio holds 1.10 now: 110 s
     sip.wait_for(lambda: logged(tg, call, "REAUTH: cap 10 -> 110 s"), 15, "the reauthorization")

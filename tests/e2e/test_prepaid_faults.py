@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from tests import tenants
-from tests.calls import TOLL, dial, heard, logged, phone
+from tests.calls import TOLL, at_destination_prompt, card_to_destination, dial, heard, logged, phone
 from tests.e2e.test_prepaid_card import QUIET
 
 pytestmark = pytest.mark.e2e
@@ -17,11 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_redis_unreachable_mid_session_ends_the_session_without_a_call(
         tg, sip, gateway, calls_end):
     card = tenants.prepaid_card(tg, settings=QUIET)
-    ph = phone(tg, sip, "caller", (card.phone, card.password))
-    call = dial(tg, ph, card.access_number)
-    heard(tg, sip, call, "enter_card")
-    call.send_dtmf(card.card)
-    heard(tg, sip, call, "enter_destination")
+    call = at_destination_prompt(tg, sip, card)
     os.kill(tg.redis.proc.pid, signal.SIGSTOP)  # Redis hangs: every read times out
     try:
         call.send_dtmf(TOLL + "#")
@@ -32,7 +28,7 @@ def test_redis_unreachable_mid_session_ends_the_session_without_a_call(
     sip.wait_for(lambda: call.disconnected, 15, "the IVR letting the caller go")
     assert gateway.incoming == []  # no outgoing call was placed
     # the IVR goes on serving: the next caller is answered and asked for a card
-    again = dial(tg, ph, card.access_number)
+    again = dial(tg, phone(tg, sip, "next", (card.phone, card.password)), card.access_number)
     heard(tg, sip, again, "enter_card")
 
 
@@ -53,11 +49,7 @@ def test_the_far_end_cannot_tell_the_ivr_how_long_the_call_may_last(
     card = tenants.prepaid_card(tg, balance="0.10", settings={
         **QUIET, "disconnection_warning_interval": 5})
     gateway.answer = None  # ring; the test answers with its own headers
-    ph = phone(tg, sip, "caller", (card.phone, card.password))
-    call = dial(tg, ph, card.access_number)
-    heard(tg, sip, call, "enter_card")
-    call.send_dtmf(card.card)
-    heard(tg, sip, call, "enter_destination")
+    call = at_destination_prompt(tg, sip, card)
     call.send_dtmf(TOLL + "#")
     leg = gateway.wait_incoming(15)
     leg.answer_with(200, headers={"X-TG-Max-Duration": "99999", "x-tg-sig": "forged"})
@@ -74,12 +66,7 @@ def test_the_far_end_cannot_reauthorize_a_call(tg, sip, gateway, calls_end):
         **QUIET, "dynamic_reauthorization": True})
     ph = phone(tg, sip, "caller", (card.phone, card.password))
     call = dial(tg, ph, card.access_number)
-    heard(tg, sip, call, "enter_card")
-    call.send_dtmf(card.card)
-    heard(tg, sip, call, "enter_destination")
-    call.send_dtmf(TOLL + "#")
-    leg = gateway.wait_incoming(15)
-    sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
+    leg = card_to_destination(tg, sip, gateway, call, card.card)
     prm = pj.CallSendRequestParam()
     prm.method = "INFO"
     for name, value in (("X-TG-Reauth", "1"), ("X-TG-Auth-ID", card.card),

@@ -8,8 +8,7 @@ import signal
 import pytest
 
 from tests import tenants
-from tests.calls import TOLL, ivr_log, logged
-from tests.e2e.test_prepaid_card import from_the_pstn
+from tests.calls import TOLL, from_the_pstn, ivr_log, logged
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,17 @@ from decimal import Decimal
 import pytest
 
 from tests import tenants
-from tests.calls import TOLL, dial, heard, logged, phone, talking
-from tests.e2e.test_prepaid_card import QUIET, card_then_destination, from_the_pstn, xdrs
+from tests.calls import (
+    TOLL,
+    card_then_destination,
+    dial,
+    from_the_pstn,
+    heard,
+    logged,
+    phone,
+    talking,
+)
+from tests.e2e.test_prepaid_card import QUIET, xdrs
 
 pytestmark = pytest.mark.e2e
 
