@@ -47,10 +47,15 @@ $(VENV)/.pjsua2: $(STAMP)/pjsua2-wheel $(VENV)/.installed
 	@touch $@
 pjsua2: $(VENV)/.pjsua2
 
-build: $(VENV)/.installed $(VENV)/.pjsua2
+build: $(VENV)/.installed $(VENV)/.pjsua2 var/geoip/dbip-country.mmdb
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
 	$(VPY) setup.py -q build_ext --inplace
 	$(VPY) -m ivr.prompts build var/prompts
+
+# the GeoIP country database of the virtual PBX source filter (DB-IP, CC-BY-4.0, pinned
+# and checked by tollgate/geoip.py)
+var/geoip/dbip-country.mmdb: tollgate/geoip.py | $(VENV)/.installed
+	$(VPY) -m tollgate.geoip install var/geoip
 
 run: build
 	$(VPY) -m tollgate.run

@@ -9,7 +9,8 @@ setup(
     version="0.1.0",
     description="Routing and billing core for small carriers and hosted-PBX operators",
     python_requires=">=3.11",
-    packages=["tollgate", "kemi", "hotpath", "billing", "ivr", "provisioning", "provisioning.cli"],
+    packages=["tollgate", "kemi", "hotpath", "billing", "ivr", "ivr.apps", "provisioning",
+              "provisioning.cli"],
     package_data={"provisioning": ["migrations/*.sql"], "hotpath": ["*.pxd", "*.pyx"],
                   "billing": ["*.lua"]},
     ext_modules=cythonize(

@@ -14,7 +14,7 @@ import KSR
 
 from billing import classify, internal
 from billing.classify import Decision
-from kemi import authorize, dialogs, log, message, registrar
+from kemi import authorize, dialogs, log, message, policy, registrar
 from kemi.constants import (
     AVP_IVR_ACCOUNT,
     AVP_IVR_ANI,
@@ -76,7 +76,8 @@ def from_ivr(rt: Runtime) -> int | None:
         return refuse(decision)
     return toll_out(rt, decision, signed.dest, LEG_TOLL, signed.session,
                     cli=signed.ani or caller["id"], access_code=signed.access_code,
-                    before=int(settings.get("disconnect_call_before") or 0))
+                    before=int(settings.get("disconnect_call_before") or 0),
+                    presenter=None if signed.ani else caller)
 
 
 def from_gateway(rt: Runtime) -> int | None:
@@ -111,12 +112,16 @@ def from_phone(rt: Runtime) -> int | None:
     decision = decide(rt, caller, dialed)
     if not decision.ok:
         return refuse(decision)
+    if decision.route in (classify.PSTN, classify.IVR):  # an external call
+        refusal = policy.source_refusal(rt, rt.directory.customer(caller["customer_id"]))
+        if refusal is not None:
+            return refuse(refusal)
     session = KSR.pv.get("$ci")
     if decision.route == classify.ONNET:
         return to_registered(rt, rt.directory.account(dialed), decision, LEG_ONNET)
     if decision.route == classify.IVR:
         return to_ivr(rt, caller, dialed, session)
-    return toll_out(rt, decision, dialed, LEG_OUT, session, cli=caller["id"])
+    return toll_out(rt, decision, dialed, LEG_OUT, session, cli=caller["id"], presenter=caller)
 
 
 def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False,
@@ -135,18 +140,28 @@ def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False,
 
 
 def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: str,
-             cli: str, access_code: str = "", before: int = 0) -> int:
-    """Out to the PSTN gateway; a paid call first reserves what its maximum duration costs
-    (cut `before` seconds short: the prepaid card's "Disconnect call before")."""
+             cli: str, access_code: str = "", before: int = 0,
+             presenter: Record | None = None) -> int:
+    """Out to the PSTN gateway: one of the client's external call slots, then for a paid
+    call the reservation of what its maximum duration costs (cut `before` seconds short:
+    the prepaid card's "Disconnect call before"); the far end sees the outgoing DDI of
+    `presenter` (the calling account), or the CLI the call already carries."""
+    customer = (rt.directory.customer(decision.customer_id)
+                if decision.customer_id is not None else None)
+    refusal = policy.take_slot(rt, customer)
+    if refusal is not None:
+        return refuse(refusal)
     if decision.paid:
         decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"))
         if not decision.ok:
+            give_back_slot(rt)
             return refuse(decision)
         if before and decision.max_duration is not None:
             if decision.max_duration <= before:
                 release_reservation(rt, decision)
                 return refuse(Decision(402, "Insufficient funds"))
             decision = replace(decision, max_duration=decision.max_duration - before)
+    policy.present_ddi(presenter, customer, rt.settings.sip_domain)
     KSR.pv.sets("$ru", rt.gateway_uri(dialed))
     return relay(rt, decision, leg, session, cli, dialed, access_code=access_code, before=before)
 
@@ -203,6 +218,11 @@ def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: s
     KSR.pv.sets("$rU", callee["id"])
     if KSR.registrar.lookup("location") < 0:
         return refuse(Decision(480, "Temporarily Unavailable"))
+    if leg == LEG_IN:  # an external call in takes one of the callee's client's slots
+        refusal = policy.take_slot(rt, rt.directory.customer(callee["customer_id"]),
+                                   incoming=True)
+        if refusal is not None:
+            return refuse(refusal)
     return relay(rt, decision, leg, KSR.pv.get("$ci"), KSR.pv.get("$fU") or "", callee["id"],
                  access_code=ACCESS_INCOMING if leg == LEG_IN else "")
 
@@ -231,7 +251,7 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
                         ("reserved", str(decision.reserve or "")),
                         ("max_duration", decision.max_duration or ""),
-                        ("cap_before", before or "")):
+                        ("cap_before", before or ""), ("slot", rt.req.slot)):
         KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)
@@ -258,9 +278,15 @@ def anchor_media() -> bool:
 
 
 def release_reservation(rt: Runtime, decision: Decision) -> None:
-    """A call that will not be relayed gives back what it reserved."""
+    """A call that will not be relayed gives back what it reserved (and its call slot)."""
+    give_back_slot(rt)
     if decision.reserve:
         authorize.release(rt, KSR.pv.get("$ci"), decision.payer, str(decision.customer_id))
+
+
+def give_back_slot(rt: Runtime) -> None:
+    policy.give_back_slot(rt, rt.req.slot, KSR.pv.get("$ci"))
+    rt.req.slot = ""
 
 
 def refuse(decision: Decision) -> int:

@@ -8,7 +8,7 @@ import KSR
 import redis
 
 from billing.xdr import XdrError, XdrEvent
-from kemi import authorize, message
+from kemi import authorize, message, policy
 from kemi.constants import DLG_VARS, ROUTE_TIMEOUT, dlg_var
 from kemi.runtime import Runtime
 from tollgate import metrics
@@ -40,6 +40,8 @@ def on_event(rt: Runtime, event: str) -> int:
     if not call_id:
         KSR.err(f"[{message.pv('$ci')}] DIALOG: {event} without a dialog Call-ID\n")
         return 1
+    if values["slot"]:  # the client's external call slot is free again
+        policy.give_back_slot(rt, values["slot"], call_id)
     if event == TIMEOUT:
         code, reason = 200, _timeout_reason(values)
     elif event == END:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -16,7 +17,9 @@ from redis.retry import Retry
 from billing.internal import Internal
 from tollgate import config, metrics
 from tollgate.directory import Directory
+from tollgate.geoip import Countries
 from tollgate.reservations import Reservations
+from tollgate.slots import Slots
 from tollgate.xdr_emit import XdrEmitter
 
 
@@ -25,6 +28,7 @@ class Request:
     """What one SIP request carries from step to step (reset by reqinit)."""
     text: str = ""                     # the whole message, known to be UTF-8
     internal: Internal | None = None   # signed values, when it came from the IVR
+    slot: str = ""                     # the client whose call slot this call holds
 
 
 class Runtime:
@@ -38,6 +42,9 @@ class Runtime:
         self._emitter: XdrEmitter | None = None
         self._redis: redis.Redis | None = None
         self._reservations: Reservations | None = None
+        self._slots: Slots | None = None
+        # the GeoIP country of an address ("" unknown: no database, or not in it)
+        self.country_of: Callable[[str], str] = Countries(self.settings.geoip_path).country
         self.req = Request()
         self._exported: dict[str, int] = {}
         self._exported_at = 0.0
@@ -79,6 +86,12 @@ class Runtime:
         if self._reservations is None or self._reservations.client is not self.redis:
             self._reservations = Reservations(self.redis)
         return self._reservations
+
+    @property
+    def slots(self) -> Slots:
+        if self._slots is None or self._slots.client is not self.redis:
+            self._slots = Slots(self.redis)
+        return self._slots
 
     @property
     def emitter(self) -> XdrEmitter:

@@ -160,15 +160,16 @@ class Tenant:
 
 
 def straight_out(tg, balance: str = "10.00", price: str = "0.60", interval: str = "1/1",
-                 prefix: str = "1") -> Tenant:
+                 prefix: str = "1", client: dict | None = None) -> Tenant:
     """A debit account that calls paid numbers under `prefix` straight out to the gateway
-    (no IVR), at `price` per minute billed in `interval` seconds."""
+    (no IVR), at `price` per minute billed in `interval` seconds. client: the customer's
+    virtual PBX fields (max_calls, ip_filter, authorized_sources, outgoing_ddi ...)."""
     tag = uuid.uuid4().hex[:8]
     tenant = Tenant(customer=f"Test {tag}", account=next_associated_number() + "0001",
                     password=f"pw-{tag}")
     _import(tg, tag, {
         "customers": [{"name": tenant.customer, "currency": "USD", "credit_limit": "",
-                       "language": "en"}],
+                       "language": "en", **(client or {})}],
         "tariffs": [_tariff(f"Tariff {tag}", {prefix: (price, interval), "1800": ("0", "1/1")})],
         "products": [_product(f"Product {tag}", f"Tariff {tag}")],
         "accounts": [{"id": tenant.account, "customer": tenant.customer,

@@ -64,6 +64,9 @@ class Settings:
     max_call_duration: int = 7200
     # Kamailio worker processes
     sip_children: int = 4
+    # GeoIP country database (MaxMind format) of the virtual PBX source filter; empty:
+    # <var_dir>/geoip/dbip-country.mmdb, which `make` installs (tollgate/geoip.py)
+    geoip_database: str = ""
 
     @property
     def pg_dsn(self) -> str:
@@ -83,6 +86,11 @@ class Settings:
     @property
     def var_path(self) -> Path:
         return Path(self.var_dir).resolve()
+
+    @property
+    def geoip_path(self) -> Path:
+        return Path(self.geoip_database) if self.geoip_database else (
+            self.var_path / "geoip" / "dbip-country.mmdb")
 
     def secret(self) -> bytes:
         """The internal-header HMAC key: setting, else var/secret (created once)."""

@@ -83,6 +83,12 @@ INVALIDATE = "tg:invalidate"     # pub/sub channel: each changed key, or "*"
 # --- counters and one-time marks --------------------------------------------------------
 
 
+def call_slots(customer_id: object) -> str:
+    """hash: Call-ID -> expiry unix ms, the external calls a client has in progress
+    (virtual PBX "Max calls"; billing/slots.lua takes, tollgate/slots.py gives back)."""
+    return f"tg:slots:customer:{customer_id}"
+
+
 def pin_failures(account_id: object) -> str:
     """integer with a TTL: wrong auth codes keyed in from this account's phones."""
     return f"tg:pinfail:{account_id}"

@@ -1,0 +1,75 @@
+"""A virtual PBX client's call policies (virtual-pbx-client.txt), decided from the cached
+customer and account records: who may call out from where, what number the far end sees,
+how many external calls a client may have at once.
+
+Pure: kemi/policy.py carries the decisions out; the one counter (calls in progress) is
+taken atomically in Redis by tollgate/slots.py running billing/slots.lua.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from billing.classify import Decision
+
+# refusals, with the locution a client with voice notifications hears
+SOURCE_REFUSED = Decision(403, "No permission to place this call")
+MAX_CALLS_OUT = Decision(403, "Max calls reached")
+MAX_CALLS_IN = Decision(486, "Max calls reached")
+NOTIFICATIONS = {SOURCE_REFUSED.reason: "no_permission",
+                 MAX_CALLS_OUT.reason: "max_calls_reached"}
+
+# the country of an address, or "" (unknown); tollgate/geoip.py in production
+CountryOf = Callable[[str], str]
+
+
+@lru_cache(maxsize=4096)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None  # a bad entry authorizes nobody
+
+
+def in_sources(address: str, sources: Iterable[str]) -> bool:
+    """True when `address` lies in one of the CIDR ranges."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for cidr in sources:
+        network = _network(str(cidr))
+        if network is not None and ip.version == network.version and ip in network:
+            return True
+    return False
+
+
+def source_allowed(customer: Mapping[str, Any], address: str,
+                   country_of: CountryOf | None = None) -> bool:
+    """Filter by IP address: off, or the source is an authorized source, or its GeoIP
+    country is allowed. With the filter on and both lists empty nothing may call out."""
+    if not customer.get("ip_filter"):
+        return True
+    if in_sources(address, customer.get("authorized_sources") or ()):
+        return True
+    countries = customer.get("allowed_countries") or ()
+    return bool(countries) and country_of is not None and country_of(address) in countries
+
+
+def outgoing_ddi(account: Mapping[str, Any], customer: Mapping[str, Any]) -> str:
+    """The number the far end sees on an external call: the account's own outgoing DDI,
+    else the client's, else "" (the caller's own number stays)."""
+    return str(account.get("outgoing_ddi") or customer.get("outgoing_ddi") or "")
+
+
+def max_calls(customer: Mapping[str, Any]) -> int:
+    """Concurrent external calls the client may have (0: unlimited)."""
+    value = customer.get("max_calls") or 0
+    return int(value) if isinstance(value, int) and value > 0 else 0
+
+
+def notification(decision: Decision) -> str:
+    """The locution of a refusal ("" when it has none)."""
+    return NOTIFICATIONS.get(decision.reason, "")

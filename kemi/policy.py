@@ -1,0 +1,58 @@
+"""The virtual PBX client's policies as routing steps: the source filter, the external
+call slots (max calls), the outgoing DDI. The rules are billing/policy.py's; each check
+reads the cached customer record, and max calls costs one Redis round trip, only for
+clients that set it.
+"""
+from __future__ import annotations
+
+import KSR
+
+from billing import policy
+from billing.classify import Decision
+from kemi import log, message
+from kemi.runtime import Runtime
+from tollgate.directory import Record
+
+# identity headers a phone may send; an external call carries the one we set, or none
+IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity")
+
+
+def source_refusal(rt: Runtime, customer: Record | None) -> Decision | None:
+    """Filter by IP address: an external call from a source the client does not allow."""
+    if customer is None or policy.source_allowed(customer, message.pv("$si"), rt.country_of):
+        return None
+    log.info("POLICY", f"source {message.pv('$si')} not allowed for client {customer['id']}")
+    return policy.SOURCE_REFUSED
+
+
+def take_slot(rt: Runtime, customer: Record | None, incoming: bool = False) -> Decision | None:
+    """One of the client's external call slots for this call, or the refusal when all are
+    taken; the dialog's end gives it back (dialogs.on_event)."""
+    most = policy.max_calls(customer) if customer is not None else 0
+    if not most:
+        return None
+    assert customer is not None
+    if not rt.slots.take(customer["id"], message.pv("$ci"), most,
+                         rt.settings.max_call_duration):
+        log.info("POLICY", f"client {customer['id']} has its {most} calls already")
+        return policy.MAX_CALLS_IN if incoming else policy.MAX_CALLS_OUT
+    rt.req.slot = str(customer["id"])  # calls.relay keeps it in the dialog
+    return None
+
+
+def give_back_slot(rt: Runtime, customer_id: str, call_id: str) -> None:
+    """The call ended (or was never relayed): its slot is free again."""
+    if customer_id:
+        rt.slots.give_back(customer_id, call_id)
+
+
+def present_ddi(account: Record | None, customer: Record | None, domain: str) -> None:
+    """The far end sees the client's outgoing DDI (the account's own first): a
+    P-Asserted-Identity we set, never one the phone sent."""
+    for name in IDENTITY_HEADERS:
+        KSR.hdr.remove(name)
+    if account is None or customer is None:
+        return
+    ddi = policy.outgoing_ddi(account, customer)
+    if ddi:
+        KSR.hdr.append(f"P-Asserted-Identity: <sip:{ddi}@{domain}>\r\n")
