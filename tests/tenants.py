@@ -160,7 +160,8 @@ class Tenant:
 
 
 def straight_out(tg, balance: str = "10.00", price: str = "0.60", interval: str = "1/1",
-                 prefix: str = "1", client: dict | None = None) -> Tenant:
+                 prefix: str = "1", client: dict | None = None,
+                 aliases: tuple[str, ...] = ()) -> Tenant:
     """A debit account that calls paid numbers under `prefix` straight out to the gateway
     (no IVR), at `price` per minute billed in `interval` seconds. client: the customer's
     virtual PBX fields (max_calls, ip_filter, authorized_sources, outgoing_ddi ...)."""
@@ -174,7 +175,8 @@ def straight_out(tg, balance: str = "10.00", price: str = "0.60", interval: str 
         "products": [_product(f"Product {tag}", f"Tariff {tag}")],
         "accounts": [{"id": tenant.account, "customer": tenant.customer,
                       "product": f"Product {tag}", "password": tenant.password,
-                      "billing_model": "debit", "balance": balance}],
+                      "billing_model": "debit", "balance": balance,
+                      "aliases": [{"id": a, "allow_auth": False} for a in aliases]}],
     })
     return tenant
 

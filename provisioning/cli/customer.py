@@ -70,17 +70,37 @@ def _lock(conn: psycopg.Connection, name: str) -> Row:
     return row
 
 
-def create(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
+def create(conn: psycopg.Connection, name: str, spec: Spec, check: bool = True) -> loader.Changes:
     """Insert a customer (currency required)."""
     values = pick({"name": name, **spec}, VALIDATORS)
     if "currency" not in values:
         raise BadInput(f"customer {name}: currency is required")
     if conn.execute("SELECT 1 FROM customers WHERE name = %s", (values["name"],)).fetchone():
         raise BadInput(f"customer {values['name']!r} already exists")
-    return loader.customer_changes(conn, insert(conn, "customers", values))
+    customer_id = insert(conn, "customers", values)
+    if check:
+        check_ddi(conn, customer_id)
+    return loader.customer_changes(conn, customer_id)
 
 
-def change(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
+def check_ddi(conn: psycopg.Connection, customer_id: int) -> None:
+    """The outgoing DDI must be a number of the client: one of its accounts or aliases."""
+    row = fetch_one(conn, "SELECT name, outgoing_ddi FROM customers WHERE id = %s",
+                    (customer_id,))
+    if row is None or not row["outgoing_ddi"]:
+        return
+    ddi = row["outgoing_ddi"]
+    owned = conn.execute(
+        "SELECT 1 FROM accounts WHERE id = %s AND customer_id = %s UNION ALL"
+        " SELECT 1 FROM aliases l JOIN accounts a ON a.id = l.account_id"
+        " WHERE l.id = %s AND a.customer_id = %s", (ddi, customer_id, ddi, customer_id)
+    ).fetchone()
+    if owned is None:
+        raise BadInput(f"customer {row['name']}: outgoing DDI {ddi} is not one of its numbers "
+                       "(an account or alias of this customer)")
+
+
+def change(conn: psycopg.Connection, name: str, spec: Spec, check: bool = True) -> loader.Changes:
     """Update a customer; its currency cannot change under existing accounts."""
     row = _lock(conn, name)
     spec = dict(spec)
@@ -90,6 +110,8 @@ def change(conn: psycopg.Connection, name: str, spec: Spec) -> loader.Changes:
     if values.get("currency", row["currency"]) != row["currency"]:
         raise BadInput(f"customer {name}: currency cannot change ({row['currency']})")
     update(conn, "customers", "id", row["id"], values)
+    if check:
+        check_ddi(conn, row["id"])
     return loader.customer_changes(conn, row["id"])
 
 

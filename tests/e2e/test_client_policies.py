@@ -70,8 +70,8 @@ def test_filter_by_ip_address(tg, sip, gateway, calls_end, sources, countries, a
 
 
 def test_the_gateway_sees_the_clients_outgoing_ddi(tg, sip, gateway, calls_end):
-    ddi = tenants.next_associated_number() + "999"
-    client = tenants.straight_out(tg, client={"outgoing_ddi": ddi})
+    ddi = tenants.next_associated_number() + "999"  # the client's own number (an alias)
+    client = tenants.straight_out(tg, client={"outgoing_ddi": ddi}, aliases=(ddi,))
     ph = phone(tg, sip, "client", (client.account, client.password))
     call = dial(tg, ph, TOLL, headers={"P-Asserted-Identity": "<sip:911@evil.example>"})
     out = gateway.wait_incoming(15)

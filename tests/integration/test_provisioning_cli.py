@@ -222,6 +222,24 @@ def test_customer_round_trip(tg, redis_client):
     assert tg("customer", "show", "Acme") == 2
 
 
+def test_an_outgoing_ddi_must_be_a_number_of_the_customer(tg, redis_client):
+    assert tg("customer", "create", "Acme", "--currency", "USD", "--outgoing-ddi",
+              "34911000111") == 2
+    assert "outgoing DDI 34911000111 is not one of its numbers" in tg.err
+    assert len(tg.err.splitlines()) == 1 and redis_client.exists("tg:customer:1") == 0
+    assert tg("customer", "create", "Acme", "--currency", "USD") == 0
+    assert tg("customer", "create", "Other", "--currency", "USD") == 0
+    assert tg("tariff", "create", "T", "--currency", "USD") == 0
+    assert tg("product", "create", "P", "--currency", "USD", "--rating", "T") == 0
+    for who, number in (("Acme", "34911000111"), ("Other", "34911000222")):
+        assert tg("account", "create", number, "--customer", who, "--product", "P") == 0
+    assert tg("customer", "update", "Acme", "--outgoing-ddi", "34911000222") == 2  # Other's
+    assert tg("alias", "create", "34911000999", "--account", "34911000111") == 0
+    assert tg("customer", "update", "Acme", "--outgoing-ddi", "34911000999") == 0
+    assert tg("--json", "customer", "show", "Acme") == 0
+    assert '"outgoing_ddi": "34911000999"' in tg.out
+
+
 def test_tariff_and_rate_round_trip(tg, redis_client):
     assert tg("tariff", "create", "Intl", "--currency", "USD") == 0
     assert tg("rate", "create", "Intl", "44", "--price", "0.05", "--interval", "1/1",
