@@ -19,9 +19,11 @@ IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity")
 
 def source_refusal(rt: Runtime, customer: Record | None) -> Decision | None:
     """Filter by IP address: an external call from a source the client does not allow."""
-    if customer is None or policy.source_allowed(customer, message.pv("$si"), rt.country_of):
+    source = message.pv("$si")
+    if customer is None or policy.source_allowed(customer, source, rt.country_of):
         return None
-    log.info("POLICY", f"source {message.pv('$si')} not allowed for client {customer['id']}")
+    country = rt.country_of(source) or "no country known"
+    log.info("POLICY", f"source {source} ({country}) not allowed for client {customer['id']}")
     return policy.SOURCE_REFUSED
 
 

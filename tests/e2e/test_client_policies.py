@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module", autouse=True)
-def countries(tg):
+def geoip_database(tg):
     """The stack's GeoIP database, written before any call: loopback is in Spain."""
     path = tg.settings.geoip_path
     path.parent.mkdir(parents=True, exist_ok=True)
