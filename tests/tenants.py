@@ -161,7 +161,7 @@ class Tenant:
 
 def straight_out(tg, balance: str = "10.00", price: str = "0.60", interval: str = "1/1",
                  prefix: str = "1", client: dict | None = None,
-                 aliases: tuple[str, ...] = ()) -> Tenant:
+                 aliases: tuple[str, ...] = (), account_fields: dict | None = None) -> Tenant:
     """A debit account that calls paid numbers under `prefix` straight out to the gateway
     (no IVR), at `price` per minute billed in `interval` seconds. client: the customer's
     virtual PBX fields (max_calls, ip_filter, authorized_sources, outgoing_ddi ...)."""
@@ -176,7 +176,8 @@ def straight_out(tg, balance: str = "10.00", price: str = "0.60", interval: str 
         "accounts": [{"id": tenant.account, "customer": tenant.customer,
                       "product": f"Product {tag}", "password": tenant.password,
                       "billing_model": "debit", "balance": balance,
-                      "aliases": [{"id": a, "allow_auth": False} for a in aliases]}],
+                      "aliases": [{"id": a, "allow_auth": False} for a in aliases],
+                      **(account_fields or {})}],
     })
     return tenant
 

@@ -42,6 +42,7 @@ FIELDS = {
     "answering_mode": "/".join(ANSWERING),
     "follow_me": "comma-separated numbers for forward modes",
     "expires": "ISO time after which the account is unusable ('' = never)",
+    "outgoing_ddi": "caller ID of its external calls, over the customer's ('' = the customer's)",
 }
 VALIDATORS: dict[str, Any] = {
     "password": partial(v.short_text, "password", limit=128),
@@ -55,10 +56,12 @@ VALIDATORS: dict[str, Any] = {
     "answering_mode": partial(v.choice, "answering mode", choices=ANSWERING),
     "follow_me": partial(v.numbers, "follow-me number"),
     "expires": partial(v.timestamp, "expiry"),
+    "outgoing_ddi": v.ddi,
 }
 COLUMNS = ("a.id, c.name AS customer, p.name AS product, a.password, a.service_password, "
            "a.associated_number, i.name AS ivr_app, a.language, a.blocked, a.billing_model, "
-           "a.balance, a.credit_limit, a.answering_mode, a.follow_me, a.expires, a.first_use")
+           "a.balance, a.credit_limit, a.answering_mode, a.follow_me, a.expires, a.first_use, "
+           "a.outgoing_ddi")
 FROM = ("FROM accounts a JOIN customers c ON c.id = a.customer_id"
         " JOIN products p ON p.id = a.product_id"
         " LEFT JOIN voice_applications i ON i.id = a.ivr_app_id")
@@ -119,6 +122,20 @@ def check_account(conn: psycopg.Connection, account_id: str) -> None:
     low, high = auth_code_lengths(row["settings"])
     for (alias,) in conn.execute("SELECT id FROM aliases WHERE account_id = %s", (account_id,)):
         v.check_pin_alias(alias, row["associated_number"], low, high)
+    ddi = conn.execute("SELECT outgoing_ddi, customer_id FROM accounts WHERE id = %s",
+                       (account_id,)).fetchone()
+    if ddi is not None and ddi[0] and not number_of(conn, ddi[0], ddi[1]):
+        raise BadInput(f"account {account_id}: outgoing DDI {ddi[0]} is not one of its "
+                       "customer's numbers (an account or alias of that customer)")
+
+
+def number_of(conn: psycopg.Connection, number: str, customer_id: int) -> bool:
+    """True when `number` is an account or alias of the customer (a DDI it may present)."""
+    return conn.execute(
+        "SELECT 1 FROM accounts WHERE id = %s AND customer_id = %s UNION ALL"
+        " SELECT 1 FROM aliases l JOIN accounts a ON a.id = l.account_id"
+        " WHERE l.id = %s AND a.customer_id = %s", (number, customer_id, number, customer_id)
+    ).fetchone() is not None
 
 
 def create(conn: psycopg.Connection, ident: object, spec: Spec) -> loader.Changes:

@@ -8,6 +8,7 @@ import psycopg
 
 from provisioning import loader
 from provisioning import validate as v
+from provisioning.cli import account
 from provisioning.cli.common import (
     Row,
     Spec,
@@ -90,12 +91,7 @@ def check_ddi(conn: psycopg.Connection, customer_id: int) -> None:
     if row is None or not row["outgoing_ddi"]:
         return
     ddi = row["outgoing_ddi"]
-    owned = conn.execute(
-        "SELECT 1 FROM accounts WHERE id = %s AND customer_id = %s UNION ALL"
-        " SELECT 1 FROM aliases l JOIN accounts a ON a.id = l.account_id"
-        " WHERE l.id = %s AND a.customer_id = %s", (ddi, customer_id, ddi, customer_id)
-    ).fetchone()
-    if owned is None:
+    if not account.number_of(conn, ddi, customer_id):
         raise BadInput(f"customer {row['name']}: outgoing DDI {ddi} is not one of its numbers "
                        "(an account or alias of this customer)")
 

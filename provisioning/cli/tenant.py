@@ -120,6 +120,7 @@ def _account(conn: psycopg.Connection, item: dict[str, Any]) -> loader.Changes:
     aliases = item.pop("aliases", None) or []
     if not isinstance(aliases, list):
         raise BadInput("aliases must be a list")
+    ddi = item.pop("outgoing_ddi", None)  # may be one of the aliases below: set after them
     if account.exists(conn, ident):
         item.pop("balance", None)  # an existing balance moves only through balance operations
         changes = account.change(conn, ident, item)
@@ -134,6 +135,8 @@ def _account(conn: psycopg.Connection, item: dict[str, Any]) -> loader.Changes:
             raise BadInput(f"alias {alias_id} already exists on account {found['account_id']}")
         changes.merge(alias.change(conn, alias_id, spec) if found
                       else alias.create(conn, alias_id, spec))
+    if ddi is not None:
+        changes.merge(account.change(conn, ident, {"outgoing_ddi": ddi}))
     return changes
 
 

@@ -78,3 +78,16 @@ def test_the_gateway_sees_the_clients_outgoing_ddi(tg, sip, gateway, calls_end):
     sip.wait_for(lambda: call.confirmed, 10, "the call answered")
     assert out.header("P-Asserted-Identity") == f"<sip:{ddi}@{tg.settings.sip_domain}>"
     assert "911" not in out.request
+
+
+def test_an_accounts_own_outgoing_ddi_wins_over_the_clients(tg, sip, gateway, calls_end):
+    block = tenants.next_associated_number()
+    client_ddi, own_ddi = block + "998", block + "999"
+    client = tenants.straight_out(tg, client={"outgoing_ddi": client_ddi},
+                                  aliases=(client_ddi, own_ddi),
+                                  account_fields={"outgoing_ddi": own_ddi})
+    ph = phone(tg, sip, "client", (client.account, client.password))
+    call = dial(tg, ph, TOLL)
+    out = gateway.wait_incoming(15)
+    sip.wait_for(lambda: call.confirmed, 10, "the call answered")
+    assert out.header("P-Asserted-Identity") == f"<sip:{own_ddi}@{tg.settings.sip_domain}>"

@@ -80,7 +80,8 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",
         "service_password": "", "associated_number": "1778555", "ivr_app_id": 1,
         "language": None, "blocked": False, "billing_model": "credit", "credit_limit": "50.00000",
-        "answering_mode": "ring", "follow_me": [], "expires": None, "first_use": None}
+        "answering_mode": "ring", "follow_me": [], "expires": None, "first_use": None,
+        "outgoing_ddi": None}
     assert record(r, "tg:alias:1778555#4545") == {
         "id": "1778555#4545", "account_id": "17785551209", "allow_auth": False}
     assert record(r, "tg:alias:1778555#8989")["account_id"] == "17785551210"
@@ -237,6 +238,12 @@ def test_an_outgoing_ddi_must_be_a_number_of_the_customer(tg, redis_client):
     assert tg("alias", "create", "34911000999", "--account", "34911000111") == 0
     assert tg("customer", "update", "Acme", "--outgoing-ddi", "34911000999") == 0
     assert tg("--json", "customer", "show", "Acme") == 0
+    assert '"outgoing_ddi": "34911000999"' in tg.out
+    # an account's own DDI, over its customer's: also one of that customer's numbers
+    assert tg("account", "update", "34911000111", "--outgoing-ddi", "34911000222") == 2
+    assert "outgoing DDI 34911000222 is not one of its customer's numbers" in tg.err
+    assert tg("account", "update", "34911000111", "--outgoing-ddi", "34911000999") == 0
+    assert tg("--json", "account", "show", "34911000111") == 0
     assert '"outgoing_ddi": "34911000999"' in tg.out
 
 

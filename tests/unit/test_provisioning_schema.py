@@ -80,7 +80,7 @@ def test_records_follow_the_data_contract():
         "language": None, "blocked": False,
         "billing_model": "credit", "credit_limit": Decimal("50"), "answering_mode": "ring",
         "follow_me": [], "expires": datetime(2030, 1, 1, tzinfo=timezone.utc), "first_use": None,
-        "balance": Decimal("1")})
+        "outgoing_ddi": None, "balance": Decimal("1")})
     assert account["credit_limit"] == "50.00000"
     assert account["expires"] == "2030-01-01T00:00:00+00:00"
     assert "balance" not in account  # balances live in tg:bal:* only
