@@ -121,10 +121,16 @@ class Stack:
         return proc
 
     def restart(self, name: str) -> None:
-        """Stop one program and start it again with the same command."""
+        """Stop one program and start it again with the same command; an IVR worker is
+        back once it answers SIP on its port."""
         self.stop_program(name)
         prog = next(p for p in stack.programs(self.settings) if p.name == name)
         self.start_program(prog)
+        if name.startswith("ivr-"):
+            s = self.settings
+            port = s.ivr_sip_port + int(name.split("-", 1)[1])
+            if not wait_sip(s.ivr_address, port):
+                raise RuntimeError(f"{name} did not answer SIP on {port} after its restart")
 
     def stop_program(self, name: str) -> None:
         proc = self.procs.pop(name, None)

@@ -210,9 +210,13 @@ def test_caller_hangup_ends_the_toll_leg(stack, phones, gateway, ivr):
 def test_three_wrong_codes_hang_up_without_a_toll_leg(stack, phones, gateway, ivr, records):
     mark, relay = phones
     call = dial_ivr(stack, mark, relay)
-    for code in ("1111", "2222", "3333"):
+    for n, code in enumerate(("1212", "3434", "5656"), 1):
+        # each code once the IVR asks for it, judged before the next
+        asked = f"[{call.call_id}] PROMPT: playing enter_code"
+        stack.wait_for(lambda: ivr.text().count(asked) >= n, 15, f"the IVR asking for code #{n}")
         call.send_dtmf(code)
-        stack.sleep(1.5)
+        judged = f"[{call.call_id}] CODE: invalid code, {n} recent failures"
+        stack.wait_for(lambda: judged in ivr.text(), 15, f"wrong code #{n} judged")
     stack.wait_for(lambda: call.disconnected, 20, "hangup after 3 wrong codes")
     assert gateway.incoming == []
     assert int(records.get(f"tg:pinfail:{MARK}")) == 3
