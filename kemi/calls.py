@@ -328,13 +328,8 @@ def on_reply(rt: Runtime) -> int:
 
 
 def strip_internal_reply() -> None:
-    """Remove every header of a reply whose name starts with X-TG (any case)."""
-    text = message.raw()
-    if not text:
-        return
-    for name in {n for n in message.header_names(text)
-                 if n.lower().startswith(internal.PREFIX_MATCH)}:
-        KSR.hdr.remove(name)
+    """No reply carries an X-TG header past us, whoever sent it."""
+    message.strip_internal(message.raw() or "")
 
 
 def on_failure(rt: Runtime) -> int:

@@ -115,9 +115,7 @@ def within_dialog(rt: Runtime) -> int | None:
 
 def strip_internal(rt: Runtime) -> None:
     """In-dialog requests carry no internal header past us, whoever sent them."""
-    for name in {n for n in message.header_names(rt.req.text)
-                 if n.lower().startswith(internal.PREFIX_MATCH)}:
-        KSR.hdr.remove(name)
+    message.strip_internal(rt.req.text)
 
 
 def unknown_dialog(why: str) -> int:
@@ -169,8 +167,7 @@ def retransmission(rt: Runtime) -> int | None:
 def internal_headers(rt: Runtime) -> int | None:
     """X-TG* headers count only from the IVR with a valid, unused signature; every header
     whose name starts with X-TG, in any case or spacing, is stripped from every request."""
-    names = [n for n in message.header_names(rt.req.text)
-             if n.lower().startswith(internal.PREFIX_MATCH)]
+    names = message.internal_header_names(rt.req.text)
     if not names:
         return None
     distinct = {n.lower(): n for n in names}

@@ -11,6 +11,8 @@ import re
 
 import KSR
 
+from billing import internal
+
 # a line ends at LF (Kamailio's parser and pjsip both take a bare LF as a line end; pjsip
 # also takes a bare CR, Kamailio does not: a bare CR is refused so both read one message)
 _LINE_END = re.compile(r"\r?\n")
@@ -54,3 +56,17 @@ def header_names(message: str) -> list[str]:
             continue  # folded continuation lines carry no name
         names.append(line.split(":", 1)[0].strip())
     return names
+
+
+def internal_header_names(message: str) -> list[str]:
+    """Every header name that starts with X-TG, in any case, as written (repeats kept);
+    no parsing when the text cannot hold one (the common case, on every reply)."""
+    if internal.PREFIX_MATCH not in message.lower():
+        return []
+    return [n for n in header_names(message) if n.lower().startswith(internal.PREFIX_MATCH)]
+
+
+def strip_internal(message: str) -> None:
+    """Remove every X-TG header from the message being routed (request or reply)."""
+    for name in set(internal_header_names(message)):
+        KSR.hdr.remove(name)

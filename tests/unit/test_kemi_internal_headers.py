@@ -112,3 +112,12 @@ def test_internal_headers_behind_odd_line_ends_are_stripped(headers, line_end):
     ksr = _request(("10.0.0.5", 5060), headers, line_end=line_end)
     assert entry.internal_headers(_runtime()) is None
     assert ksr.removed and all(n.lower().startswith("x-tg") for n in ksr.removed)
+
+
+def test_internal_header_names_are_found_in_any_case_and_only_when_present():
+    from kemi import message
+    plain = "SIP/2.0 200 OK\r\nVia: a\r\nFrom: <sip:x-tg@h>\r\nContent-Length: 0\r\n\r\n"
+    assert message.internal_header_names(plain) == []  # "x-tg" in a value is no header
+    forged = plain.replace("Via: a\r\n", "Via: a\r\nx-Tg-Max-Duration: 9\r\nX-TG-Sig: s\r\n")
+    assert message.internal_header_names(forged) == ["x-Tg-Max-Duration", "X-TG-Sig"]
+    assert message.internal_header_names("INVITE sip:a SIP/2.0\r\nTo: b\r\n\r\n") == []
