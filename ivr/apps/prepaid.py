@@ -504,9 +504,11 @@ class Prepaid:
             prompts = ["your_balance_is"] + say.amount(balance or Decimal(0), currency,
                                                        self.language)
         else:
-            prepaid_like = limit in (None, "") or Decimal(str(limit)) <= 0
+            # funds/balance: "available funds" for prepaid customers (a credit limit of 0
+            # or less), the balance for postpaid ones; balance: always the balance
+            prepaid_like = limit not in (None, "") and Decimal(str(limit)) <= 0
             funds = mode == "backward_compatibility" or (mode == "funds_balance"
-                                                         and not prepaid_like)
+                                                         and prepaid_like)
             if funds and available is not None:
                 prompts = ["available_funds_are"] + say.amount(available, currency, self.language)
             else:

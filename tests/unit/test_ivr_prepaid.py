@@ -424,13 +424,18 @@ def test_balance_announcement_modes_for_credit_accounts():
     app = card_app(services, announce_balance=True,
                    credit_balance_announcement="funds_balance", play_welcome_message=False)
     app.start()
-    assert played(keys(app, CARD["id"]))[0] == "your_balance_is"  # limit 0: prepaid-like
-    services.accounts[CARD["id"]] = {**credit, "credit_limit": "20.00"}
+    said = played(keys(app, CARD["id"]))  # limit 0: a prepaid customer hears its funds
+    assert said[:4] == ["available_funds_are", "num_4", "cur_USD_majors", "and"]
+    services.accounts[CARD["id"]] = {**credit, "credit_limit": "20.00"}  # postpaid
     app = card_app(services, announce_balance=True, announce_credit_limit=True,
                    credit_balance_announcement="funds_balance", play_welcome_message=False)
     app.start()
     said = played(keys(app, CARD["id"]))
-    assert said[0] == "available_funds_are" and "credit_limit_is" in said
+    assert said[0] == "your_balance_is" and "credit_limit_is" in said
+    app = card_app(services, announce_balance=True, credit_balance_announcement="balance",
+                   play_welcome_message=False)
+    app.start()
+    assert played(keys(app, CARD["id"]))[0] == "your_balance_is"
 
 
 @pytest.mark.parametrize("mode, prefix, calls, seconds, code", [
