@@ -11,12 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from billing.internal import Internal
 from tollgate import config, metrics
-from tollgate.directory import Directory
+from tollgate.directory import Directory, fail_fast
 from tollgate.geoip import Countries
 from tollgate.reservations import Reservations
 from tollgate.slots import Slots
@@ -64,12 +62,10 @@ class Runtime:
             self._redis = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port,
                                       db=self.settings.redis_db, socket_timeout=timeout,
                                       socket_connect_timeout=timeout, health_check_interval=0,
-                                      # one retry, on a broken connection only: after a
-                                      # Redis restart each worker's pooled socket is dead
-                                      # and its first command would fail a call; a
-                                      # timeout is not retried (a hung Redis stays fast 503)
-                                      retry=Retry(NoBackoff(), 1,
-                                                  supported_errors=(redis.ConnectionError,)))
+                                      # after a Redis restart each worker's pooled socket
+                                      # is dead and its first command would fail a call;
+                                      # a hung Redis stays a fast 503
+                                      retry=fail_fast())
             self._directory = self._emitter = self._reservations = None
         return self._redis
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgpack
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 import hotpath
 from tollgate import keyspace
@@ -31,6 +33,13 @@ class Identity:
     via_alias: str = ""
 
 
+def fail_fast() -> Retry:
+    """One retry, on a broken connection only (a restarted Redis), never after a timeout
+    and never with a pause: redis-py's default retries with exponential backoff would
+    hold a single-threaded server (the IVR's loop of every session) for seconds."""
+    return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+
+
 class Directory:
     """Cached views of the provisioning records, one per process."""
 
@@ -46,7 +55,7 @@ class Directory:
         timeout = settings.redis_timeout_ms / 1000
         client = redis.Redis(host=settings.redis_host, port=settings.redis_port,
                              db=settings.redis_db, socket_timeout=timeout,
-                             socket_connect_timeout=timeout)
+                             socket_connect_timeout=timeout, retry=fail_fast())
         return cls(client, size=settings.cache_size, ttl=settings.cache_ttl,
                    negative_ttl=settings.cache_negative_ttl)
 
