@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
 import hotpath
@@ -34,10 +34,11 @@ class Identity:
 
 
 def fail_fast() -> Retry:
-    """One retry, on a broken connection only (a restarted Redis), never after a timeout
-    and never with a pause: redis-py's default retries with exponential backoff would
-    hold a single-threaded server (the IVR's loop of every session) for seconds."""
-    return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+    """Two quick retries (50 ms apart) on a broken connection only: a restarted Redis
+    (dead pooled sockets, then a moment of loading its data); never after a timeout:
+    redis-py's default retries with exponential backoff would hold a single-threaded
+    server (the IVR's loop of every session) for seconds."""
+    return Retry(ConstantBackoff(0.05), 2, supported_errors=(redis.ConnectionError,))
 
 
 class Directory:
