@@ -56,8 +56,13 @@ def asked_for_code(tg, sip, call, times: int = 1, timeout: float = 15) -> None:
     line = f"[{call.call_id}] PROMPT: playing enter_code"
     sip.wait_for(lambda: call.confirmed or call.disconnected, timeout, "the IVR answering")
     assert call.confirmed, f"the IVR did not answer: {call.codes} {call.last_reason}"
-    sip.wait_for(lambda: ivr_log(tg).count(line) >= times and call.rx_packets() > 0, timeout,
-                 f"the IVR asking for the code (#{times})")
+    try:
+        sip.wait_for(lambda: ivr_log(tg).count(line) >= times and call.rx_packets() > 0,
+                     timeout, f"the IVR asking for the code (#{times})")
+    except TimeoutError as exc:  # say what was seen: the IVR's lines and the audio
+        seen = [ln for ln in ivr_log(tg).splitlines() if call.call_id in ln]
+        raise TimeoutError(f"{exc}; {call.rx_packets()} RTP packets; IVR: {seen[-8:]}") \
+            from None
 
 
 def enter_code(tg, sip, call, code: str, times: int = 1) -> None:
