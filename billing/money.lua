@@ -2,9 +2,11 @@
 -- Lua (tests/money_cases.py holds the cases both must agree on). Amounts are integer
 -- micro-units (1 unit = 100000).
 --
--- KEYS: account balance, account reservations, customer balance, customer reservations
+-- KEYS: account balance, account reservations, customer balance, customer reservations,
+--       the client's spend today, the client's external-call reservations
 -- ARGV: call-id, amount, minimum, ttl ms, account mode, account limit,
---       customer mode, customer limit       (modes: debit, credit, unlimited, skip)
+--       customer mode, customer limit, daily mode, max daily usage
+--       (modes: debit, credit, unlimited, skip; daily: daily or skip)
 -- Holds min(available, amount) for the call unless available < minimum; with no bound at
 -- all it holds amount. Returns {status (1 held, 0 refused, -1 a bounding balance is
 -- missing), available or false (unlimited), the scope that refused or is missing (""
@@ -44,12 +46,17 @@ end
 local scopes = {
   {name = 'account', bal = KEYS[1], hash = KEYS[2], mode = ARGV[5], limit = tonumber(ARGV[6])},
   {name = 'customer', bal = KEYS[3], hash = KEYS[4], mode = ARGV[7], limit = tonumber(ARGV[8])},
+  {name = 'daily', bal = KEYS[5], hash = KEYS[6], mode = ARGV[9] or 'skip',
+   limit = tonumber(ARGV[10])},
 }
 -- the smaller bound and its scope (the account's on a tie)
 local least, least_scope = false, ''
 for _, s in ipairs(scopes) do
-  if s.mode == 'debit' or s.mode == 'credit' then
-    local bal = micro(redis.call('GET', s.bal))
+  if s.mode == 'debit' or s.mode == 'credit' or s.mode == 'daily' then
+    local text = redis.call('GET', s.bal)
+    -- nothing spent yet today: the xDR writer writes the day's spend with its first call
+    if not text and s.mode == 'daily' then text = '0' end
+    local bal = micro(text)
     if not bal then return {-1, false, s.name, 0} end
     local avail = ((s.mode == 'debit') and bal or (s.limit - bal)) - held(s.hash)
     if not least or avail < least then least, least_scope = avail, s.name end

@@ -4,17 +4,22 @@ Stated once here in Python; billing/money.lua is its twin for the one step that 
 atomic in Redis (tollgate.reservations runs it), and tests/money_cases.py is the table of
 cases both are tested against.
 
-A payer is bounded by up to two balances (docs/DATA.md, "Money"):
+A payer is bounded by up to two balances (docs/DATA.md, "Money"), and an external call
+of a client with a max daily usage by a third, the client's spend of the day:
 
     debit account    account:  balance - held           customer: not involved
     credit account   account:  credit_limit - balance - held    (NULL limit: no bound)
                      customer: credit_limit - balance - held    (NULL limit: no bound)
+    either           daily:    max_daily_usage - spent today - held  (NULL: no bound)
 
-`held` is what the live reservations of other calls hold on that balance. available is
+`held` is what the live reservations of other calls hold on that balance (the daily
+bound's holds are every external call of the client in progress). available is
 the smaller bound (None when nothing bounds the payer); a bounding balance nobody can
-read refuses the call, never lets it through free. A paid call needs at least its first
-interval's charge (the minimum sufficient time) and holds min(available, the charge of
-the call at its hard cap); its max duration is what the held amount affords.
+read refuses the call, never lets it through free (a day's spend nobody wrote yet is
+zero: the xDR writer writes it with every external call it bills). A paid call needs
+at least its first interval's charge (the minimum sufficient time) and holds
+min(available, the charge of the call at its hard cap); its max duration is what the
+held amount affords.
 
 Redis holds amounts as integer micro-units (1 unit = 100000 micro): numeric(18,5) has 5
 decimals, so the conversion is exact both ways, and Lua's doubles stay exact for
@@ -43,11 +48,14 @@ from billing.rating import (
 
 INSUFFICIENT = (402, "Insufficient funds")
 UNAVAILABLE = (503, "Balance unavailable")
+DAILY_REACHED = (403, "Max daily usage reached")
 MICRO = 100000
-ACCOUNT, CUSTOMER = "account", "customer"
+ACCOUNT, CUSTOMER, DAILY = "account", "customer", "daily"
+SCOPES = (ACCOUNT, CUSTOMER, DAILY)
 
 # How one balance takes part (the Lua script's modes). An unlimited balance still records
-# the call's hold, so the holds count as soon as a limit is set.
+# the call's hold, so the holds count as soon as a limit is set. A daily bound is a credit
+# bound whose "balance" is the day's spend, zero when not written yet.
 DEBIT, CREDIT, UNLIMITED, SKIP = "debit", "credit", "unlimited", "skip"
 # a reservation hash value: "<micro-units>:<expiry unix ms>" (tollgate.keyspace.reservations)
 _ENTRY = re.compile(r"(-?\d+):(\d+)")
@@ -79,14 +87,22 @@ class Bound:
         """What this balance still allows, given what other calls hold (None: no bound)."""
         if self.mode == DEBIT:
             return balance - held
-        if self.mode == CREDIT:
+        if self.mode in (CREDIT, DAILY):
             assert self.limit is not None, "a credit bound has its limit"
             return self.limit - balance - held
         return None
 
-    def checked(self) -> bool:
-        """True when the balance must be read (and vouched for) to apply this bound."""
-        return self.mode in (DEBIT, CREDIT)
+    def applies(self) -> bool:
+        """True when the balance bounds the call (read, or zero when a day's spend)."""
+        return self.mode in (DEBIT, CREDIT, DAILY)
+
+
+def daily(customer: Mapping[str, Any], external: bool = True) -> Bound:
+    """The client's max daily usage as a bound on an external call (SKIP: none)."""
+    limit = customer.get("max_daily_usage")
+    if not external or limit is None or limit == "":
+        return Bound(SKIP)
+    return Bound(DAILY, money(limit))
 
 
 def bounds(account: Mapping[str, Any], customer: Mapping[str, Any]) -> tuple[Bound, Bound]:
@@ -107,11 +123,12 @@ def _credit(limit: object) -> Bound:
 
 @dataclass(frozen=True)
 class Funds:
-    """A payer's balances as the rule reads them, account then customer; a balance of None
-    is one nobody can vouch for (its Redis key is missing)."""
-    bounds: tuple[Bound, Bound]
-    balances: tuple[Decimal | None, Decimal | None]
-    held: tuple[Decimal, Decimal] = (ZERO, ZERO)
+    """A payer's balances as the rule reads them, account, customer and (for an external
+    call) the client's day; a balance of None is one nobody can vouch for (its Redis key is
+    missing), except a day's spend, which is then zero."""
+    bounds: tuple[Bound, ...]
+    balances: tuple[Decimal | None, ...]
+    held: tuple[Decimal, ...] = (ZERO, ZERO, ZERO)
 
 
 @dataclass(frozen=True)
@@ -136,10 +153,11 @@ class UnknownBalance(LookupError):
 def least(funds: Funds) -> tuple[Decimal | None, str]:
     """The smaller bound and its scope (the account's on a tie); (None, "") when unbounded."""
     found: tuple[Decimal | None, str] = (None, "")
-    for scope, bound, balance, held in zip((ACCOUNT, CUSTOMER), funds.bounds, funds.balances,
-                                           funds.held):
-        if not bound.checked():
+    for scope, bound, balance, held in zip(SCOPES, funds.bounds, funds.balances, funds.held):
+        if not bound.applies():
             continue
+        if balance is None and bound.mode == DAILY:
+            balance = ZERO  # nothing spent yet today
         if balance is None:
             raise UnknownBalance(scope)
         allows = bound.allows(balance, held)
@@ -198,6 +216,8 @@ def authorize(decision: Decision, take: Callable[[Decimal, Decimal], Outcome],
     held = take(charge(rate, cap), first_charge(rate))
     if held.unknown_balance:
         return Decision(*UNAVAILABLE, payer=decision.payer)
+    if not held.ok and held.scope == DAILY:
+        return Decision(*DAILY_REACHED, payer=decision.payer, customer_id=decision.customer_id)
     if not held.ok:
         return Decision(*INSUFFICIENT, payer=decision.payer, customer_id=decision.customer_id)
     return replace(decision, max_duration=affordable_seconds(rate, held.reserved, cap),

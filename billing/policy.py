@@ -12,14 +12,17 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from billing import money
 from billing.classify import Decision
 
 # refusals, with the locution a client with voice notifications hears
 SOURCE_REFUSED = Decision(403, "No permission to place this call")
 MAX_CALLS_OUT = Decision(403, "Max calls reached")
 MAX_CALLS_IN = Decision(486, "Max calls reached")
+DAILY_REACHED = Decision(*money.DAILY_REACHED)
 NOTIFICATIONS = {SOURCE_REFUSED.reason: "no_permission",
-                 MAX_CALLS_OUT.reason: "max_calls_reached"}
+                 MAX_CALLS_OUT.reason: "max_calls_reached",
+                 DAILY_REACHED.reason: "max_daily_usage_reached"}
 
 # the country of an address, or "" (unknown); tollgate/geoip.py in production
 CountryOf = Callable[[str], str]

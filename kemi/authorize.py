@@ -13,7 +13,8 @@ UNAVAILABLE = Decision(503, "Backend unavailable")
 
 
 def reserve(rt: Runtime, decision: Decision, call_id: str) -> Decision:
-    """The decision with max duration and reservation, or a refusal (402, 503)."""
+    """The decision of an external call with max duration and reservation, or a refusal
+    (402 funds, 403 the client's max daily usage, 503)."""
     payer = rt.directory.account(decision.payer)
     customer_id = payer.get("customer_id") if payer else None
     customer = rt.directory.customer(customer_id) if customer_id is not None else None
@@ -21,7 +22,7 @@ def reserve(rt: Runtime, decision: Decision, call_id: str) -> Decision:
         return Decision(404, "Unknown payer")
     try:
         granted = rt.reservations.authorize(call_id, decision, payer, customer,
-                                              cap=rt.settings.max_call_duration)
+                                              cap=rt.settings.max_call_duration, external=True)
     except (redis.RedisError, BackendUnavailable, ValueError) as exc:
         # a backend fault or unreadable balance fails closed: never a free call
         log.error("AUTHORIZE", f"reservation failed: {exc!r}")

@@ -149,6 +149,10 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
     customer = (rt.directory.customer(decision.customer_id)
                 if decision.customer_id is not None else None)
     refusal = policy.take_slot(rt, customer)
+    if refusal is None and not decision.paid:
+        refusal = policy.daily_refusal(rt, customer)
+        if refusal is not None:
+            give_back_slot(rt)
     if refusal is not None:
         return refuse(refusal)
     if decision.paid:

@@ -6,10 +6,11 @@ clients that set it.
 from __future__ import annotations
 
 import KSR
+import redis
 
 from billing import policy
 from billing.classify import Decision
-from kemi import log, message
+from kemi import authorize, log, message
 from kemi.runtime import Runtime
 from tollgate.directory import Record
 
@@ -40,6 +41,23 @@ def take_slot(rt: Runtime, customer: Record | None, incoming: bool = False) -> D
         return policy.MAX_CALLS_IN if incoming else policy.MAX_CALLS_OUT
     rt.req.slot = str(customer["id"])  # calls.relay keeps it in the dialog
     return None
+
+
+def daily_refusal(rt: Runtime, customer: Record | None) -> Decision | None:
+    """Max daily usage on a free external call (a paid one is bounded by its reservation):
+    refused once the client's spend today has reached the limit; one Redis read, only
+    for clients that set a limit. Redis down refuses (503), as for a paid call."""
+    if customer is None or customer.get("max_daily_usage") in (None, ""):
+        return None
+    try:
+        reached = rt.reservations.daily_reached(customer)
+    except redis.RedisError as exc:
+        log.error("POLICY", f"daily usage of client {customer['id']} unreadable: {exc!r}")
+        return authorize.UNAVAILABLE
+    if not reached:
+        return None
+    log.info("POLICY", f"client {customer['id']} reached its max daily usage")
+    return policy.DAILY_REACHED
 
 
 def give_back_slot(rt: Runtime, customer_id: str, call_id: str) -> None:

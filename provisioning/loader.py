@@ -399,6 +399,18 @@ def _swap_rates(client: redis.Redis, tariff_id: Any, fields: dict[str, bytes], w
         progress(len(fields))
 
 
+def load_daily(conn: psycopg.Connection, client: redis.Redis) -> None:
+    """The clients' spend of recent days (daily_usage), so a Redis that lost it does not
+    let a client's day start over (a day with no row stays zero, as it is)."""
+    pipe = client.pipeline(transaction=False)
+    for customer_id, day, spent in conn.execute(
+            "SELECT customer_id, day, spent FROM daily_usage"
+            " WHERE day >= current_date - 2").fetchall():
+        pipe.set(keyspace.daily_spent(customer_id, day.isoformat()), money(spent) or "0",
+                 ex=keyspace.DAILY_SPENT_TTL_S)
+    pipe.execute()
+
+
 STALE_PATTERNS = keyspace.PROJECTION_PATTERNS
 
 
@@ -436,6 +448,7 @@ def resync(conn: psycopg.Connection, client: redis.Redis, progress: Progress | N
 
         bulk_set(client, track(string_items(conn)), progress=step)
         load_rates(conn, client, written, progress=step)
+        load_daily(conn, client)
     drop_stale(client, written)
     pipe = client.pipeline(transaction=True)
     pipe.incr(GEN)

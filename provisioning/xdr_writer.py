@@ -19,7 +19,7 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -27,10 +27,14 @@ import psycopg
 import redis
 from prometheus_client import start_http_server
 
+from billing import daily
 from billing.rating import Rate, RateError, charge, charged_seconds, quantize
 from billing.xdr import XdrError, XdrEvent, decode
+from provisioning import daily_usage
 from tollgate import config, keyspace
 from tollgate import metrics_writer as m
+from tollgate.mail import Mailer, MailError
+from tollgate.reservations import held_keys
 
 log = logging.getLogger("tollgate.xdr_writer")
 
@@ -48,9 +52,23 @@ TRANSIENT_PG = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors
 TRANSIENT_REDIS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 ACCOUNT_SQL = """
-SELECT a.customer_id, a.product_id, a.billing_model, c.currency
+SELECT a.customer_id, a.product_id, a.billing_model, c.currency, c.timezone
   FROM accounts a JOIN customers c ON c.id = a.customer_id
  WHERE a.id = %s"""
+# a client's external outbound spend of one day of its timezone ("Max daily usage")
+ADD_DAILY = """
+INSERT INTO daily_usage AS d (customer_id, day, spent) VALUES (%s, %s, %s)
+ON CONFLICT (customer_id, day) DO UPDATE SET spent = d.spent + EXCLUDED.spent
+RETURNING d.spent, (SELECT max_daily_usage FROM customers WHERE id = d.customer_id)"""
+# SET a day's spend unless Redis already holds a larger one (writers commit concurrently;
+# the later MULTI may carry the smaller spend)
+GROW = """
+local now = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tonumber(ARGV[1]) >= now then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1"""
+MARK_REACHED = """
+UPDATE daily_usage SET reached_at = now()
+ WHERE customer_id = %s AND day = %s AND reached_at IS NULL"""
 RATE_SQL = """
 SELECT r.prefix, r.price_first, r.price_next, r.interval_first, r.interval_next,
        r.connect_fee, r.free_seconds, r.forbidden, t.currency
@@ -99,6 +117,9 @@ class Billed:
     amount: Decimal
     account_balance: Decimal
     customer_balance: Decimal
+    day: str = ""               # an external outbound leg: the client's day it started
+    spent_today: Decimal | None = None   # the client's spend of that day, after this leg
+    reached: bool = False       # that spend reached the client's max daily usage
 
 
 def to_time(ts: Decimal) -> datetime | None:
@@ -135,7 +156,7 @@ def rate_leg(conn: psycopg.Connection, event: XdrEvent,
 def bill(conn: psycopg.Connection, event: XdrEvent) -> Billed:
     """Insert the xDR and apply its charge in one transaction (idempotent)."""
     with conn.transaction():
-        return bill_in(conn, event)
+        return count_daily(conn, [bill_in(conn, event)])[0]
 
 
 def bill_batch(conn: psycopg.Connection, events: list[XdrEvent]) -> list[Billed]:
@@ -144,7 +165,28 @@ def bill_batch(conn: psycopg.Connection, events: list[XdrEvent]) -> list[Billed]
         accounts = sorted({event.account for event in events})
         conn.execute(LOCK_ACCOUNTS, (accounts,))
         conn.execute(LOCK_CUSTOMERS, (accounts,))
-        return [bill_in(conn, event) for event in events]
+        return count_daily(conn, [bill_in(conn, event) for event in events])
+
+
+def count_daily(conn: psycopg.Connection, billed: list[Billed]) -> list[Billed]:
+    """Add the charges of external outbound legs to their clients' days (one row per client
+    and day, in one order so concurrent writers wait rather than deadlock); each Billed
+    gets its day's spend, and whether it reached the client's max daily usage."""
+    added: dict[tuple[int, str], Decimal] = {}
+    for one in billed:
+        if one.day:
+            key = (one.customer_id, one.day)
+            added[key] = added.get(key, Decimal(0)) + one.amount
+    days: dict[tuple[int, str], tuple[Decimal, bool]] = {}
+    for (customer_id, day), amount in sorted(added.items()):
+        spent, limit = conn.execute(ADD_DAILY, (customer_id, day, amount)).fetchone()
+        reached = limit is not None and spent >= limit
+        if reached:
+            conn.execute(MARK_REACHED, (customer_id, day))
+        days[(customer_id, day)] = (spent, reached)
+    return [replace(one, spent_today=days[(one.customer_id, one.day)][0],
+                    reached=days[(one.customer_id, one.day)][1]) if one.day else one
+            for one in billed]
 
 
 def bill_in(conn: psycopg.Connection, event: XdrEvent) -> Billed:
@@ -152,7 +194,7 @@ def bill_in(conn: psycopg.Connection, event: XdrEvent) -> Billed:
     payer = conn.execute(ACCOUNT_SQL, (event.account,)).fetchone()
     if payer is None:
         raise Unbillable(f"unknown account {event.account!r}")
-    customer_id, product_id, model, customer_currency = payer
+    customer_id, product_id, model, customer_currency, tz = payer
     rate, currency = rate_leg(conn, event, product_id)
     seconds = charged_seconds(rate, event.duration) if rate else 0
     amount = charge(rate, event.duration) if rate else Decimal(0)
@@ -169,8 +211,10 @@ def bill_in(conn: psycopg.Connection, event: XdrEvent) -> Billed:
         apply_charge(conn, event.account, customer_id, model, amount, customer_currency,
                      xdr_id)
     balances = conn.execute(BALANCES_SQL, (event.account,)).fetchone()
+    external = event.leg in OUTGOING_LEGS and event.answered
     return Billed(xdr_id, event.account, customer_id, amount if xdr_id else Decimal(0),
-                  balances[0], balances[1])
+                  balances[0], balances[1],
+                  day=daily.day_of(tz, float(event.setup_ts)) if external else "")
 
 
 def apply_charge(conn: psycopg.Connection, account_id: str, customer_id: int, model: str,
@@ -206,13 +250,16 @@ class XdrWriter:
     """One consumer of the `writers` group."""
 
     def __init__(self, dsn: str, client: redis.Redis, consumer: str, batch: int = 100,
-                 claim_idle_s: float = 30.0, block_ms: int = 1000):
+                 claim_idle_s: float = 30.0, block_ms: int = 1000,
+                 mailer: Mailer | None = None):
         self.dsn, self.client, self.consumer = dsn, client, consumer
+        self.mailer = mailer
         self.batch, self.claim_idle_ms, self.block_ms = batch, int(claim_idle_s * 1000), block_ms
         self.conn: psycopg.Connection | None = None
         self.group_ready = False
         self.last_claim = 0.0
         self.last_gauges = 0.0
+        self._grow = client.register_script(GROW)
 
     def pg(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
@@ -260,7 +307,32 @@ class XdrWriter:
         entries = self.read()
         self.handle_batch(entries)
         self.update_gauges()
+        self.notify_daily()
         return len(entries)
+
+    def notify_daily(self, most: int = 10) -> None:
+        """E-mail the clients whose max daily usage was reached (marked in Redis by this
+        writer or by Kamailio), each once a day; a mark that fails goes back for later."""
+        if self.mailer is None:
+            return
+        for mark in self.client.spop(keyspace.DAILY_REACHED, most) or ():
+            found = daily_usage.parse_mark(mark)
+            if found is None:
+                continue
+            try:
+                sent = daily_usage.notify(self.pg(), self.mailer, *found)
+            except MailError as exc:
+                self.client.sadd(keyspace.DAILY_REACHED, mark)
+                m.DAILY_EMAILS.labels("failed").inc()
+                log.warning("MAIL: daily usage e-mail of customer %s not sent (%s); retrying",
+                            found[0], exc)
+                return
+            except TRANSIENT_PG:
+                self.client.sadd(keyspace.DAILY_REACHED, mark)
+                raise
+            if sent:
+                m.DAILY_EMAILS.labels("sent").inc()
+                log.info("MAIL: customer %s reached its max daily usage of %s", *found)
 
     def handle_batch(self, entries: list[tuple[bytes, dict | None]]) -> None:
         """Bill the entries in one transaction, then one MULTI; on a bad event, bill them
@@ -317,8 +389,14 @@ class XdrWriter:
         pipe = self.client.pipeline(transaction=True)
         pipe.mset(balances)
         for _, event, billed in done:
-            pipe.hdel(keyspace.reservations("account", billed.account_id), event.call_id)
-            pipe.hdel(keyspace.reservations("customer", billed.customer_id), event.call_id)
+            for key in held_keys(billed.account_id, billed.customer_id):
+                pipe.hdel(key, event.call_id)
+            if billed.spent_today is not None:  # a day's spend only grows: never lower it
+                self._grow(keys=[keyspace.daily_spent(billed.customer_id, billed.day)],
+                           args=[_fixed(billed.spent_today), keyspace.DAILY_SPENT_TTL_S],
+                           client=pipe)
+            if billed.reached:
+                pipe.sadd(keyspace.DAILY_REACHED, f"{billed.customer_id}:{billed.day}")
         pipe.xack(STREAM, GROUP, *(entry_id for entry_id, _, _ in done))
         pipe.execute()
         for _, event, billed in done:
@@ -433,7 +511,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="127.0.0.1")
     writer = XdrWriter(args.dsn, redis_client(settings, args.block_ms), args.consumer,
-                       batch=args.batch, claim_idle_s=args.claim_idle, block_ms=args.block_ms)
+                       batch=args.batch, claim_idle_s=args.claim_idle, block_ms=args.block_ms,
+                       mailer=Mailer(settings))
     log.info("XDR: writer %s consuming %s as group %s", args.consumer, STREAM, GROUP)
     writer.run(stop_on_signals(), until_idle=args.until_idle)
 

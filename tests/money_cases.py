@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal as D
 
-from billing.money import ACCOUNT, CUSTOMER, Outcome
+from billing.money import ACCOUNT, CUSTOMER, DAILY, Outcome
 
 CALL = "call"              # the call asking to hold funds
 ACCOUNT_ID = "17785551210"
 CUSTOMER_ID = 1
+DAY = "2026-12-01"         # the client's day the call starts on (an external call)
 
 
 @dataclass(frozen=True)
@@ -36,17 +37,21 @@ class Case:
     held: tuple[tuple[str, str], ...] = ()
     customer_held: tuple[tuple[str, str], ...] = ()
     expired: tuple[tuple[str, str], ...] = ()      # on both hashes, past their expiry
+    daily_limit: str | None = None                 # the client's max daily usage
+    spent: str | None = None                       # its spend today (None: none written)
+    daily_held: tuple[tuple[str, str], ...] = ()   # its other external calls in progress
 
     def account(self) -> dict:
         return {"id": ACCOUNT_ID, "customer_id": CUSTOMER_ID, "billing_model": self.model,
                 "credit_limit": self.limit}
 
     def customer(self) -> dict:
-        return {"id": CUSTOMER_ID, "credit_limit": self.customer_limit}
+        return {"id": CUSTOMER_ID, "credit_limit": self.customer_limit,
+                "max_daily_usage": self.daily_limit, "timezone": "UTC"}
 
     def entries(self, scope: str, now_ms: int) -> dict[str, str]:
         """The reservation hash of one scope as Redis stores it: micro-units:expiry ms."""
-        live = self.held if scope == ACCOUNT else self.customer_held
+        live = {ACCOUNT: self.held, CUSTOMER: self.customer_held, DAILY: self.daily_held}[scope]
         values = {call: f"{int(D(a) * 100000)}:{now_ms + 60000}" for call, a in live}
         values.update({call: f"{int(D(a) * 100000)}:{now_ms - 1000}"
                        for call, a in self.expired})
@@ -123,4 +128,25 @@ CASES = [
          balance="0", customer_balance=None, customer_limit="100"),
     Case("credit expired holds on the customer do not count", held("0.22", "100"), "0.22",
          model="credit", customer_limit="100", expired=(("crashed", "100"),)),
+    # max daily usage: available today = limit - spent today - held by the client's calls
+    Case("daily, nothing spent yet today", held("7.30", "10"), "7.30", balance="50",
+         daily_limit="10"),
+    Case("daily is the smaller bound", held("1.5", "1.5"), "7.30", balance="50",
+         daily_limit="10", spent="8.5"),
+    Case("daily reached", refused("0", DAILY), "0.22", balance="50", daily_limit="10",
+         spent="10"),
+    Case("daily, other calls hold the rest", refused("0.1", DAILY), "0.22", balance="50",
+         daily_limit="10", spent="5", daily_held=(("c2", "4.9"),)),
+    Case("daily, own earlier hold does not count", held("0.22", "1"), "0.22", balance="50",
+         daily_limit="10", spent="9", daily_held=((CALL, "1"),)),
+    Case("daily, expired holds do not count", held("0.22", "5"), "0.22", balance="50",
+         daily_limit="10", spent="5", expired=(("crashed", "5"),)),
+    Case("daily, the account is still the smaller bound", held("2", "2"), "7.30",
+         balance="2", daily_limit="10", spent="1"),
+    Case("daily, credit customer smaller", held("0.5", "0.5"), "7.30", model="credit",
+         customer_balance="99.5", customer_limit="100", daily_limit="10", spent="1"),
+    Case("daily limit zero refuses every paid call", refused("0", DAILY), "0.22",
+         balance="50", daily_limit="0"),
+    Case("daily, a debit balance missing still refuses on the account", unknown(ACCOUNT),
+         "0.22", balance=None, daily_limit="10"),
 ]

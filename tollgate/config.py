@@ -67,6 +67,16 @@ class Settings:
     # GeoIP country database (MaxMind format) of the virtual PBX source filter; empty:
     # <var_dir>/geoip/dbip-country.mmdb, which `make` installs (tollgate/geoip.py)
     geoip_database: str = ""
+    # SMTP relay for operator e-mails (a client's max daily usage reached); an empty host
+    # sends none and logs each one instead
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "tollgate@localhost"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    # STARTTLS before authenticating (the relay must offer it)
+    smtp_starttls: bool = False
+    smtp_timeout: int = 10
 
     @property
     def pg_dsn(self) -> str:
@@ -116,6 +126,15 @@ def _config_file() -> Path | None:
 
 
 def _coerce(name: str, kind: type, raw: object) -> object:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"setting {name}: {raw!r} is not true or false")
     if kind is int:
         try:
             return int(raw)  # type: ignore[call-overload]

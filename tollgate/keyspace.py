@@ -70,6 +70,15 @@ def reservations(scope: str, ident: object) -> str:
     return f"tg:resv:{scope}:{ident}"
 
 
+def daily_spent(customer_id: object, day: str) -> str:
+    """string with a TTL: a client's external outbound spend on one day of its timezone
+    (decimal text; written by the xDR writer from PostgreSQL's daily_usage)."""
+    return f"tg:daily:{customer_id}:{day}"
+
+
+DAILY_SPENT_TTL_S = 3 * 86400    # a day's spend outlives the day in any timezone
+DAILY_REACHED = "tg:daily:reached"   # set: "<customer id>:<day>" whose limit was reached
+
 # every projection key, as SCAN patterns (resync drops what PostgreSQL no longer has)
 PROJECTION_PATTERNS = tuple(f("*") for f in (customer, account, alias, product, tariff,
                                             rates, app, access_number)) + (

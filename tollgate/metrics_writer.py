@@ -14,3 +14,6 @@ LAG = Gauge("tollgate_xdr_lag", "Stream entries not yet delivered to the writers
             multiprocess_mode="max")
 PENDING = Gauge("tollgate_xdr_pending", "Entries delivered to writers but not yet acked",
                 multiprocess_mode="max")
+DAILY_EMAILS = Counter("tollgate_daily_usage_emails_total",
+                       "Max daily usage e-mails to clients, by result (sent, failed)",
+                       ["result"])

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from billing import money
+from billing import daily, money, rating
 from billing.classify import Decision
 from billing.money import Outcome
 from billing.rating import MAX_CALL_SECONDS
@@ -34,14 +34,18 @@ class Reservations:
 
     def reserve(self, call_id: str, amount: Decimal, account: Mapping[str, Any],
                 customer: Mapping[str, Any], ttl_s: float,
-                minimum: Decimal | None = None) -> Outcome:
+                minimum: Decimal | None = None, day: str = "") -> Outcome:
         """Hold min(available, `amount`) for `call_id`, atomically, unless available is below
-        `minimum` (default `amount`: all or nothing); Outcome.reserved is what was held."""
+        `minimum` (default `amount`: all or nothing); Outcome.reserved is what was held.
+        With `day` (an external call) the client's max daily usage of that day bounds too."""
         acct, cust = money.bounds(account, customer)
-        keys = _keys(account["id"], account.get("customer_id"))
+        today = money.daily(customer, external=bool(day))
+        customer_id = account.get("customer_id")
+        keys = _keys(account["id"], customer_id) + [
+            keyspace.daily_spent(customer_id, day), keyspace.reservations(money.DAILY, customer_id)]
         args: list[str | int] = [call_id, money.to_micro(amount),
                 money.to_micro(amount if minimum is None else minimum), int(ttl_s * 1000),
-                acct.mode, _limit(acct), cust.mode, _limit(cust)]
+                acct.mode, _limit(acct), cust.mode, _limit(cust), today.mode, _limit(today)]
         status, avail, scope, held = self._reserve(keys=keys, args=args)
         scope = scope.decode() if isinstance(scope, bytes) else (scope or "")
         return Outcome(status == 1, None if avail is None else money.from_micro(avail), scope,
@@ -51,8 +55,8 @@ class Reservations:
     def release(self, call_id: str, account_id: str, customer_id: object) -> int:
         """Drop the call's holds (idempotent); how many entries went away."""
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hdel(keyspace.reservations(money.ACCOUNT, account_id), call_id)
-            pipe.hdel(keyspace.reservations(money.CUSTOMER, customer_id), call_id)
+            for key in held_keys(account_id, customer_id):
+                pipe.hdel(key, call_id)
             return sum(int(n) for n in pipe.execute())
 
     def held(self, scope: str, ident: object) -> Decimal:
@@ -61,18 +65,49 @@ class Reservations:
         return money.live_held(entries, int(time.time() * 1000))
 
     def authorize(self, call_id: str, decision: Decision, account: Mapping[str, Any],
-                  customer: Mapping[str, Any], cap: int = MAX_CALL_SECONDS) -> Decision:
+                  customer: Mapping[str, Any], cap: int = MAX_CALL_SECONDS,
+                  external: bool = False, now: float | None = None) -> Decision:
         """billing.money.authorize with the hold taken in Redis: one script call holds what
-        a call of `cap` seconds costs, or all that is available when that is less."""
+        a call of `cap` seconds costs, or all that is available when that is less. An
+        `external` call is bounded by its client's max daily usage of the day it starts
+        (`now`, default the clock, in the client's timezone)."""
+        day = daily.day_of(customer.get("timezone"), time.time() if now is None else now) \
+            if external else ""
+
         # the held amount only ever affords up to `cap`: the TTL covers the longest call
         def take(amount: Decimal, minimum: Decimal) -> Outcome:
             return self.reserve(call_id, amount, account, customer,
-                                max(cap, 0) + TTL_MARGIN_S, minimum=minimum)
-        return money.authorize(decision, take, cap)
+                                max(cap, 0) + TTL_MARGIN_S, minimum=minimum, day=day)
+        granted = money.authorize(decision, take, cap)
+        if granted.reason == money.DAILY_REACHED[1]:  # the xDR writer e-mails the client
+            self.client.sadd(keyspace.DAILY_REACHED, f"{customer.get('id')}:{day}")
+        return granted
+
+    def daily_reached(self, customer: Mapping[str, Any], now: float | None = None) -> bool:
+        """True when the client has a max daily usage and today's spend has reached it (a
+        free external call, which holds nothing, is refused then too)."""
+        bound = money.daily(customer)
+        if bound.limit is None:
+            return False
+        return self.spent(customer, now) >= bound.limit
+
+    def spent(self, customer: Mapping[str, Any], now: float | None = None) -> Decimal:
+        """The client's external outbound spend today (zero when none was written)."""
+        day = daily.day_of(customer.get("timezone"), time.time() if now is None else now)
+        text = self.client.get(keyspace.daily_spent(customer.get("id"), day))
+        return rating.money(text.decode() if isinstance(text, bytes) else text or "0")
 
 
 def _limit(bound: money.Bound) -> int:
     return 0 if bound.limit is None else money.to_micro(bound.limit)
+
+
+def held_keys(account_id: object, customer_id: object) -> tuple[str, str, str]:
+    """The reservation hashes a call's holds may sit in: its payer's, its customer's and
+    its client's external calls of the day."""
+    return (keyspace.reservations(money.ACCOUNT, account_id),
+            keyspace.reservations(money.CUSTOMER, customer_id),
+            keyspace.reservations(money.DAILY, customer_id))
 
 
 def _keys(account_id: object, customer_id: object) -> list[str]:
@@ -82,4 +117,4 @@ def _keys(account_id: object, customer_id: object) -> list[str]:
             keyspace.reservations(money.CUSTOMER, customer_id)]
 
 
-__all__ = ["Outcome", "Reservations", "TTL_MARGIN_S"]
+__all__ = ["Outcome", "Reservations", "TTL_MARGIN_S", "held_keys"]

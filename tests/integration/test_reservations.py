@@ -8,9 +8,9 @@ import pytest
 import redis
 
 from billing.classify import Decision
-from billing.money import ACCOUNT, CUSTOMER, SKIP, bounds, from_micro
+from billing.money import ACCOUNT, CUSTOMER, DAILY, SKIP, bounds, daily, from_micro
 from billing.rating import Rate
-from tests.money_cases import ACCOUNT_ID, CALL, CASES, CUSTOMER_ID
+from tests.money_cases import ACCOUNT_ID, CALL, CASES, CUSTOMER_ID, DAY
 from tollgate import keyspace
 from tollgate.reservations import Reservations
 
@@ -40,7 +40,10 @@ def test_the_table_of_cases(case, resv, redis_client):
     now = redis_now_ms(redis_client)
     keys = {scope: (keyspace.balance(scope, ident), keyspace.reservations(scope, ident))
             for scope, ident in ((ACCOUNT, ACCOUNT_ID), (CUSTOMER, CUSTOMER_ID))}
-    for scope, balance in ((ACCOUNT, case.balance), (CUSTOMER, case.customer_balance)):
+    keys[DAILY] = (keyspace.daily_spent(CUSTOMER_ID, DAY),
+                   keyspace.reservations(DAILY, CUSTOMER_ID))
+    for scope, balance in ((ACCOUNT, case.balance), (CUSTOMER, case.customer_balance),
+                           (DAILY, case.spent)):
         if balance is not None:
             redis_client.set(keys[scope][0], balance)
         entries = case.entries(scope, now)
@@ -48,10 +51,11 @@ def test_the_table_of_cases(case, resv, redis_client):
             redis_client.hset(keys[scope][1], mapping=entries)
     before = {scope: redis_client.hget(keys[scope][1], CALL) for scope in keys}
     out = resv.reserve(CALL, D(case.amount), case.account(), case.customer(), ttl_s=60,
-                       minimum=D(case.minimum))
+                       minimum=D(case.minimum), day=DAY)
     assert out == case.expect
     # the hold is recorded on every balance the payer involves; a refusal changes nothing
-    for scope, bound in zip((ACCOUNT, CUSTOMER), bounds(case.account(), case.customer())):
+    every = (*bounds(case.account(), case.customer()), daily(case.customer()))
+    for scope, bound in zip((ACCOUNT, CUSTOMER, DAILY), every):
         stored = redis_client.hget(keys[scope][1], CALL)
         if out.ok and bound.mode != SKIP:
             assert from_micro(int(stored.split(b":")[0])) == out.reserved
@@ -253,3 +257,60 @@ def test_script_survives_a_script_flush(resv, redis_client):
     redis_client.set("tg:bal:account:17785551209", "1")
     redis_client.script_flush()
     assert resv.reserve("c1", D("0.5"), DEBIT, {}, ttl_s=60).ok
+
+
+# --- the client's max daily usage (external calls) ---------------------------------------
+
+VANCOUVER = {"id": 7, "credit_limit": None, "max_daily_usage": "1.00",
+             "timezone": "America/Vancouver"}
+DEBIT_OF_7 = {**DEBIT, "customer_id": 7}
+# 2026-12-01 23:59:30 and 2026-12-02 00:00:30 in Vancouver (UTC-8)
+BEFORE_MIDNIGHT, AFTER_MIDNIGHT = 1796198370.0, 1796198430.0
+
+
+def test_the_day_is_the_clients_and_a_new_day_starts_over(resv, redis_client):
+    redis_client.set("tg:bal:account:17785551209", "50")
+    redis_client.set(keyspace.daily_spent(7, "2026-12-01"), "1.00000")
+    refused = resv.authorize("c1", PAID, DEBIT_OF_7, VANCOUVER, external=True,
+                             now=BEFORE_MIDNIGHT)
+    assert (refused.code, refused.reason) == (403, "Max daily usage reached")
+    assert not redis_client.exists(keyspace.reservations(DAILY, 7))
+    # midnight in Vancouver (08:00 UTC): the day's counter is another key, still empty
+    granted = resv.authorize("c1", PAID, DEBIT_OF_7, VANCOUVER, external=True,
+                             now=AFTER_MIDNIGHT)
+    assert (granted.code, granted.reserve, granted.max_duration) == (200, D("1.00000"), 900)
+    assert resv.held(DAILY, 7) == D("1.00000")
+    # the same call, not external (on-net, the IVR leg): no daily bound
+    assert resv.authorize("c2", PAID, DEBIT_OF_7, VANCOUVER, now=BEFORE_MIDNIGHT).code == 200
+
+
+def test_a_refusal_for_the_daily_limit_marks_the_day_for_the_e_mail(resv, redis_client):
+    redis_client.set("tg:bal:account:17785551209", "50")
+    redis_client.set(keyspace.daily_spent(7, "2026-12-01"), "0.9")
+    assert resv.authorize("c1", PAID, DEBIT_OF_7, VANCOUVER, external=True,
+                          now=BEFORE_MIDNIGHT).code == 403
+    assert redis_client.smembers(keyspace.DAILY_REACHED) == {b"7:2026-12-01"}
+
+
+def test_concurrent_external_calls_never_hold_more_than_the_day_allows(resv, redis_client):
+    redis_client.set("tg:bal:account:17785551209", "50")
+    held = [resv.authorize(f"c{n}", PAID, DEBIT_OF_7, VANCOUVER, external=True,
+                           now=AFTER_MIDNIGHT) for n in range(4)]
+    assert [g.code for g in held] == [200, 403, 403, 403]
+    assert resv.release("c0", "17785551209", 7) == 2   # the account's and the day's holds
+    assert resv.held(DAILY, 7) == D("0")
+
+
+def test_an_unreadable_daily_spend_is_unavailable_never_free(resv, redis_client):
+    redis_client.set("tg:bal:account:17785551209", "50")
+    redis_client.set(keyspace.daily_spent(7, "2026-12-02"), "garbage")
+    assert resv.authorize("c1", PAID, DEBIT_OF_7, VANCOUVER, external=True,
+                          now=AFTER_MIDNIGHT).code == 503
+
+
+def test_daily_reached_reads_the_spend_of_today(resv, redis_client):
+    assert not resv.daily_reached(VANCOUVER, now=BEFORE_MIDNIGHT)
+    redis_client.set(keyspace.daily_spent(7, "2026-12-01"), "1.00000")
+    assert resv.daily_reached(VANCOUVER, now=BEFORE_MIDNIGHT)
+    assert not resv.daily_reached(VANCOUVER, now=AFTER_MIDNIGHT)
+    assert not resv.daily_reached({**VANCOUVER, "max_daily_usage": None}, now=BEFORE_MIDNIGHT)

@@ -30,9 +30,11 @@ NOW = 1_800_000_000_000
 
 def funds_of(case: Case) -> Funds:
     """The case as the Python rule reads it (the Lua reads the same from Redis)."""
-    balances = tuple(None if b is None else D(b) for b in (case.balance, case.customer_balance))
-    held = tuple(live_held(case.entries(scope, NOW), NOW, CALL) for scope in (ACCOUNT, CUSTOMER))
-    return Funds(bounds(case.account(), case.customer()), balances, held)  # type: ignore[arg-type]
+    balances = tuple(None if b is None else D(b)
+                     for b in (case.balance, case.customer_balance, case.spent))
+    held = tuple(live_held(case.entries(scope, NOW), NOW, CALL) for scope in money.SCOPES)
+    return Funds((*bounds(case.account(), case.customer()), money.daily(case.customer())),
+                 balances, held)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -138,6 +140,23 @@ def test_unlimited_credit_gets_the_cap():
     granted = authorize(PAID, credit("0", None), cap=3600)
     assert (granted.max_duration, granted.reserve) == (3600, charge(RATE, 3600))
     assert authorize(PAID, credit("0", None)).max_duration == MAX_CALL_SECONDS
+
+
+def test_the_max_daily_usage_refuses_with_its_own_reason_and_caps_the_call():
+    day = Funds((Bound(DEBIT), Bound(SKIP), money.daily({"max_daily_usage": "1"})),
+                (D("50"), None, D("0.85")))
+    refused = authorize(PAID, day)
+    assert (refused.code, refused.reason, refused.customer_id) == (
+        403, "Max daily usage reached", 1)
+    day = Funds(day.bounds, (D("50"), None, D("0.5")))
+    granted = authorize(PAID, day)   # 0.50 left today: 0.10 + 6 minutes of 0.06 = 0.46
+    assert (granted.code, granted.max_duration, granted.reserve) == (200, 360, D("0.5"))
+
+
+def test_no_daily_bound_without_a_limit_or_on_a_call_that_is_not_external():
+    assert money.daily({"max_daily_usage": None}) == Bound(SKIP)
+    assert money.daily({"max_daily_usage": "5"}, external=False) == Bound(SKIP)
+    assert money.daily({"max_daily_usage": "5"}) == Bound(money.DAILY, D(5))
 
 
 def test_an_unknown_balance_is_unavailable_never_free():
