@@ -21,7 +21,7 @@ from billing.money import (
     to_micro,
 )
 from billing.rating import MAX_CALL_SECONDS, Rate, charge
-from tests.money_cases import ACCOUNT, CALL, CASES, CUSTOMER, Case
+from tests.money_cases import ACCOUNT, CALL, CASES, Case
 
 pytestmark = pytest.mark.unit
 
