@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ACCOUNT_CHARS = re.compile(r"[A-Za-z0-9._+-]")
 MAX_ID = 64
@@ -311,6 +312,17 @@ def ddi(value: object) -> str | None:
     text = _text("outgoing DDI", value)
     if not re.fullmatch(r"\+?[0-9]{1,32}", text):
         raise BadInput(f"outgoing DDI {text!r}: digits with an optional leading + expected")
+    return text
+
+
+def timezone(value: object) -> str:
+    """An IANA timezone name (America/Vancouver), as the system's tz database knows it."""
+    text = short_text("timezone", value).strip()
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadInput(f"timezone {text!r} is not a known timezone (e.g. Europe/Madrid)") \
+            from None
     return text
 
 

@@ -44,7 +44,7 @@ FIELDS = {
 VALIDATORS: dict[str, Any] = {
     "name": partial(v.name, "customer"),
     "currency": v.currency,
-    "timezone": partial(v.short_text, "timezone"),
+    "timezone": v.timezone,
     "language": lambda x: v.language(x) or "en",
     "credit_limit": partial(v.optional_money, "credit limit"),
     "blocked": partial(v.boolean, "blocked"),

@@ -126,3 +126,15 @@ def test_lists_and_words():
         v.boolean("x", "maybe")
     with pytest.raises(BadInput):
         v.choice("billing model", "prepaid", ("debit", "credit"))
+
+
+@pytest.mark.parametrize("good", ["UTC", "America/Vancouver", "Europe/Madrid"])
+def test_timezones_accepted(good):
+    assert v.timezone(good) == good
+
+
+@pytest.mark.parametrize("bad", ["Mars/Olympus", "../../etc/passwd", "", "Europe/Madrid\n"])
+def test_timezones_refused_in_one_line(bad):
+    with pytest.raises(BadInput) as err:
+        v.timezone(bad)
+    assert "\n" not in str(err.value)
