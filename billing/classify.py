@@ -53,6 +53,9 @@ def refuse(code: int, reason: str) -> Decision:
     return Decision(code=code, reason=reason)
 
 
+NO_RATING = refuse(403, "No rating for destination")
+
+
 def longest_prefix(table: Mapping[str, _T], number: str) -> _T | None:
     """The value under the longest key of `table` that starts `number` ("" matches all)."""
     for end in range(len(number), -1, -1):
@@ -121,11 +124,12 @@ def classify(caller: Mapping[str, Any], customer: Mapping[str, Any],
              product: Mapping[str, Any], dialed: str, lookup: RateLookup,
              callee: Mapping[str, Any] | None = None, app: Mapping[str, Any] | None = None,
              from_ivr: bool = False, access_code: str = PLAIN,
-             now: datetime | None = None) -> Decision:
+             now: datetime | None = None, no_rate: Decision = NO_RATING) -> Decision:
     """Classify a call by `caller` to `dialed` (`callee`: the account it reaches on-net).
 
     `app` is the caller's call-via-IVR voice application; `from_ivr` marks the toll leg the
     IVR originates after collecting the code (the caller there is already the payer).
+    `no_rate` is the refusal when `product` has no rate for the call.
     """
     refusal = check_caller(caller, customer, now)
     if refusal:
@@ -142,7 +146,7 @@ def classify(caller: Mapping[str, Any], customer: Mapping[str, Any],
         return refuse(503, "Rating unavailable")
     route = ONNET if callee is not None else PSTN
     if rate is None:
-        return refuse(403, "No rating for destination")
+        return no_rate
     if rate.forbidden:
         return refuse(403, "Forbidden destination")
     if not is_paid(rate):

@@ -9,11 +9,13 @@ import re
 import time
 import zlib
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import KSR
 
-from billing import classify, internal
+from billing import classify, internal, profiles
 from billing.classify import Decision
+from billing.rating import RateError
 from kemi import authorize, dialogs, log, message, policy, registrar
 from kemi.constants import (
     AVP_IVR_ACCOUNT,
@@ -128,15 +130,29 @@ def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False,
            access_code: str = "") -> Decision:
     """Classify a call of `caller` to `dialed` from the cached records."""
     directory = rt.directory
-    customer_id, product_id = caller.get("customer_id"), caller.get("product_id")
+    customer_id = caller.get("customer_id")
     customer = directory.customer(customer_id) if customer_id is not None else None
+    if customer is None:
+        return Decision(403, "No rating profile")
+
+    def rates(product_id: int) -> bool:
+        product = directory.product(product_id)
+        return product is not None and classify.find_rate(
+            product, dialed.lstrip("+"), directory.rate, access_code) is not None
+    try:
+        product_id = profiles.product_for(customer, caller.get("product_id"),
+                                          datetime.now(timezone.utc), rates)
+    except (RateError, KeyError, TypeError, ValueError):
+        return Decision(503, "Rating unavailable")  # broken rating data: never free
     product = directory.product(product_id) if product_id is not None else None
-    if customer is None or product is None:
+    if product is None and not customer.get("rating_profiles"):
         return Decision(403, "No rating profile")
     callee = directory.account(dialed) if dialed else None
     app = directory.app(caller["ivr_app_id"]) if caller.get("ivr_app_id") else None
-    return classify.classify(caller, customer, product, dialed, directory.rate,
-                             callee=callee, app=app, from_ivr=from_ivr, access_code=access_code)
+    # a client with rating profiles none of which rates the call: it cannot be billed
+    return classify.classify(caller, customer, product or {}, dialed, directory.rate,
+                             callee=callee, app=app, from_ivr=from_ivr, access_code=access_code,
+                             no_rate=Decision(*profiles.CANNOT_BILL))
 
 
 def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: str,

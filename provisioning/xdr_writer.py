@@ -27,7 +27,7 @@ import psycopg
 import redis
 from prometheus_client import start_http_server
 
-from billing import daily
+from billing import daily, profiles
 from billing.rating import Rate, RateError, charge, charged_seconds, quantize
 from billing.xdr import XdrError, XdrEvent, decode
 from provisioning import daily_usage
@@ -55,6 +55,8 @@ ACCOUNT_SQL = """
 SELECT a.customer_id, a.product_id, a.billing_model, c.currency, c.timezone
   FROM accounts a JOIN customers c ON c.id = a.customer_id
  WHERE a.id = %s"""
+PROFILES_SQL = """
+SELECT product_id, activation, expiry FROM rating_profiles WHERE customer_id = %s"""
 # a client's external outbound spend of one day of its timezone ("Max daily usage")
 ADD_DAILY = """
 INSERT INTO daily_usage AS d (customer_id, day, spent) VALUES (%s, %s, %s)
@@ -140,12 +142,29 @@ def find_rate(conn: psycopg.Connection, product_id: int, access_code: str,
     return Rate(**dict(zip(fields, row[:8]))), row[8]
 
 
-def rate_leg(conn: psycopg.Connection, event: XdrEvent,
-             product_id: int) -> tuple[Rate | None, str | None]:
+def billing_product(conn: psycopg.Connection, customer_id: int, product_id: int | None,
+                    event: XdrEvent) -> int | None:
+    """The product that bills the leg: its client's rating profiles active when the call
+    was set up decide, as they did in Kamailio (billing/profiles.py); none: the account's."""
+    rows = conn.execute(PROFILES_SQL, (customer_id,)).fetchall()
+    if not rows:
+        return product_id
+    number = event.cld.lstrip("+")
+    when = to_time(event.setup_ts) or datetime.now(timezone.utc)
+    return profiles.product_for(
+        {"rating_profiles": [dict(zip(("product_id", "activation", "expiry"), r)) for r in rows]},
+        product_id, when,
+        lambda product: find_rate(conn, product, event.access_code, number) is not None)
+
+
+def rate_leg(conn: psycopg.Connection, event: XdrEvent, customer_id: int,
+             product_id: int | None) -> tuple[Rate | None, str | None]:
     """The rate that bills this leg (None: nothing to bill) and its tariff's currency."""
     if event.leg in FREE_LEGS or not event.answered:
         return None, None
-    found = find_rate(conn, product_id, event.access_code, event.cld.lstrip("+"))
+    product_id = billing_product(conn, customer_id, product_id, event)
+    found = None if product_id is None else find_rate(
+        conn, product_id, event.access_code, event.cld.lstrip("+"))
     if found is None:
         log.warning("[%s] RATE: no rate for %s leg to %r, not charged",
                     event.call_id, event.leg, event.cld)
@@ -195,7 +214,7 @@ def bill_in(conn: psycopg.Connection, event: XdrEvent) -> Billed:
     if payer is None:
         raise Unbillable(f"unknown account {event.account!r}")
     customer_id, product_id, model, customer_currency, tz = payer
-    rate, currency = rate_leg(conn, event, product_id)
+    rate, currency = rate_leg(conn, event, customer_id, product_id)
     seconds = charged_seconds(rate, event.duration) if rate else 0
     amount = charge(rate, event.duration) if rate else Decimal(0)
     row = conn.execute(INSERT_XDR, (

@@ -36,6 +36,10 @@ class Records:
         self.redis_port = stack.settings.redis_port
         self.metrics_url = f"http://127.0.0.1:{stack.settings.metrics_port}/metrics"
 
+    def redis(self) -> redis.Redis:
+        """A client of the stack's Redis."""
+        return redis.Redis(port=self.redis_port)
+
     def query(self, sql: str, *args):
         with psycopg.connect(self.dsn) as conn:
             return conn.execute(sql, args).fetchall()

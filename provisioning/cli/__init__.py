@@ -21,6 +21,7 @@ from provisioning.cli import (
     balance,
     customer,
     product,
+    profile,
     tariff,
     tenant,
     xdr,
@@ -29,7 +30,7 @@ from provisioning.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, Context, db_erro
 from provisioning.validate import BadInput
 from tollgate import config
 
-GROUPS = (customer, account, alias, product, tariff, app, balance, tenant, admin, xdr)
+GROUPS = (customer, profile, account, alias, product, tariff, app, balance, tenant, admin, xdr)
 
 
 class Parser(argparse.ArgumentParser):

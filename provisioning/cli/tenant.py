@@ -14,7 +14,7 @@ import yaml
 
 from provisioning import loader
 from provisioning import validate as v
-from provisioning.cli import account, alias, app, customer, product, tariff
+from provisioning.cli import account, alias, app, customer, product, profile, tariff
 from provisioning.cli.common import Context, write
 from provisioning.validate import BadInput
 
@@ -49,6 +49,9 @@ def import_tenant(conn: psycopg.Connection, data: dict[str, Any]) -> loader.Chan
     steps: list[tuple[str, str, Callable[[psycopg.Connection, dict[str, Any]], loader.Changes]]] = [
         ("customers", "name", _customer), ("tariffs", "name", _tariff),
         ("products", "name", _product), ("apps", "name", _app), ("accounts", "id", _account)]
+    # rating profiles name products: set once the products exist
+    profiles = [(str(i.get("name")), i["rating_profiles"])
+                for i in data.get("customers") or [] if "rating_profiles" in i]
     for section, key, step in steps:
         for item in data.get(section) or []:
             label = item.get(key)
@@ -58,6 +61,11 @@ def import_tenant(conn: psycopg.Connection, data: dict[str, Any]) -> loader.Chan
                 changes.merge(step(conn, dict(item)))
             except BadInput as exc:
                 raise BadInput(f"{section} {label}: {exc}") from None
+    for name, entries in profiles:
+        try:
+            changes.merge(profile.replace_all(conn, name, entries))
+        except BadInput as exc:
+            raise BadInput(f"customers {name}: {exc}") from None
     # a customer's outgoing DDI is one of its numbers: checked once its accounts exist
     for item in data.get("customers") or []:
         if item.get("outgoing_ddi"):
@@ -70,6 +78,7 @@ def import_tenant(conn: psycopg.Connection, data: dict[str, Any]) -> loader.Chan
 
 def _customer(conn: psycopg.Connection, item: dict[str, Any]) -> loader.Changes:
     name = str(item.pop("name"))
+    item.pop("rating_profiles", None)  # set by import_tenant once the products exist
     if customer.exists(conn, name):
         return customer.change(conn, name, item, check=False)
     return customer.create(conn, name, item, check=False)

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "demo" / "smart-calls.yaml"
 TABLES = ("customers", "accounts", "aliases", "ids", "products", "tariffs", "rates",
-          "rating_entries", "voice_applications", "access_numbers", "balance_operations")
+          "rating_entries", "voice_applications", "access_numbers", "balance_operations",
+          "rating_profiles")
 
 
 class Tollgate:
@@ -75,7 +76,8 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "language": "en", "credit_limit": "100.00000", "blocked": False, "max_calls": 0,
         "max_daily_usage": None, "daily_usage_email": None, "ip_filter": False,
         "authorized_sources": [], "allowed_countries": [], "outgoing_ddi": None,
-        "media_relay_set": None, "voice_notifications": False, "recording": False}
+        "media_relay_set": None, "voice_notifications": False, "recording": False,
+        "rating_profiles": []}
     assert record(r, "tg:account:17785551209") == {
         "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",
         "service_password": "", "associated_number": "1778555", "ivr_app_id": 1,
@@ -245,6 +247,65 @@ def test_an_outgoing_ddi_must_be_a_number_of_the_customer(tg, redis_client):
     assert tg("account", "update", "34911000111", "--outgoing-ddi", "34911000999") == 0
     assert tg("--json", "account", "show", "34911000111") == 0
     assert '"outgoing_ddi": "34911000999"' in tg.out
+
+
+def test_rating_profiles_bill_a_client_from_their_activation(tg, redis_client):
+    assert tg("customer", "create", "Acme", "--currency", "USD",
+              "--timezone", "Europe/Madrid") == 0
+    assert tg("tariff", "create", "T", "--currency", "USD") == 0
+    for name in ("Old", "New"):
+        assert tg("product", "create", name, "--currency", "USD", "--rating", "T") == 0
+    assert tg("product", "create", "Euro", "--currency", "EUR") == 0
+    assert tg("rating-profile", "add", "Acme", "Old", "--activation", "2026-01-01") == 0
+    assert tg("rating-profile", "add", "Acme", "New", "--activation",
+              "2026-06-01T00:00:00+00:00", "--expiry", "2030-01-01") == 0
+    profiles = record(redis_client, "tg:customer:1")["rating_profiles"]
+    # newest first; a time without an offset is the client's (Madrid: UTC+1 in January)
+    assert [(p["product_id"], p["activation"], p["expiry"]) for p in profiles] == [
+        (2, "2026-06-01T00:00:00+00:00", "2029-12-31T23:00:00+00:00"),
+        (1, "2025-12-31T23:00:00+00:00", None)]
+    assert tg("--json", "rating-profile", "list", "Acme") == 0
+    assert '"product": "New"' in tg.out and '"active": true' in tg.out
+    # refusals: one line each, nothing written
+    before = snapshot(tg.dsn, redis_client)
+    for argv, problem in (
+            (("Acme", "Euro"), "product Euro bills in EUR, customer Acme pays in USD"),
+            (("Acme", "Nope"), "unknown product 'Nope'"),
+            (("Nobody", "Old"), "unknown customer 'Nobody'"),
+            (("Acme", "Old", "--activation", "yesterday"), "not an ISO 8601 time"),
+            (("Acme", "Old", "--activation", "2026-01-01"), "already has product Old"),
+            (("Acme", "Old", "--activation", "2027-01-01", "--expiry", "2026-01-01"),
+             "is not after activation")):
+        assert tg("rating-profile", "add", *argv) == 2, argv
+        assert problem in tg.err and len(tg.err.splitlines()) == 1
+    assert snapshot(tg.dsn, redis_client) == before
+    assert tg("rating-profile", "remove", "Acme", "Old") == 0
+    assert [p["product_id"] for p in record(redis_client, "tg:customer:1")["rating_profiles"]] \
+        == [2]
+    assert tg("rating-profile", "remove", "Acme", "Old") == 2
+    assert tg("product", "delete", "New") != 0   # a client's profile still uses it
+
+
+def test_rating_profiles_in_the_yaml_import(tg, redis_client, tmp_path):
+    tenant = tmp_path / "t.yaml"
+    tenant.write_text("""
+customers:
+  - name: Acme
+    currency: USD
+    rating_profiles:
+      - {product: P, activation: "2026-01-01T00:00:00Z"}
+tariffs:
+  - {name: T, currency: USD, rates: [{prefix: "1", price: "0.02", interval: 60/60}]}
+products:
+  - {name: P, currency: USD, rating: [{access_code: "", tariff: T}]}
+""")
+    assert tg("import", str(tenant)) == 0, tg.err
+    assert tg("import", str(tenant)) == 0, tg.err   # twice: the same one profile
+    assert [p["product_id"] for p in record(redis_client, "tg:customer:1")["rating_profiles"]] \
+        == [1]
+    tenant.write_text(tenant.read_text().replace("product: P,", "product: Q,"))
+    assert tg("import", str(tenant)) == 2
+    assert tg.err.strip() == "tollgate: customers Acme: unknown product 'Q'"
 
 
 def test_tariff_and_rate_round_trip(tg, redis_client):
