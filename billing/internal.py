@@ -21,13 +21,15 @@ SESSION = "X-TG-Session"      # session ID shared by every leg of one call (firs
 APP = "X-TG-App"              # voice application id
 ANI = "X-TG-ANI"              # the caller's number as Kamailio vouches for it (access numbers)
 ACCESS_CODE = "X-TG-Access-Code"  # the rating entry a toll leg is rated by ("" = plain calls)
+# a refused call the IVR explains (voice notifications): "<code>;<locution>;<reason>"
+NOTIFY = "X-TG-Notify"
 EXPIRES = "X-TG-Expires"      # unix time in milliseconds after which the signature is void
 NONCE = "X-TG-Nonce"          # random, unique per signature: a signature is good once
 SIGNATURE = "X-TG-Sig"        # hex HMAC-SHA256
 # in the 2xx Kamailio relays to the IVR for a toll leg: the seconds it authorized (unsigned:
 # only Kamailio can reach the IVR, and it strips every X-TG header from the far end's reply)
 MAX_DURATION = "X-TG-Max-Duration"
-SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, ANI, ACCESS_CODE, EXPIRES, NONCE)
+SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, ANI, ACCESS_CODE, NOTIFY, EXPIRES, NONCE)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Internal:
     app: str = ""
     ani: str = ""
     access_code: str = ""
+    notify: str = ""
     nonce: str = ""
     expires: int = 0      # unix time in milliseconds
 
@@ -54,7 +57,7 @@ def sign(secret: bytes, call_id: str, data: Internal, ttl: float = 60,
     """Headers (name -> value) carrying `data` for the request with this Call-ID."""
     values = {ACCOUNT: data.account, AUTH_ID: data.auth_id, DEST: data.dest,
               SESSION: data.session, APP: data.app, ANI: data.ani,
-              ACCESS_CODE: data.access_code,
+              ACCESS_CODE: data.access_code, NOTIFY: data.notify,
               EXPIRES: str(int(((time.time() if now is None else now) + ttl) * 1000)),
               NONCE: data.nonce or secrets.token_hex(16)}
     values[SIGNATURE] = _mac(secret, call_id, values)
@@ -75,6 +78,21 @@ def verify(secret: bytes, call_id: str, headers: dict[str, str],
     return Internal(account=headers.get(ACCOUNT, ""), dest=headers.get(DEST, ""),
                     session=headers.get(SESSION, ""), auth_id=headers.get(AUTH_ID, ""),
                     app=headers.get(APP, ""), ani=headers.get(ANI, ""),
-                    access_code=headers.get(ACCESS_CODE, ""), nonce=headers.get(NONCE, ""),
+                    access_code=headers.get(ACCESS_CODE, ""), notify=headers.get(NOTIFY, ""),
+                    nonce=headers.get(NONCE, ""),
                     expires=int(expires))
 
+
+
+def notice(code: int, locution: str, reason: str) -> str:
+    """The X-TG-Notify value of a refusal the IVR explains."""
+    return f"{code};{locution};{reason}"
+
+
+def parse_notice(value: str) -> tuple[int, str, str] | None:
+    """(code, locution, reason) of an X-TG-Notify value; None when malformed."""
+    code, _, rest = value.partition(";")
+    locution, _, reason = rest.partition(";")
+    if not (code.isdigit() and 400 <= int(code) <= 699 and locution.isidentifier() and reason):
+        return None
+    return int(code), locution, reason

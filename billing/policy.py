@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from billing import money
+from billing import money, profiles
 from billing.classify import Decision
 
 # refusals, with the locution a client with voice notifications hears
@@ -20,9 +20,20 @@ SOURCE_REFUSED = Decision(403, "No permission to place this call")
 MAX_CALLS_OUT = Decision(403, "Max calls reached")
 MAX_CALLS_IN = Decision(486, "Max calls reached")
 DAILY_REACHED = Decision(*money.DAILY_REACHED)
+# the refusals of an outgoing call a client with voice notifications hears explained
+# (virtual-pbx-client.txt: "you have no permissions to place this call", "the call cannot
+# be billed", ...), by reason phrase; the locutions are prompts of ivr/prompts.py
 NOTIFICATIONS = {SOURCE_REFUSED.reason: "no_permission",
+                 "Forbidden destination": "no_permission",
+                 "Account blocked": "no_permission",
+                 "Account expired": "no_permission",
+                 "Customer blocked": "no_permission",
                  MAX_CALLS_OUT.reason: "max_calls_reached",
-                 DAILY_REACHED.reason: "max_daily_usage_reached"}
+                 DAILY_REACHED.reason: "max_daily_usage_reached",
+                 profiles.CANNOT_BILL[1]: "cannot_bill",
+                 "No rating for destination": "cannot_bill",
+                 money.INSUFFICIENT[1]: "insufficient_funds",
+                 "Unknown number": "not_found"}
 
 # the country of an address, or "" (unknown); tollgate/geoip.py in production
 CountryOf = Callable[[str], str]
@@ -73,6 +84,9 @@ def max_calls(customer: Mapping[str, Any]) -> int:
     return int(value) if isinstance(value, int) and value > 0 else 0
 
 
-def notification(decision: Decision) -> str:
-    """The locution of a refusal ("" when it has none)."""
+def notification(decision: Decision, customer: Mapping[str, Any] | None) -> str:
+    """The locution a refused caller of this client hears before the refusal ("" when the
+    client has voice notifications off, or the refusal has none)."""
+    if customer is None or not customer.get("voice_notifications") or decision.ok:
+        return ""
     return NOTIFICATIONS.get(decision.reason, "")

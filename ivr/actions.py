@@ -48,7 +48,11 @@ class Bridge:
 
 @dataclass(frozen=True)
 class Hangup:
-    leg: str  # "caller" or "toll"
+    """End a leg ("caller" or "toll"); a caller leg not answered yet (early media) gets
+    the final response `code` `reason`, an answered one a BYE."""
+    leg: str
+    code: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True)

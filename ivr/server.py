@@ -34,6 +34,7 @@ from ivr.actions import (
     StopPlay,
 )
 from ivr.apps import prepaid
+from ivr.apps.notice import Notice
 from ivr.passthrough import Caller, PassThrough
 from ivr.services import Services
 from tollgate import config
@@ -50,7 +51,7 @@ PJSUA_MAX_CALLS = 1024
 SPARE_CALLS = 8
 
 
-App = PassThrough | prepaid.Prepaid
+App = PassThrough | prepaid.Prepaid | Notice
 # a spool of xDR events (Redis was down when a session ended) is retried this often
 REPLAY_EVERY_S = 5.0
 # the IVR ends an outgoing call this long before Kamailio's hard cap would
@@ -188,6 +189,8 @@ class Session:
 
     @property
     def kind(self) -> str:
+        if isinstance(self.app, Notice):
+            return "notification"
         return "pass_through" if isinstance(self.app, PassThrough) else "prepaid"
 
     def finished(self) -> bool:
@@ -342,7 +345,8 @@ class Session:
             elif isinstance(action, Bridge):
                 self._try_bridge()
             elif isinstance(action, Hangup):
-                self._hangup(self.caller_leg if action.leg == "caller" else self.toll)
+                self._hangup(self.caller_leg if action.leg == "caller" else self.toll,
+                             action.code, action.reason)
             elif isinstance(action, SessionXdr):
                 self._session_xdr(action)
             elif isinstance(action, Reauthorize):
@@ -465,11 +469,14 @@ class Session:
                 except pj.Error:
                     pass
 
-    def _hangup(self, leg: Leg | None) -> None:
+    def _hangup(self, leg: Leg | None, code: int = 0, reason: str = "") -> None:
         if leg is None or leg.ended:
             return
+        prm = pj.CallOpParam(True)
+        if code:  # the final response of a call not answered (early media)
+            prm.statusCode, prm.reason = code, reason
         try:
-            leg.hangup(pj.CallOpParam(True))
+            leg.hangup(prm)
         except pj.Error as exc:
             log.warning("[%s] HANGUP: %s", self.call_id, exc.info())
 
@@ -674,11 +681,22 @@ class Server:
                  signed.account or "-", signed.ani or "-", signed.dest, signed.session,
                  signed.app or "-")
         answer = pj.CallOpParam(True)
-        answer.statusCode = 200
+        # a voice notification plays as early media: never answered, never billed
+        answer.statusCode = 183 if getattr(session.app, "early_media", False) else 200
         leg.answer(answer)
 
     def _session(self, leg: Leg, call_id: str, signed: internal.Internal) -> Session | None:
         """The application the signed headers name, for this caller (None: refuse)."""
+        if signed.notify:
+            notice = internal.parse_notice(signed.notify)
+            if notice is None:
+                log.warning("[%s] LOOKUP: malformed notification %r", call_id, signed.notify)
+                return None
+            language = prompts.DEFAULT_LANGUAGE
+            caller = self.directory.account(signed.account) if signed.account else None
+            if caller is not None and caller.get("language"):
+                language = str(caller["language"])
+            return Session(self, leg, Notice(call_id, *notice), signed, language, "")
         account = self.directory.account(signed.account) if signed.account else None
         if signed.account and account is None:
             log.warning("[%s] LOOKUP: unknown account %s", call_id, signed.account)

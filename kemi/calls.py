@@ -15,6 +15,7 @@ import KSR
 
 from billing import classify, internal, profiles
 from billing.classify import Decision
+from billing.policy import notification
 from billing.rating import RateError
 from kemi import authorize, dialogs, log, message, policy, registrar
 from kemi.constants import (
@@ -22,6 +23,7 @@ from kemi.constants import (
     AVP_IVR_ANI,
     AVP_IVR_APP,
     AVP_IVR_FIRST,
+    AVP_IVR_NOTIFY,
     AVP_IVR_SESSION,
     AVP_IVR_TRIES,
     AVP_IVR_USER,
@@ -111,13 +113,14 @@ def from_phone(rt: Runtime) -> int | None:
     app = rt.directory.access_number(dialed)
     if app is not None:
         return to_access_number(rt, app, dialed, str(caller["id"]), str(caller["id"]))
+    customer = rt.directory.customer(caller["customer_id"])
     decision = decide(rt, caller, dialed)
     if not decision.ok:
-        return refuse(decision)
+        return refuse(decision, rt, caller, customer)
     if decision.route in (classify.PSTN, classify.IVR):  # an external call
-        refusal = policy.source_refusal(rt, rt.directory.customer(caller["customer_id"]))
+        refusal = policy.source_refusal(rt, customer)
         if refusal is not None:
-            return refuse(refusal)
+            return refuse(refusal, rt, caller, customer)
     session = KSR.pv.get("$ci")
     if decision.route == classify.ONNET:
         return to_registered(rt, rt.directory.account(dialed), decision, LEG_ONNET)
@@ -170,12 +173,12 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
         if refusal is not None:
             give_back_slot(rt)
     if refusal is not None:
-        return refuse(refusal)
+        return refuse(refusal, rt, presenter, customer)
     if decision.paid:
         decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"))
         if not decision.ok:
             give_back_slot(rt)
-            return refuse(decision)
+            return refuse(decision, rt, presenter, customer)
         if before and decision.max_duration is not None:
             if decision.max_duration <= before:
                 release_reservation(rt, decision)
@@ -309,12 +312,44 @@ def give_back_slot(rt: Runtime) -> None:
     rt.req.slot = ""
 
 
-def refuse(decision: Decision) -> int:
-    """Answer with the decision's code and reason, and count the refusal."""
+def refuse(decision: Decision, rt: Runtime | None = None, caller: Record | None = None,
+           customer: Record | None = None) -> int:
+    """Answer with the decision's code and reason, and count the refusal. A phone's call
+    (`caller`) of a client with voice notifications hears why first (explain)."""
     metrics.REFUSALS.labels(str(decision.code), decision.reason).inc()
+    locution = notification(decision, customer)
+    if rt is not None and caller is not None and locution and explain(rt, decision, caller,
+                                                                        locution):
+        return EXIT
     log.info("REFUSE", f"{decision.code} {decision.reason}")
     KSR.sl.send_reply(decision.code, decision.reason)
     return EXIT
+
+
+def explain(rt: Runtime, decision: Decision, caller: Record, locution: str) -> bool:
+    """Voice notification: the refused INVITE goes to an IVR worker, which answers 183,
+    plays the locution as early media and ends the call with the refusal's own code and
+    reason. Never a dialog, never billed. False when it cannot be sent (the caller gets
+    the plain refusal)."""
+    if not anchor_media():
+        return False
+    dialed = KSR.pv.get("$rU") or ""
+    session = KSR.pv.get("$ci")
+    first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
+    KSR.pv.sets(AVP_IVR_USER, dialed)
+    KSR.pv.sets(AVP_IVR_ACCOUNT, str(caller["id"]))
+    KSR.pv.sets(AVP_IVR_SESSION, session)
+    KSR.pv.sets(AVP_IVR_NOTIFY, internal.notice(decision.code, locution, decision.reason))
+    KSR.pv.sets("$ru", rt.ivr_uri(dialed, first))
+    KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
+    KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
+    KSR.tm.t_on_reply(ROUTE_ONREPLY)
+    KSR.tm.t_on_failure(ROUTE_FAILURE)
+    if KSR.tm.t_relay() < 0:
+        KSR.rtpengine.rtpengine_delete0()
+        return False
+    log.info("REFUSE", f"{decision.code} {decision.reason}, explained first ({locution})")
+    return True
 
 
 def sign_ivr_branch(rt: Runtime) -> int:
@@ -324,7 +359,8 @@ def sign_ivr_branch(rt: Runtime) -> int:
     data = internal.Internal(account=message.pv(AVP_IVR_ACCOUNT),
                              dest=message.pv(AVP_IVR_USER),
                              session=message.pv(AVP_IVR_SESSION),
-                             app=message.pv(AVP_IVR_APP), ani=message.pv(AVP_IVR_ANI))
+                             app=message.pv(AVP_IVR_APP), ani=message.pv(AVP_IVR_ANI),
+                             notify=message.pv(AVP_IVR_NOTIFY))
     headers = internal.sign(rt.secret, message.pv("$ci"), data, ttl=rt.settings.ivr_signature_ttl)
     for name, value in headers.items():
         KSR.hdr.append(f"{name}: {value}\r\n")
@@ -353,7 +389,15 @@ def strip_internal_reply() -> None:
 
 
 def on_failure(rt: Runtime) -> int:
-    """A failed branch: a busy IVR worker passes the call to the next; else free the media."""
+    """A failed branch: a busy IVR worker passes the call to the next; else free the media.
+    An explained refusal ends with its own code and reason, whatever the IVR did."""
+    notice = internal.parse_notice(message.pv(AVP_IVR_NOTIFY))
+    if notice is not None:
+        KSR.rtpengine.rtpengine_delete0()
+        code, _, reason = notice
+        if KSR.tm.t_is_canceled() < 0 and KSR.tm.t_check_status(str(code)) < 0:
+            KSR.tm.t_reply(code, reason)
+        return 1
     if not next_ivr_worker(rt):
         KSR.rtpengine.rtpengine_delete0()
         code = KSR.pv.get("$T_reply_code")

@@ -21,6 +21,7 @@ AVP_IVR_ACCOUNT = "$avp(tg_ivr_account)"  # the calling account
 AVP_IVR_SESSION = "$avp(tg_ivr_session)"  # the session ID of the call's legs
 AVP_IVR_APP = "$avp(tg_ivr_app)"          # the voice application
 AVP_IVR_ANI = "$avp(tg_ivr_ani)"          # the caller's number (calls to access numbers)
+AVP_IVR_NOTIFY = "$avp(tg_ivr_notify)"    # a refusal the IVR explains: "<code>;<locution>;<reason>"
 
 # route functions of kemi.router.Router that Kamailio calls by name
 ROUTE_ONREPLY = "ksr_onreply_manage"

@@ -1,12 +1,17 @@
 """Virtual PBX client policies (virtual-pbx-client.txt) through the real stack: max calls
-out and in, the source filter, the outgoing DDI. Each scenario makes its own client."""
+out and in, the source filter, the outgoing DDI, rating profiles, voice notifications.
+Each scenario makes its own client."""
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
 from tests import tenants
-from tests.calls import TOLL, dial, phone, talking
+from tests.calls import TOLL, dial, logged, phone, talking
 from tests.integration.test_geoip import write_db
+from tests.records import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +96,75 @@ def test_an_accounts_own_outgoing_ddi_wins_over_the_clients(tg, sip, gateway, ca
     out = gateway.wait_incoming(15)
     sip.wait_for(lambda: call.confirmed, 10, "the call answered")
     assert out.header("P-Asserted-Identity") == f"<sip:{own_ddi}@{tg.settings.sip_domain}>"
+
+
+def test_rating_profiles_bill_the_client_and_refuse_what_none_can_bill(
+        tg, sip, gateway, records, calls_end):
+    """Once a client has rating profiles, only an active one that rates the call bills it
+    (never the account's own product); the notification reason is 'Call cannot be
+    billed'."""
+    client = tenants.straight_out(tg)            # the account's product: 0.60/min, 1/1
+    cheap = f"Cheap {client.customer}"
+    tg.cli("tariff", "create", cheap, "--currency", "USD")
+    tg.cli("rate", "create", cheap, "1", "--price", "0.06", "--interval", "1/1")
+    tg.cli("product", "create", cheap, "--currency", "USD", "--rating", cheap)
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    tg.cli("rating-profile", "add", client.customer, cheap, "--activation", tomorrow)
+    ph = phone(tg, sip, "profiles", (client.account, client.password))
+    refused = dial(tg, ph, TOLL)
+    sip.wait_for(lambda: refused.disconnected, 10, "the call with no active profile")
+    assert (refused.last_code, refused.last_reason) == (403, "Call cannot be billed")
+    assert gateway.incoming == []
+    tg.cli("rating-profile", "add", client.customer, cheap, "--activation", "2026-01-01")
+    call = dial(tg, ph, TOLL)
+    out = gateway.wait_incoming(15)
+    sip.wait_for(lambda: call.confirmed, 10, "the call billed by the active profile")
+    talking(sip, call, out)
+    call.hangup_with()
+    records.settled_xdrs(call.call_id, 1)
+    [(seconds, amount)] = records.query(
+        "SELECT charged_seconds, amount FROM xdrs WHERE session_id = %s", call.call_id)
+    assert seconds > 0 and amount == Decimal("0.001") * seconds   # 0.06/min, not 0.60
+    # the active profile's product has no rate for 44: nothing can bill it
+    abroad = dial(tg, ph, "442079460000")
+    sip.wait_for(lambda: abroad.disconnected, 10, "a call no profile rates")
+    assert (abroad.last_code, abroad.last_reason) == (403, "Call cannot be billed")
+
+
+def test_voice_notifications_explain_a_refusal_as_early_media_then_refuse(
+        tg, sip, gateway, records, calls_end):
+    """With voice notifications on, the refused caller hears why (183 and audio from the
+    IVR), then gets the refusal's own code and reason; nothing is billed."""
+    client = tenants.straight_out(tg, client={"ip_filter": True,
+                                              "voice_notifications": True})
+    ph = phone(tg, sip, "notified", (client.account, client.password))
+    call = dial(tg, ph, TOLL)
+    sip.wait_for(lambda: call.disconnected, 30, "the explained refusal")
+    assert (call.last_code, call.last_reason) == (403, "No permission to place this call")
+    assert 183 in call.codes and call.rx_packets() > 25   # half a second of the locution
+    assert logged(tg, call, "PROMPT: playing no_permission")
+    assert gateway.incoming == []
+    assert not call.confirmed
+    wait_until(records.written_out, 20, "the xDR writer idle")
+    assert records.xdrs(call.call_id) == []
+
+
+def test_without_voice_notifications_the_refusal_comes_at_once(tg, sip, gateway, calls_end):
+    client = tenants.straight_out(tg, client={"ip_filter": True})
+    ph = phone(tg, sip, "not-notified", (client.account, client.password))
+    call = dial(tg, ph, TOLL)
+    sip.wait_for(lambda: call.disconnected, 10, "the refusal")
+    assert (call.last_code, call.codes) == (403, [403])
+    assert not logged(tg, call, "NOTIFY")
+
+
+def test_a_caller_may_hang_up_during_the_notification(tg, sip, gateway, calls_end):
+    client = tenants.straight_out(tg, client={"max_daily_usage": "0",
+                                              "voice_notifications": True})
+    ph = phone(tg, sip, "impatient", (client.account, client.password))
+    call = dial(tg, ph, TOLL)
+    sip.wait_for(lambda: call.rx_packets() > 0, 20, "the locution playing")
+    assert logged(tg, call, "PROMPT: playing max_daily_usage_reached")
+    call.hangup_with()   # CANCEL
+    sip.wait_for(lambda: call.disconnected, 10, "the call cancelled")
+    assert call.last_code == 487

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billing import policy
+from billing.classify import Decision
 
 pytestmark = pytest.mark.unit
 
@@ -51,6 +52,27 @@ def test_max_calls(value, most):
     assert policy.max_calls({"max_calls": value}) == most
 
 
-def test_notifications_of_refusals():
-    assert policy.notification(policy.MAX_CALLS_OUT) == "max_calls_reached"
-    assert policy.notification(policy.SOURCE_REFUSED) == "no_permission"
+ON = {"voice_notifications": True}
+
+
+@pytest.mark.parametrize("decision, locution", [
+    (policy.MAX_CALLS_OUT, "max_calls_reached"), (policy.SOURCE_REFUSED, "no_permission"),
+    (policy.DAILY_REACHED, "max_daily_usage_reached"),
+    (Decision(403, "Call cannot be billed"), "cannot_bill"),
+    (Decision(402, "Insufficient funds"), "insufficient_funds"),
+    (Decision(404, "Unknown number"), "not_found"),
+    (Decision(403, "Forbidden destination"), "no_permission"),
+    (Decision(503, "Backend unavailable"), ""), (Decision(200, "Paid"), "")])
+def test_the_locution_of_each_refusal(decision, locution):
+    assert policy.notification(decision, ON) == locution
+
+
+def test_no_locution_when_the_client_has_notifications_off():
+    assert policy.notification(policy.MAX_CALLS_OUT, {"voice_notifications": False}) == ""
+    assert policy.notification(policy.MAX_CALLS_OUT, None) == ""
+
+
+def test_every_locution_is_a_prompt_in_every_language():
+    from ivr.prompts import TEXTS
+    for language, texts in TEXTS.items():
+        assert set(policy.NOTIFICATIONS.values()) <= set(texts), language
