@@ -7,7 +7,7 @@ VPY       := $(VENV)/bin/python
 APT_PKGS  := kamailio kamailio-python3-modules kamailio-redis-modules kamailio-extra-modules \
              kamailio-utils-modules kamailio-postgres-modules rtpengine-daemon redis-server postgresql sip-tester \
              baresip-core espeak-ng sox python3-venv python3-dev gcc supervisor \
-             g++ swig uuid-dev xz-utils
+             g++ swig uuid-dev xz-utils tzdata
 STAMP     := var/.stamp
 
 .PHONY: all deps venv pjsua2 build run test test-unit test-integration test-e2e bench lint clean

@@ -124,12 +124,15 @@ def classify(caller: Mapping[str, Any], customer: Mapping[str, Any],
              product: Mapping[str, Any], dialed: str, lookup: RateLookup,
              callee: Mapping[str, Any] | None = None, app: Mapping[str, Any] | None = None,
              from_ivr: bool = False, access_code: str = PLAIN,
-             now: datetime | None = None, no_rate: Decision = NO_RATING) -> Decision:
+             now: datetime | None = None, no_rate: Decision = NO_RATING,
+             priced: bool = True) -> Decision:
     """Classify a call by `caller` to `dialed` (`callee`: the account it reaches on-net).
 
     `app` is the caller's call-via-IVR voice application; `from_ivr` marks the toll leg the
     IVR originates after collecting the code (the caller there is already the payer).
-    `no_rate` is the refusal when `product` has no rate for the call.
+    `no_rate` is the refusal when `product` has no rate for the call. A client whose calls
+    are not `priced` (billing method none) still needs a rate that allows the destination,
+    but holds and pays nothing.
     """
     refusal = check_caller(caller, customer, now)
     if refusal:
@@ -151,6 +154,9 @@ def classify(caller: Mapping[str, Any], customer: Mapping[str, Any],
         return refuse(403, "Forbidden destination")
     if not is_paid(rate):
         return Decision(PROCEED, "Free", route, rate=rate, payer=payer, customer_id=customer_id)
+    if not priced:
+        return Decision(PROCEED, "Not priced", route, rate=rate, payer=payer,
+                        customer_id=customer_id)
     if not from_ivr and authorizes_paid_calls(app):
         return Decision(PROCEED, "Auth code required", IVR, payer=payer, customer_id=customer_id)
     return Decision(PROCEED, "Paid", route, rate=rate, paid=True, payer=payer,

@@ -86,7 +86,36 @@ def max_calls(customer: Mapping[str, Any]) -> int:
 
 def notification(decision: Decision, customer: Mapping[str, Any] | None) -> str:
     """The locution a refused caller of this client hears before the refusal ("" when the
-    client has voice notifications off, or the refusal has none)."""
-    if customer is None or not customer.get("voice_notifications") or decision.ok:
+    client has voice notifications off, or not among its features, or the refusal has
+    none)."""
+    if customer is None or decision.ok or not has_feature(customer, VOICE_NOTIFICATIONS):
+        return ""
+    if not customer.get("voice_notifications"):
         return ""
     return NOTIFICATIONS.get(decision.reason, "")
+
+
+# --- features and billing method --------------------------------------------------------
+
+BILLING, VOICE_NOTIFICATIONS, RECORDING = "billing", "voice_notifications", "recording"
+FEATURES = (BILLING, VOICE_NOTIFICATIONS, RECORDING)
+# the client fields each feature governs: hidden (and without effect) while it is off
+FEATURE_FIELDS = {BILLING: ("billing_method", "rating_profiles"),
+                  VOICE_NOTIFICATIONS: ("voice_notifications",),
+                  RECORDING: ("recording",)}
+BILLING_METHODS = ("postpaid", "none")
+
+
+def has_feature(customer: Mapping[str, Any], feature: str) -> bool:
+    """True when the feature is among the client's (a record without the list: all)."""
+    features = customer.get("features")
+    return features is None or feature in features
+
+
+def priced(customer: Mapping[str, Any] | None) -> bool:
+    """Are the client's calls priced? Not when billing is not among its features or its
+    billing method is 'none': calls are still rated (a destination nobody rates, or a
+    forbidden one, is refused) but hold and cost nothing."""
+    if customer is None:
+        return True
+    return has_feature(customer, BILLING) and customer.get("billing_method") != "none"

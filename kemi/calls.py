@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 import KSR
 
 from billing import classify, internal, profiles
+from billing import policy as rules
 from billing.classify import Decision
-from billing.policy import notification
 from billing.rating import RateError
 from kemi import authorize, dialogs, log, message, policy, registrar
 from kemi.constants import (
@@ -137,25 +137,36 @@ def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False,
     customer = directory.customer(customer_id) if customer_id is not None else None
     if customer is None:
         return Decision(403, "No rating profile")
+    try:
+        product, profiled = billing_product(rt, caller, customer, dialed, access_code)
+    except (RateError, KeyError, TypeError, ValueError):
+        return Decision(503, "Rating unavailable")  # broken rating data: never free
+    if product is None and not profiled:
+        return Decision(403, "No rating profile")
+    callee = directory.account(dialed) if dialed else None
+    app = directory.app(caller["ivr_app_id"]) if caller.get("ivr_app_id") else None
+    # a client with rating profiles none of which rates the call: it cannot be billed
+    no_rate = Decision(*profiles.CANNOT_BILL) if profiled else classify.NO_RATING
+    return classify.classify(caller, customer, product or {}, dialed, directory.rate,
+                             callee=callee, app=app, from_ivr=from_ivr, access_code=access_code,
+                             no_rate=no_rate, priced=rules.priced(customer))
+
+
+def billing_product(rt: Runtime, caller: Record, customer: Record, dialed: str,
+                    access_code: str) -> tuple[Record | None, bool]:
+    """The product that rates the call (billing/profiles.py), and whether the client's
+    rating profiles decide it (not while billing is off among its features)."""
+    directory = rt.directory
 
     def rates(product_id: int) -> bool:
         product = directory.product(product_id)
         return product is not None and classify.find_rate(
             product, dialed.lstrip("+"), directory.rate, access_code) is not None
-    try:
-        product_id = profiles.product_for(customer, caller.get("product_id"),
-                                          datetime.now(timezone.utc), rates)
-    except (RateError, KeyError, TypeError, ValueError):
-        return Decision(503, "Rating unavailable")  # broken rating data: never free
+    billed_by = customer if rules.has_feature(customer, rules.BILLING) else {}
+    product_id = profiles.product_for(billed_by, caller.get("product_id"),
+                                      datetime.now(timezone.utc), rates)
     product = directory.product(product_id) if product_id is not None else None
-    if product is None and not customer.get("rating_profiles"):
-        return Decision(403, "No rating profile")
-    callee = directory.account(dialed) if dialed else None
-    app = directory.app(caller["ivr_app_id"]) if caller.get("ivr_app_id") else None
-    # a client with rating profiles none of which rates the call: it cannot be billed
-    return classify.classify(caller, customer, product or {}, dialed, directory.rate,
-                             callee=callee, app=app, from_ivr=from_ivr, access_code=access_code,
-                             no_rate=Decision(*profiles.CANNOT_BILL))
+    return product, bool(billed_by.get("rating_profiles"))
 
 
 def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: str,
@@ -317,7 +328,7 @@ def refuse(decision: Decision, rt: Runtime | None = None, caller: Record | None 
     """Answer with the decision's code and reason, and count the refusal. A phone's call
     (`caller`) of a client with voice notifications hears why first (explain)."""
     metrics.REFUSALS.labels(str(decision.code), decision.reason).inc()
-    locution = notification(decision, customer)
+    locution = rules.notification(decision, customer)
     if rt is not None and caller is not None and locution and explain(rt, decision, caller,
                                                                         locution):
         return EXIT

@@ -29,8 +29,9 @@ Progress = Callable[[int, int], None]
 CUSTOMER_COLS = ("id, name, currency, timezone, language, credit_limit, blocked, max_calls, "
                  "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
                  "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, "
-                 "recording, balance, (SELECT coalesce(json_agg(json_build_object("
-                 "'product_id', r.product_id, 'activation', r.activation, 'expiry', r.expiry)"
+                 "recording, features, billing_method, balance, (SELECT coalesce(json_agg("
+                 "json_build_object('product_id', r.product_id, 'activation', r.activation,"
+                 " 'expiry', r.expiry)"
                  " ORDER BY r.activation DESC, r.id DESC), '[]') FROM rating_profiles r"
                  " WHERE r.customer_id = customers.id) AS rating_profiles")
 ACCOUNT_COLS = ("id, customer_id, product_id, password, service_password, associated_number, "
@@ -75,6 +76,7 @@ def customer_record(row: Row) -> Row:
         "allowed_countries": list(row["allowed_countries"]),
         "outgoing_ddi": row["outgoing_ddi"], "media_relay_set": row["media_relay_set"],
         "voice_notifications": row["voice_notifications"], "recording": row["recording"],
+        "features": list(row["features"]), "billing_method": row["billing_method"],
         # newest activation first: [{product_id, activation, expiry}] (ISO text, expiry nil)
         "rating_profiles": [{"product_id": p["product_id"], "activation": p["activation"],
                              "expiry": p["expiry"]} for p in row.get("rating_profiles") or ()],

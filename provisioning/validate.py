@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ACCOUNT_CHARS = re.compile(r"[A-Za-z0-9._+-]")
@@ -277,13 +279,39 @@ def cidr_list(value: object) -> list[str]:
     return result
 
 
+# ISO 3166 country codes, as the system's time zone database lists them (tzdata)
+ISO3166 = Path("/usr/share/zoneinfo/iso3166.tab")
+
+
+@lru_cache(maxsize=1)
+def known_countries() -> frozenset[str]:
+    """Every ISO 3166 alpha-2 code (empty when the list is not installed)."""
+    try:
+        lines = ISO3166.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return frozenset()
+    return frozenset(line.split("\t", 1)[0] for line in lines if line and line[0] != "#")
+
+
 def countries(value: object) -> list[str]:
     """ISO 3166 two-letter country codes."""
     codes = [c.upper() for c in text_list(value)]
+    known = known_countries()
     for code in codes:
         if not re.fullmatch(r"[A-Z]{2}", code):
             raise BadInput(f"country {code!r}: a two-letter code such as US expected")
+        if known and code not in known:
+            raise BadInput(f"country {code!r} is not an ISO 3166 country code")
     return codes
+
+
+def subset(kind: str, value: object, allowed: tuple[str, ...]) -> list[str]:
+    """A list (or comma-separated text) of words, each one of `allowed`, without repeats."""
+    words = text_list(value)
+    for word in words:
+        if word not in allowed:
+            raise BadInput(f"{kind} {word!r}: each one of {', '.join(allowed)}")
+    return list(dict.fromkeys(words))
 
 
 def numbers(kind: str, value: object) -> list[str]:

@@ -27,7 +27,7 @@ import psycopg
 import redis
 from prometheus_client import start_http_server
 
-from billing import daily, profiles
+from billing import daily, policy, profiles
 from billing.rating import Rate, RateError, charge, charged_seconds, quantize
 from billing.xdr import XdrError, XdrEvent, decode
 from provisioning import daily_usage
@@ -52,7 +52,8 @@ TRANSIENT_PG = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors
 TRANSIENT_REDIS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 ACCOUNT_SQL = """
-SELECT a.customer_id, a.product_id, a.billing_model, c.currency, c.timezone
+SELECT a.customer_id, a.product_id, a.billing_model, c.currency, c.timezone, c.features,
+       c.billing_method
   FROM accounts a JOIN customers c ON c.id = a.customer_id
  WHERE a.id = %s"""
 PROFILES_SQL = """
@@ -213,10 +214,12 @@ def bill_in(conn: psycopg.Connection, event: XdrEvent) -> Billed:
     payer = conn.execute(ACCOUNT_SQL, (event.account,)).fetchone()
     if payer is None:
         raise Unbillable(f"unknown account {event.account!r}")
-    customer_id, product_id, model, customer_currency, tz = payer
+    customer_id, product_id, model, customer_currency, tz, features, method = payer
     rate, currency = rate_leg(conn, event, customer_id, product_id)
-    seconds = charged_seconds(rate, event.duration) if rate else 0
-    amount = charge(rate, event.duration) if rate else Decimal(0)
+    # a client whose calls are not priced (billing method none): rated, never charged
+    priced = policy.priced({"features": features, "billing_method": method})
+    seconds = charged_seconds(rate, event.duration) if rate and priced else 0
+    amount = charge(rate, event.duration) if rate and priced else Decimal(0)
     row = conn.execute(INSERT_XDR, (
         event.session_id, event.call_id, event.leg, event.account, customer_id, event.cli,
         event.cld, event.access_code, to_time(event.setup_ts), to_time(event.connect_ts),

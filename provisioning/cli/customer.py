@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 
+from billing import policy as rules
 from provisioning import loader
 from provisioning import validate as v
 from provisioning.cli import account
@@ -40,6 +41,9 @@ FIELDS = {
     "media_relay_set": "rtpengine set name",
     "voice_notifications": "true: explain refused calls with a prompt",
     "recording": "true: on-demand call recording allowed",
+    "features": "comma-separated features the client may use: billing, "
+                "voice_notifications, recording (default all; the others are off and hidden)",
+    "billing_method": "when calls are priced: postpaid (default) or none (never priced)",
 }
 VALIDATORS: dict[str, Any] = {
     "name": partial(v.name, "customer"),
@@ -58,10 +62,13 @@ VALIDATORS: dict[str, Any] = {
     "media_relay_set": partial(v.optional_text, "media relay set"),
     "voice_notifications": partial(v.boolean, "voice notifications"),
     "recording": partial(v.boolean, "recording"),
+    "features": partial(v.subset, "feature", allowed=rules.FEATURES),
+    "billing_method": partial(v.choice, "billing method", choices=rules.BILLING_METHODS),
 }
 COLUMNS = ("id, name, currency, timezone, language, credit_limit, balance, blocked, max_calls, "
            "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
-           "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording")
+           "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording, "
+           "features, billing_method")
 
 
 def _lock(conn: psycopg.Connection, name: str) -> Row:
@@ -78,10 +85,20 @@ def create(conn: psycopg.Connection, name: str, spec: Spec, check: bool = True) 
         raise BadInput(f"customer {name}: currency is required")
     if conn.execute("SELECT 1 FROM customers WHERE name = %s", (values["name"],)).fetchone():
         raise BadInput(f"customer {values['name']!r} already exists")
+    check_features(values["name"], values, values.get("features", list(rules.FEATURES)))
     customer_id = insert(conn, "customers", values)
     if check:
         check_ddi(conn, customer_id)
     return loader.customer_changes(conn, customer_id)
+
+
+def check_features(name: str, values: Spec, features: list[str]) -> None:
+    """A switch a feature governs can be turned on only while the client has it."""
+    for feature, fields in rules.FEATURE_FIELDS.items():
+        for field in fields:
+            if values.get(field) is True and feature not in features:
+                raise BadInput(f"customer {name}: {field} needs the {feature} feature "
+                               f"(features: {', '.join(features) or 'none'})")
 
 
 def check_ddi(conn: psycopg.Connection, customer_id: int) -> None:
@@ -105,6 +122,9 @@ def change(conn: psycopg.Connection, name: str, spec: Spec, check: bool = True) 
     values = pick(spec, VALIDATORS)
     if values.get("currency", row["currency"]) != row["currency"]:
         raise BadInput(f"customer {name}: currency cannot change ({row['currency']})")
+    current = conn.execute("SELECT features FROM customers WHERE id = %s",
+                           (row["id"],)).fetchone()[0]  # type: ignore[index]
+    check_features(name, values, values.get("features", current))
     update(conn, "customers", "id", row["id"], values)
     if check:
         check_ddi(conn, row["id"])
@@ -131,6 +151,10 @@ def show(conn: psycopg.Connection, name: str) -> Row:
         raise BadInput(f"unknown customer {name!r}")
     row["accounts"] = conn.execute("SELECT count(*) FROM accounts WHERE customer_id = %s",
                                    (row["id"],)).fetchone()[0]  # type: ignore[index]
+    for feature, fields in rules.FEATURE_FIELDS.items():  # what is off is hidden
+        if feature not in row["features"]:
+            for name in fields:
+                row.pop(name, None)
     return row
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from billing import policy as rules
 from billing.daily import zone
 from provisioning import loader
 from provisioning import validate as v
@@ -17,7 +18,8 @@ from provisioning.validate import BadInput
 
 
 def _customer(conn: psycopg.Connection, name: object) -> Row:
-    row = fetch_one(conn, "SELECT id, name, currency, timezone FROM customers WHERE name = %s"
+    row = fetch_one(conn, "SELECT id, name, currency, timezone, features FROM customers"
+                          " WHERE name = %s"
                           " FOR UPDATE", (str(name),))
     if row is None:
         raise BadInput(f"unknown customer {name!r}")
@@ -36,6 +38,8 @@ def add(conn: psycopg.Connection, customer: object, product: object, activation:
     """Bill the client's calls with `product` from `activation` (default now) until
     `expiry` (default never)."""
     client = _customer(conn, customer)
+    if rules.BILLING not in client["features"]:
+        raise BadInput(f"customer {client['name']}: rating profiles need the billing feature")
     prod = product_row(conn, product)
     if prod["currency"] != client["currency"]:
         raise BadInput(f"product {prod['name']} bills in {prod['currency']}, customer "

@@ -77,7 +77,8 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "max_daily_usage": None, "daily_usage_email": None, "ip_filter": False,
         "authorized_sources": [], "allowed_countries": [], "outgoing_ddi": None,
         "media_relay_set": None, "voice_notifications": False, "recording": False,
-        "rating_profiles": []}
+        "features": ["billing", "voice_notifications", "recording"],
+        "billing_method": "postpaid", "rating_profiles": []}
     assert record(r, "tg:account:17785551209") == {
         "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",
         "service_password": "", "associated_number": "1778555", "ivr_app_id": 1,
@@ -306,6 +307,33 @@ products:
     tenant.write_text(tenant.read_text().replace("product: P,", "product: Q,"))
     assert tg("import", str(tenant)) == 2
     assert tg.err.strip() == "tollgate: customers Acme: unknown product 'Q'"
+
+
+def test_features_hide_and_disable_what_is_off(tg, redis_client):
+    assert tg("customer", "create", "Acme", "--currency", "USD", "--features",
+              "billing,recording", "--billing-method", "none") == 0, tg.err
+    rec = record(redis_client, "tg:customer:1")
+    assert (rec["features"], rec["billing_method"]) == (["billing", "recording"], "none")
+    assert tg("--json", "customer", "show", "Acme") == 0
+    assert '"voice_notifications"' not in tg.out and '"recording": false' in tg.out
+    before = snapshot(tg.dsn, redis_client)
+    for argv, problem in (
+            (("--voice-notifications", "true"), "voice_notifications needs the "
+                                                "voice_notifications feature"),
+            (("--features", "billing,faxes"), "feature 'faxes': each one of billing, "
+                                              "voice_notifications, recording"),
+            (("--billing-method", "prepaid"), "billing method 'prepaid': one of postpaid, none"),
+            (("--allowed-countries", "ES,XX"), "country 'XX' is not an ISO 3166 country code")):
+        assert tg("customer", "update", "Acme", *argv) == 2, argv
+        assert problem in tg.err and len(tg.err.splitlines()) == 1, tg.err
+    assert snapshot(tg.dsn, redis_client) == before
+    assert tg("customer", "update", "Acme", "--features", "recording") == 0
+    assert tg("tariff", "create", "T", "--currency", "USD") == 0
+    assert tg("product", "create", "P", "--currency", "USD", "--rating", "T") == 0
+    assert tg("rating-profile", "add", "Acme", "P") == 2
+    assert "rating profiles need the billing feature" in tg.err
+    assert tg("--json", "customer", "show", "Acme") == 0
+    assert '"billing_method"' not in tg.out
 
 
 def test_tariff_and_rate_round_trip(tg, redis_client):

@@ -72,3 +72,22 @@ def test_no_profile_that_can_bill_charges_nothing_and_says_so(db, redis_client, 
     assert amount(db, "c1") == D("0")
     assert query(db, "SELECT balance FROM accounts WHERE id = %s", RACHEL) == [(D("0"),)]
     assert "no rate for toll leg" in caplog.text
+
+
+def test_a_client_whose_calls_are_not_priced_pays_nothing(db, redis_client):
+    """Billing method none: the leg is rated (its prefix recorded), charged nothing."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE customers SET billing_method = 'none'")
+    add(redis_client, event("c1"))
+    drain(db, redis_client)
+    assert query(db, "SELECT amount, charged_seconds, rate_prefix FROM xdrs") == [
+        (D("0"), 0, "1")]
+    assert query(db, "SELECT balance FROM accounts WHERE id = %s", RACHEL) == [(D("0"),)]
+
+
+def test_without_the_billing_feature_nothing_is_priced_either(db, redis_client):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE customers SET features = '{recording}'")
+    add(redis_client, event("c1"))
+    drain(db, redis_client)
+    assert amount(db, "c1") == D("0")

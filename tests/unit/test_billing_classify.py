@@ -129,3 +129,18 @@ def test_lookup_may_return_rate_objects():
         return Rate("1", price_first=D("1"))
     decision = classify(RACHEL, CUSTOMER, PRODUCT, "12125551234", lookup)
     assert decision.paid and decision.rate.price_first == 1
+
+
+def test_a_client_whose_calls_are_not_priced_still_needs_an_allowed_destination():
+    """Billing method none: no code asked, nothing held, but rating still decides."""
+    decision = run("12125551234", priced=False)
+    assert (decision.code, decision.reason, decision.route, decision.paid) == (
+        200, "Not priced", PSTN, False)
+    assert run("19005551234", priced=False).reason == "Forbidden destination"
+    assert run("3312345", priced=False, caller=RACHEL).reason == "No rating for destination"
+
+
+def test_the_refusal_when_no_rate_is_the_callers_to_choose():
+    cannot = Decision(403, "Call cannot be billed")
+    assert run("3312345", caller=RACHEL, no_rate=cannot) is cannot
+    assert run("3312345", caller=RACHEL).reason == "No rating for destination"

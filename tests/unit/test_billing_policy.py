@@ -76,3 +76,17 @@ def test_every_locution_is_a_prompt_in_every_language():
     from ivr.prompts import TEXTS
     for language, texts in TEXTS.items():
         assert set(policy.NOTIFICATIONS.values()) <= set(texts), language
+
+
+def test_calls_are_priced_unless_billing_is_off_or_its_method_is_none():
+    assert policy.priced({}) and policy.priced(None)
+    assert policy.priced({"features": ["billing"], "billing_method": "postpaid"})
+    assert not policy.priced({"features": ["billing"], "billing_method": "none"})
+    assert not policy.priced({"features": ["recording"], "billing_method": "postpaid"})
+
+
+def test_notifications_need_the_feature_too():
+    on = {"voice_notifications": True, "features": ["billing"]}
+    assert policy.notification(policy.MAX_CALLS_OUT, on) == ""
+    assert policy.notification(policy.MAX_CALLS_OUT,
+                               {**on, "features": ["voice_notifications"]}) == "max_calls_reached"
