@@ -4,10 +4,13 @@
 provisions debit accounts without a calling-via-IVR app so every paid call runs digest
 auth, rating, the Redis reservation and an xDR, then starts a second Kamailio with
 bench/native/kamailio-native.cfg (same steps, htable lookups, ndb_redis XADD) on the same
-rtpengine, Redis and sipp UAS gateway. It steps the sipp call rate up, both sides in turn,
-until a side's run is not clean (a failed call, a resent request, an rtpengine error, or
-short of the offered rate), then measures both at the highest rate both sustain: setup
-percentiles and CPU per call. Nothing is asserted; bench/README.md has the numbers.
+rtpengine, Redis and sipp UAS gateway. A third side calls through the same tollgate as
+accounts of a virtual PBX client with every policy on (max calls, the IP filter, a max
+daily usage, rating profiles, an outgoing DDI). It steps the sipp call rate up, the
+sides in turn, until a side's run is not clean (a failed call, a resent request, an
+rtpengine error, or short of the offered rate), then measures all at the highest rate all
+sustain: setup percentiles and CPU per call. Nothing is asserted; bench/README.md has the
+numbers.
 """
 from __future__ import annotations
 
@@ -52,6 +55,10 @@ BUDGET_S = 240                   # for the whole ramp (steps wait for the xDR wr
 BENCH_TENANT = """\
 customers:
   - {{name: Bench Calls, currency: USD, credit_limit: "", timezone: UTC, language: en}}
+  - {{name: Bench PBX, currency: USD, credit_limit: "", timezone: Europe/Madrid, language: en,
+      max_calls: 100000, ip_filter: true, authorized_sources: [127.0.0.0/8],
+      allowed_countries: [ES], max_daily_usage: "1000000.00", outgoing_ddi: "34910000000",
+      rating_profiles: [{{product: Bench, activation: "2026-01-01T00:00:00Z"}}]}}
 tariffs:
   - name: Bench
     currency: USD
@@ -113,29 +120,36 @@ def redis_client(stack: Stack) -> redis.Redis:
     return redis.Redis(host=stack.settings.redis_host, port=stack.settings.redis_port)
 
 
-def account_id(i: int) -> str:
-    return f"bench{i:03d}"
+PLAIN, POLICIES = "bench", "pbx"   # account ID prefixes: plain client, policy-heavy client
+
+
+def account_id(i: int, kind: str = PLAIN) -> str:
+    return f"{kind}{i:03d}"
 
 
 def provision(stack: Stack, work: Path) -> None:
-    """The bench tenant, imported through the CLI like an operator would."""
+    """The bench tenant, imported through the CLI like an operator would: the plain
+    client's accounts, and the policy-heavy client's (its DDI an alias of the first)."""
     lines = []
-    for i in range(1, ACCOUNTS + 1):
-        lines.append(f'  - {{id: "{account_id(i)}", customer: Bench Calls, product: Bench, '
-                     f'password: "pw-{i:03d}", billing_model: debit, balance: "{BALANCE}"}}')
+    for kind, customer in ((PLAIN, "Bench Calls"), (POLICIES, "Bench PBX")):
+        for i in range(1, ACCOUNTS + 1):
+            alias = ', aliases: [{id: "34910000000"}]' if (kind, i) == (POLICIES, 1) else ""
+            lines.append(f'  - {{id: "{account_id(i, kind)}", customer: {customer}, '
+                         f'product: Bench, password: "pw-{i:03d}", billing_model: debit, '
+                         f'balance: "{BALANCE}"{alias}}}')
     path = work / "bench-tenant.yaml"
     path.write_text(BENCH_TENANT.format(accounts="\n".join(lines)))
     stack.cli("import", str(path))
 
 
-def callers_csv(work: Path) -> Path:
+def callers_csv(work: Path, kind: str = PLAIN) -> Path:
     """sipp -inf file: caller;password;dialed, a new dialed number on every line."""
-    path = work / "callers.csv"
+    path = work / f"callers-{kind}.csv"
     rows = ["SEQUENTIAL"]
     for n in range(3000):
         i = n % ACCOUNTS + 1
         dest = DESTINATIONS[n % len(DESTINATIONS)].format(n)
-        rows.append(f"{account_id(i)};pw-{i:03d};{dest}")
+        rows.append(f"{account_id(i, kind)};pw-{i:03d};{dest}")
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -334,7 +348,8 @@ class Media:
     relays calls without media anchoring; a step like that measures something else."""
 
     def __init__(self, stack: Stack, native: NativeKamailio):
-        self.logs = {"tollgate": stack.dir / "kamailio.log", "native": native.log}
+        self.logs = {"tollgate": stack.dir / "kamailio.log", "policies": stack.dir / "kamailio.log",
+                     "native": native.log}
         self.ctls = [stack.settings.var_path / "run" / "kamailio_ctl", native.ctl]
         self.marks: dict[str, int] = {}
         self.warned: set[Path] = set()
@@ -378,7 +393,7 @@ def drained(stack: Stack, timeout: float = 60) -> float:
     return waited
 
 
-def ramp(sides: dict[str, str], callers: Path, work: Path, settle,
+def ramp(sides: dict[str, tuple[str, Path]], work: Path, settle,
          media: Media) -> dict[str, int]:
     """Step the rate up, both sides interleaved at each rate (the VM is shared, so load
     from elsewhere hits both alike), until a side has a run that is not clean; then up to
@@ -392,8 +407,8 @@ def ramp(sides: dict[str, str], callers: Path, work: Path, settle,
         for tries in range(1, RETRIES + 2):  # one hiccup of the shared VM is not a limit
             media.enable()
             media.mark(name)
-            step = run_calls(sides[name], rate, RUN_S, callers,
-                             work / f"{name}-{rate}-{tries}")
+            target, callers = sides[name]
+            step = run_calls(target, rate, RUN_S, callers, work / f"{name}-{rate}-{tries}")
             lag = settle()
             step.media_errors = media.errors(name)
             print(f"  {name:8s} {rate:5d}/s offered: {step.ok}/{step.calls} ok, {step.failed} "
@@ -496,24 +511,26 @@ def main() -> None:
         callers = callers_csv(work)
         gw = gateway(stack, work)
         native = NativeKamailio(stack, work).start()
-        sides = {"tollgate": stack.sip_target, "native": native.target}
-        for name, target in sides.items():  # warm caches, rtpengine, nonces
-            warm = run_calls(target, 20, 1, callers, work / f"{name}-warmup")
+        sides = {"tollgate": (stack.sip_target, callers),
+                 "policies": (stack.sip_target, callers_csv(work, POLICIES)),
+                 "native": (native.target, callers)}
+        for name, (target, who) in sides.items():  # warm caches, rtpengine, nonces
+            warm = run_calls(target, 20, 1, who, work / f"{name}-warmup")
             if not warm.clean:
                 print(f"  {name} warm-up failed: {warm.ok}/{warm.calls} ok; see {warm.logs}")
         drained(stack)
         media = Media(stack, native)
-        best = ramp(sides, callers, work, lambda: drained(stack), media)
+        best = ramp(sides, work, lambda: drained(stack), media)
         common = min(best.values()) or RATES[0]
         for _ in range(3):  # a longer run may not hold where a short step did: step down
             print(f"  setup times at {common}/s, {RUN_S * 2} s each:", flush=True)
             final, cpu = {}, {}
-            for name, target in sides.items():
+            for name, (target, who) in sides.items():
                 drained(stack)
                 media.enable()
                 media.mark(name)
                 final[name], cpu[name] = measure_cpu(stack, native, gw, target, common,
-                                                     callers, work / f"{name}-common-{common}")
+                                                     who, work / f"{name}-common-{common}")
                 step = final[name]
                 step.media_errors = media.errors(name)
                 print(f"  {name:8s} {step.ok}/{step.calls} ok, {step.failed} failed, "
@@ -547,6 +564,11 @@ def report(best: dict[str, int], common: int, final: dict[str, Step],
     print(f"  native cfg       {n:6d}/s")
     met = "met" if ratio >= 0.85 else "missed"
     print(f"  ratio            {ratio:6.2f}   (target >= 0.85: {met})")
+    p = best["policies"]
+    heavy = p / t if t else float("nan")
+    print(f"  tollgate, virtual PBX client with every policy on  {p:6d}/s")
+    met = "met" if heavy >= 0.90 else "missed"
+    print(f"  policies / plain tollgate  {heavy:6.2f}   (target >= 0.90: {met})")
     print(f"call setup, first INVITE sent -> 200 received (incl. the 407 round trip), "
           f"{RUN_S * 2} s at {common}/s:")
     for name, step in final.items():

@@ -180,7 +180,8 @@ class Session:
 
     @property
     def call_id(self) -> str:
-        return self.app.caller.call_id
+        caller = getattr(self.app, "caller", None)
+        return caller.call_id if caller is not None else str(getattr(self.app, "call_id", ""))
 
     @property
     def language(self) -> str:
@@ -612,7 +613,14 @@ class Server:
     def dispatch(self) -> None:
         while self.events:
             session, kind, arg = self.events.popleft()
-            session.handle(kind, arg)
+            try:
+                session.handle(kind, arg)
+            except Exception:  # a bug in a session's fault handling: end that session only
+                log.exception("FAULT: session %s could not handle %s", id(session), kind)
+                session.failed = True
+                session.timers.clear()
+                for leg in (session.toll, session.caller_leg):
+                    session._hangup(leg)
         now = time.monotonic()
         for session in self.sessions:
             session.tick(now)

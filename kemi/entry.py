@@ -93,6 +93,9 @@ def within_dialog(rt: Runtime) -> int | None:
         return None
     if KSR.rr.loose_route() > 0:
         if KSR.dialog.is_known_dlg() < 0:
+            if KSR.is_ACK() and KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()  # the ACK of a refusal we relayed: tm absorbs it
+                return EXIT
             return unknown_dialog("no dialog of ours")
         if reauth.asked(rt) == EXIT:
             return EXIT

@@ -168,3 +168,20 @@ def test_a_caller_may_hang_up_during_the_notification(tg, sip, gateway, calls_en
     call.hangup_with()   # CANCEL
     sip.wait_for(lambda: call.disconnected, 10, "the call cancelled")
     assert call.last_code == 487
+
+
+def test_billing_method_none_rates_the_call_but_charges_nothing(
+        tg, sip, gateway, records, calls_end):
+    client = tenants.straight_out(tg, balance="0.00", client={"billing_method": "none"})
+    ph = phone(tg, sip, "unpriced", (client.account, client.password))
+    call = dial(tg, ph, TOLL)               # a paid number, and no funds at all
+    out = gateway.wait_incoming(15)
+    sip.wait_for(lambda: call.confirmed, 10, "the call connected")
+    talking(sip, call, out)
+    call.hangup_with()
+    [row] = records.settled_xdrs(call.call_id, 1)
+    assert row[3] > 0 and row[4] == 0
+    assert records.balance(client.account) == Decimal("0.00")
+    abroad = dial(tg, ph, "442079460000")    # still refused where nothing rates it
+    sip.wait_for(lambda: abroad.disconnected, 10, "the unrated call")
+    assert (abroad.last_code, abroad.last_reason) == (403, "No rating for destination")
