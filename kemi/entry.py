@@ -93,9 +93,8 @@ def within_dialog(rt: Runtime) -> int | None:
         return None
     if KSR.rr.loose_route() > 0:
         if KSR.dialog.is_known_dlg() < 0:
-            if KSR.is_ACK() and KSR.tm.t_check_trans() > 0:
-                KSR.tm.t_relay()  # the ACK of a refusal we relayed: tm absorbs it
-                return EXIT
+            if KSR.is_ACK() and stateful_ack():
+                return EXIT  # the ACK of a refusal relayed through a transaction of ours
             return unknown_dialog("no dialog of ours")
         if reauth.asked(rt) == EXIT:
             return EXIT
@@ -110,10 +109,18 @@ def within_dialog(rt: Runtime) -> int | None:
             KSR.sl.sl_reply_error()
         return EXIT
     if KSR.is_ACK():
-        if KSR.tm.t_check_trans() > 0:
-            KSR.tm.t_relay()  # the ACK of a transaction we hold
+        stateful_ack()
         return EXIT
     return unknown_dialog("no Route to us")
+
+
+def stateful_ack() -> bool:
+    """An ACK of a transaction we hold (the caller's ACK of a non-2xx reply): tm absorbs
+    it (t_check_trans returns 0) or it goes on hop by hop; False when no transaction."""
+    found = KSR.tm.t_check_trans()
+    if found > 0:
+        KSR.tm.t_relay()
+    return found >= 0
 
 
 def strip_internal(rt: Runtime) -> None:
