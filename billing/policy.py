@@ -72,6 +72,15 @@ def source_allowed(customer: Mapping[str, Any], address: str,
     return bool(countries) and country_of is not None and country_of(address) in countries
 
 
+def friends(caller: Mapping[str, Any], callee: Mapping[str, Any]) -> bool:
+    """May the caller's client call the callee client's extensions? Inside one client,
+    and between two clients of one corporation (inter-VPBX friends)."""
+    if caller.get("id") == callee.get("id"):
+        return True
+    corporation = caller.get("corporation")
+    return bool(corporation) and corporation == callee.get("corporation")
+
+
 def outgoing_ddi(account: Mapping[str, Any], customer: Mapping[str, Any]) -> str:
     """The number the far end sees on an external call: the account's own outgoing DDI,
     else the client's, else "" (the caller's own number stays)."""

@@ -114,6 +114,10 @@ def from_phone(rt: Runtime) -> int | None:
     if app is not None:
         return to_access_number(rt, app, dialed, str(caller["id"]), str(caller["id"]))
     customer = rt.directory.customer(caller["customer_id"])
+    if customer is not None:
+        extension = to_extension(rt, caller, customer, dialed)
+        if extension is not None:
+            return extension
     decision = decide(rt, caller, dialed)
     if not decision.ok:
         return refuse(decision, rt, caller, customer)
@@ -127,6 +131,27 @@ def from_phone(rt: Runtime) -> int | None:
     if decision.route == classify.IVR:
         return to_ivr(rt, caller, dialed, session)
     return toll_out(rt, decision, dialed, LEG_OUT, session, cli=caller["id"], presenter=caller)
+
+
+def to_extension(rt: Runtime, caller: Record, customer: Record, dialed: str) -> int | None:
+    """A call to an extension (alias <extension>@<domain>): of the caller's own client
+    (dialed in its SIP domain, or at the proxy's address), or of another client's domain,
+    reached only when both are of one corporation (inter-VPBX friends). None: `dialed`
+    is no extension there, the call is routed as any other."""
+    domain = message.pv("$rd").lower()
+    client = rt.directory.domain_client(domain) if domain != rt.settings.sip_domain else None
+    if client is None:
+        client, domain = customer, str(customer.get("sip_domain") or "")
+    found = rt.directory.extension(dialed, domain) if domain else None
+    if found is None:
+        return None
+    if not rules.friends(customer, client):
+        log.info("POLICY", f"extension {dialed}@{domain} of another client, not a friend")
+        return refuse(rules.SOURCE_REFUSED, rt, caller, customer)
+    reason = "Extension" if client.get("id") == customer.get("id") else "Inter-VPBX friend"
+    decision = Decision(200, reason, classify.ONNET, payer=str(caller["id"]),
+                        customer_id=customer.get("id"))
+    return to_registered(rt, found.account, decision, LEG_ONNET)
 
 
 def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False,

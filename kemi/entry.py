@@ -117,7 +117,7 @@ def within_dialog(rt: Runtime) -> int | None:
 def stateful_ack() -> bool:
     """An ACK of a transaction we hold (the caller's ACK of a non-2xx reply): tm absorbs
     it (t_check_trans returns 0) or it goes on hop by hop; False when no transaction."""
-    found = KSR.tm.t_check_trans()
+    found = int(KSR.tm.t_check_trans())
     if found > 0:
         KSR.tm.t_relay()
     return found >= 0

@@ -5,11 +5,11 @@ import secrets
 
 import KSR
 
-from kemi import log
+from kemi import log, message
 from kemi.constants import EXIT, HT_AUTHFAIL, HT_IPBAN, REASON_AUTH
 from kemi.runtime import Runtime
 from tollgate import metrics
-from tollgate.directory import Identity
+from tollgate.directory import Identity, Record
 
 # pv_auth_check results that mean "ask (again)" rather than "wrong"
 _CHALLENGE_AGAIN = {-4, -5, -6}
@@ -23,7 +23,12 @@ def register(rt: Runtime) -> int | None:
     identity = authenticate(rt)
     if identity is None:
         return EXIT
-    if KSR.registrar.save("location", 0) < 0:
+    if rt.req.domain:  # an extension of a client's domain: its contacts under the account
+        saved = KSR.registrar.save_uri("location", "0",
+                                       f"sip:{identity.account['id']}@{rt.settings.sip_domain}")
+    else:
+        saved = KSR.registrar.save("location", 0)
+    if saved < 0:
         KSR.sl.sl_reply_error()
     metrics.REGISTRATIONS.labels("ok").inc()
     log.info("REGISTER", f"{identity.account['id']} registered")
@@ -36,12 +41,15 @@ def authenticate(rt: Runtime) -> Identity | None:
     Unknown IDs, aliases without "allow authentication", blocked accounts and wrong
     passwords all get the same 403, so nobody can enumerate accounts.
     """
-    realm = rt.settings.sip_domain
+    domain = (message.pv("$fd") or "").lower()
+    client = rt.directory.domain_client(domain) if domain != rt.settings.sip_domain else None
+    rt.req.domain = domain if client is not None else ""
+    realm = rt.req.domain or rt.settings.sip_domain  # a client's own domain is its realm
     user = KSR.pv.get("$au")
     if not user:
         KSR.auth.auth_challenge(realm, 0)
         return None
-    identity = rt.directory.identity(user)
+    identity = login(rt, user, client)
     usable = identity is not None and identity.allow_auth and not identity.account.get("blocked")
     password = identity.account.get("password") if identity is not None and usable else None
     # an unusable ID is checked against a random password: same work, same answer
@@ -59,6 +67,23 @@ def authenticate(rt: Runtime) -> Identity | None:
     log.warn("AUTH", f"failed for {user!r} from {KSR.pv.get('$si')} ({result})")
     KSR.sl.sl_send_reply(403, "Forbidden")
     return None
+
+
+def login(rt: Runtime, user: str, client: Record | None) -> Identity | None:
+    """Who `user` names: in a client's SIP domain one of its extensions (or its own
+    account IDs); in the platform's domain an account or alias of a client that has no
+    domain of its own. Anything else names nobody (the same 403 as a wrong password)."""
+    if client is not None:
+        found = rt.directory.extension(user, rt.req.domain) or rt.directory.identity(user)
+        if found is None or found.account.get("customer_id") != client.get("id"):
+            return None
+        return found
+    found = rt.directory.identity(user)
+    if found is None:
+        return None
+    owner_id = found.account.get("customer_id")
+    owner = rt.directory.customer(owner_id) if owner_id is not None else None
+    return None if owner is not None and owner.get("sip_domain") else found
 
 
 def _count_failure(rt: Runtime) -> None:

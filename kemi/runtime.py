@@ -27,6 +27,7 @@ class Request:
     text: str = ""                     # the whole message, known to be UTF-8
     internal: Internal | None = None   # signed values, when it came from the IVR
     slot: str = ""                     # the client whose call slot this call holds
+    domain: str = ""                   # the client's SIP domain the caller logged in to
 
 
 class Runtime:

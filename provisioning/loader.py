@@ -29,7 +29,8 @@ Progress = Callable[[int, int], None]
 CUSTOMER_COLS = ("id, name, currency, timezone, language, credit_limit, blocked, max_calls, "
                  "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
                  "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, "
-                 "recording, features, billing_method, balance, (SELECT coalesce(json_agg("
+                 "recording, features, billing_method, sip_domain, corporation, balance, "
+                 "(SELECT coalesce(json_agg("
                  "json_build_object('product_id', r.product_id, 'activation', r.activation,"
                  " 'expiry', r.expiry)"
                  " ORDER BY r.activation DESC, r.id DESC), '[]') FROM rating_profiles r"
@@ -77,10 +78,16 @@ def customer_record(row: Row) -> Row:
         "outgoing_ddi": row["outgoing_ddi"], "media_relay_set": row["media_relay_set"],
         "voice_notifications": row["voice_notifications"], "recording": row["recording"],
         "features": list(row["features"]), "billing_method": row["billing_method"],
+        "sip_domain": row["sip_domain"], "corporation": row["corporation"],
         # newest activation first: [{product_id, activation, expiry}] (ISO text, expiry nil)
         "rating_profiles": [{"product_id": p["product_id"], "activation": p["activation"],
                              "expiry": p["expiry"]} for p in row.get("rating_profiles") or ()],
     }
+
+
+def domain_record(row: Row) -> Row:
+    """keyspace.sip_domain"""
+    return {"customer_id": row["id"]}
 
 
 def account_record(row: Row) -> Row:
@@ -204,16 +211,22 @@ def _one(conn: psycopg.Connection, query: str, params: tuple[Any, ...]) -> Row |
         return cur.execute(query, params).fetchone()  # type: ignore[arg-type]
 
 
-def customer_changes(conn: psycopg.Connection, customer_id: int) -> Changes:
-    """Refresh (or drop) a customer's record and balance."""
+def customer_changes(conn: psycopg.Connection, customer_id: int,
+                     old_domain: str | None = None) -> Changes:
+    """Refresh (or drop) a customer's record, balance and SIP domain (`old_domain`: the one
+    it had before this change, dropped when it is gone)."""
     changes = Changes()
     row = _one(conn, f"SELECT {CUSTOMER_COLS} FROM customers WHERE id = %s", (customer_id,))
+    if old_domain and (row is None or row["sip_domain"] != old_domain):
+        changes.remove(keyspace.sip_domain(old_domain))
     if row is None:
         changes.remove(keyspace.customer(customer_id))
         changes.remove(keyspace.balance("customer", customer_id))
     else:
         changes.set(keyspace.customer(customer_id), pack(customer_record(row)))
         changes.set(keyspace.balance("customer", customer_id), money(row["balance"]) or "0")
+        if row["sip_domain"]:
+            changes.set(keyspace.sip_domain(row["sip_domain"]), pack(domain_record(row)))
     return changes
 
 
@@ -338,6 +351,8 @@ def string_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes | str]]:
     for row in _stream(conn, f"SELECT {CUSTOMER_COLS} FROM customers"):
         yield keyspace.customer(row['id']), pack(customer_record(row))
         yield keyspace.balance("customer", row['id']), money(row["balance"]) or "0"
+        if row["sip_domain"]:
+            yield keyspace.sip_domain(row["sip_domain"]), pack(domain_record(row))
     for row in _stream(conn, "SELECT id, name, currency FROM tariffs"):
         yield keyspace.tariff(row['id']), pack(tariff_record(row))
     for row in _stream(conn, "SELECT id FROM products"):
@@ -371,7 +386,8 @@ def alias_items(conn: psycopg.Connection) -> Iterator[tuple[str, bytes]]:
 def count_keys(conn: psycopg.Connection) -> int:
     """How many keys resync will write (for the progress bar)."""
     row = conn.execute(
-        "SELECT 2 * (SELECT count(*) FROM customers) + (SELECT count(*) FROM tariffs)"
+        "SELECT 2 * (SELECT count(*) FROM customers) + (SELECT count(sip_domain) FROM customers)"
+        " + (SELECT count(*) FROM tariffs)"
         " + (SELECT count(*) FROM products) + (SELECT count(*) FROM voice_applications)"
         " + (SELECT count(*) FROM access_numbers) + 2 * (SELECT count(*) FROM accounts)"
         " + (SELECT count(*) FROM aliases) + (SELECT count(*) FROM rates)").fetchone()

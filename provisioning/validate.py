@@ -58,6 +58,20 @@ def alias_id(value: object) -> str:
     if not head:
         raise BadInput(f"alias {text!r}: nothing before '#' or '@'")
     _bad_char("alias", head, ACCOUNT_CHARS, "letters, digits and . _ + - before # or @")
+    return f"{base}@{domain.lower()}" if at else text  # domains compare lower-case
+
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+SIP_DOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})+")
+
+
+def sip_domain(value: object) -> str | None:
+    """A client's SIP domain: a DNS name with at least one dot (pbx.example.com), or None."""
+    if value is None or value == "":
+        return None
+    text = _text("SIP domain", value).strip().lower()
+    if len(text) > 253 or not SIP_DOMAIN.fullmatch(text):
+        raise BadInput(f"SIP domain {text!r} is not a DNS name like pbx.example.com")
     return text
 
 

@@ -183,6 +183,36 @@ def straight_out(tg, balance: str = "10.00", price: str = "0.60", interval: str 
 
 
 @dataclass(frozen=True)
+class PbxClient:
+    """A virtual PBX client with its own SIP domain: extension -> (account ID, password)."""
+    customer: str
+    domain: str
+    extensions: dict[str, tuple[str, str]]
+
+
+def pbx_client(tg, extensions: tuple[str, ...] = ("101", "102"),
+               corporation: str = "") -> PbxClient:
+    """A client in a SIP domain of its own whose accounts log in by extension (aliases
+    <extension>@<domain> that may authenticate), calling out straight to the gateway."""
+    tag = uuid.uuid4().hex[:8]
+    domain = f"pbx-{tag}.example"
+    base = next_associated_number()
+    numbers = {ext: (f"{base}{i:04d}", f"pw-{tag}-{ext}") for i, ext in enumerate(extensions)}
+    client = PbxClient(customer=f"Test {tag}", domain=domain, extensions=numbers)
+    _import(tg, tag, {
+        "customers": [{"name": client.customer, "currency": "USD", "credit_limit": "",
+                       "sip_domain": domain, "corporation": corporation or ""}],
+        "tariffs": [_tariff(f"Tariff {tag}", {"1": ("0.60", "1/1")})],
+        "products": [_product(f"Product {tag}", f"Tariff {tag}")],
+        "accounts": [{"id": account, "customer": client.customer, "product": f"Product {tag}",
+                      "password": password, "billing_model": "debit", "balance": "10.00",
+                      "aliases": [{"id": f"{ext}@{domain}", "allow_auth": True}]}
+                     for ext, (account, password) in numbers.items()],
+    })
+    return client
+
+
+@dataclass(frozen=True)
 class IvrTenant:
     customer: str
     caller: str           # calls paid numbers through the pass-through IVR

@@ -90,6 +90,24 @@ class Directory:
         entry = self.cache.get(keyspace.access_number(number)) if number else None
         return self.app(entry["app_id"]) if entry else None
 
+    def domain_client(self, domain: str) -> Record | None:
+        """The client whose SIP domain `domain` is (None: not a client's domain)."""
+        entry = self.cache.get(keyspace.sip_domain(domain)) if domain else None
+        return self.customer(entry["customer_id"]) if entry else None
+
+    def extension(self, extension: str, domain: str) -> Identity | None:
+        """The account an extension of a client's SIP domain names (alias ext@domain),
+        only when the account is that client's."""
+        if not extension or not domain:
+            return None
+        found = self.identity(f"{extension}@{domain}")
+        if found is None or not found.via_alias:
+            return None
+        client = self.domain_client(domain)
+        if client is None or client.get("id") != found.account.get("customer_id"):
+            return None
+        return found
+
     def identity(self, some_id: str) -> Identity | None:
         """An account ID names its account; an alias names its account (auth as flagged)."""
         account = self.account(some_id)

@@ -52,6 +52,12 @@ def app(app_id: object) -> str:
     return f"tg:app:{app_id}"
 
 
+def sip_domain(name: object) -> str:
+    """msgpack map {customer_id}: the client whose SIP domain this is (its accounts log in
+    there by their extensions, aliases <extension>@<domain>)."""
+    return f"tg:domain:{name}"
+
+
 def access_number(number: object) -> str:
     """msgpack map {app_id}: the voice application the access number reaches."""
     return f"tg:accessnum:{number}"
@@ -81,7 +87,7 @@ DAILY_REACHED = "tg:daily:reached"   # set: "<customer id>:<day>" whose limit wa
 
 # every projection key, as SCAN patterns (resync drops what PostgreSQL no longer has)
 PROJECTION_PATTERNS = tuple(f("*") for f in (customer, account, alias, product, tariff,
-                                            rates, app, access_number)) + (
+                                            rates, app, access_number, sip_domain)) + (
     balance("account", "*"), balance("customer", "*"))
 
 # --- cache coherence --------------------------------------------------------------------

@@ -36,6 +36,22 @@ def check_pin(conn: psycopg.Connection, alias: str, account_id: str) -> None:
     v.check_pin_alias(alias, row["associated_number"], low, high)
 
 
+def check_domain(conn: psycopg.Connection, alias: str, account_id: str) -> None:
+    """An extension in a client's SIP domain (<extension>@<domain>) is one of its own
+    accounts' aliases."""
+    _, at, domain = alias.partition("@")
+    if not at:
+        return
+    owner = fetch_one(conn, "SELECT id, name FROM customers WHERE sip_domain = %s", (domain,))
+    if owner is None:
+        return
+    mine = fetch_one(conn, "SELECT 1 AS ok FROM accounts WHERE id = %s AND customer_id = %s",
+                     (account_id, owner["id"]))
+    if mine is None:
+        raise BadInput(f"alias {alias}: {domain} is the SIP domain of customer {owner['name']}, "
+                       f"and account {account_id} is not one of its accounts")
+
+
 def create(conn: psycopg.Connection, ident: object, spec: Spec) -> loader.Changes:
     """Insert an alias of an existing account."""
     _known(spec)
@@ -45,6 +61,7 @@ def create(conn: psycopg.Connection, ident: object, spec: Spec) -> loader.Change
     account = account_row(conn, v.account_id(spec["account"]), lock=True)
     allow = v.boolean("allow auth", spec.get("allow_auth", False))
     check_pin(conn, alias, account["id"])
+    check_domain(conn, alias, account["id"])
     claim_id(conn, alias, "alias")
     conn.execute("INSERT INTO aliases (id, account_id, allow_auth) VALUES (%s, %s, %s)",
                  (alias, account["id"], allow))
@@ -59,6 +76,7 @@ def change(conn: psycopg.Connection, ident: object, spec: Spec) -> loader.Change
     if spec.get("account") is not None:
         account_id = account_row(conn, v.account_id(spec["account"]), lock=True)["id"]
         check_pin(conn, row["id"], account_id)
+        check_domain(conn, row["id"], account_id)
     allow = v.boolean("allow auth", spec.get("allow_auth", row["allow_auth"]))
     conn.execute("UPDATE aliases SET account_id = %s, allow_auth = %s WHERE id = %s",
                  (account_id, allow, row["id"]))

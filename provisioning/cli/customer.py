@@ -44,6 +44,9 @@ FIELDS = {
     "features": "comma-separated features the client may use: billing, "
                 "voice_notifications, recording (default all; the others are off and hidden)",
     "billing_method": "when calls are priced: postpaid (default) or none (never priced)",
+    "sip_domain": "the client's own SIP domain (pbx.example.com): its accounts log in there "
+                  "by their extensions, aliases <extension>@<domain> ('' = none)",
+    "corporation": "clients of one corporation may call each other's extensions ('' = none)",
 }
 VALIDATORS: dict[str, Any] = {
     "name": partial(v.name, "customer"),
@@ -64,11 +67,13 @@ VALIDATORS: dict[str, Any] = {
     "recording": partial(v.boolean, "recording"),
     "features": partial(v.subset, "feature", allowed=rules.FEATURES),
     "billing_method": partial(v.choice, "billing method", choices=rules.BILLING_METHODS),
+    "sip_domain": v.sip_domain,
+    "corporation": partial(v.optional_text, "corporation", limit=128),
 }
 COLUMNS = ("id, name, currency, timezone, language, credit_limit, balance, blocked, max_calls, "
            "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
            "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording, "
-           "features, billing_method")
+           "features, billing_method, sip_domain, corporation")
 
 
 def _lock(conn: psycopg.Connection, name: str) -> Row:
@@ -122,13 +127,17 @@ def change(conn: psycopg.Connection, name: str, spec: Spec, check: bool = True) 
     values = pick(spec, VALIDATORS)
     if values.get("currency", row["currency"]) != row["currency"]:
         raise BadInput(f"customer {name}: currency cannot change ({row['currency']})")
-    current = conn.execute("SELECT features FROM customers WHERE id = %s",
-                           (row["id"],)).fetchone()[0]  # type: ignore[index]
+    current, domain = conn.execute("SELECT features, sip_domain FROM customers WHERE id = %s",
+                                   (row["id"],)).fetchone()  # type: ignore[misc]
     check_features(name, values, values.get("features", current))
+    if domain and values.get("sip_domain", domain) != domain and conn.execute(
+            "SELECT 1 FROM aliases WHERE id LIKE %s LIMIT 1", (f"%@{domain}",)).fetchone():
+        raise BadInput(f"customer {name}: extensions of {domain} remain (aliases "
+                       f"<extension>@{domain}); delete or move them first")
     update(conn, "customers", "id", row["id"], values)
     if check:
         check_ddi(conn, row["id"])
-    return loader.customer_changes(conn, row["id"])
+    return loader.customer_changes(conn, row["id"], old_domain=domain)
 
 
 def remove(conn: psycopg.Connection, name: str) -> loader.Changes:
@@ -137,8 +146,10 @@ def remove(conn: psycopg.Connection, name: str) -> loader.Changes:
     if conn.execute("SELECT 1 FROM accounts WHERE customer_id = %s LIMIT 1",
                     (row["id"],)).fetchone():
         raise BadInput(f"customer {name} still has accounts (delete them first)")
+    domain = conn.execute("SELECT sip_domain FROM customers WHERE id = %s",
+                          (row["id"],)).fetchone()[0]  # type: ignore[index]
     conn.execute("DELETE FROM customers WHERE id = %s", (row["id"],))
-    return loader.customer_changes(conn, row["id"])
+    return loader.customer_changes(conn, row["id"], old_domain=domain)
 
 
 def exists(conn: psycopg.Connection, name: str) -> bool:

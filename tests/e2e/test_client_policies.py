@@ -187,3 +187,54 @@ def test_billing_method_none_rates_the_call_but_charges_nothing(
     abroad = dial(tg, ph, "442079460000")    # still refused where nothing rates it
     sip.wait_for(lambda: abroad.disconnected, 10, "the unrated call")
     assert (abroad.last_code, abroad.last_reason) == (403, "No rating for destination")
+
+
+def extension_phone(tg, sip, client, ext: str):
+    """A phone of `client` logged in to its SIP domain as extension `ext`."""
+    _, password = client.extensions[ext]
+    ph = sip.phone(f"{client.domain}-{ext}")
+    assert ph.register(f"sip:{tg.sip_target}", ext, password, client.domain) == 200
+    return ph
+
+
+def test_two_clients_with_the_same_extensions_each_in_its_own_domain(
+        tg, sip, gateway, records, calls_end):
+    a, b = tenants.pbx_client(tg), tenants.pbx_client(tg)
+    a101, a102 = extension_phone(tg, sip, a, "101"), extension_phone(tg, sip, a, "102")
+    b101, b102 = extension_phone(tg, sip, b, "101"), extension_phone(tg, sip, b, "102")
+    for caller, callee, client in ((a101, a102, a), (b101, b102, b)):
+        call = caller.call(f"sip:102@{client.domain}")
+        incoming = callee.wait_incoming(15)           # its own client's 102, not the other's
+        sip.wait_for(lambda: call.confirmed, 10, "the extension answering")
+        call.hangup_with()
+        sip.wait_for(lambda: incoming.disconnected, 10, "the hangup")
+        [row] = records.settled_xdrs(call.call_id, 1)
+        assert (row[0], row[1], row[4]) == ("onnet", client.extensions["101"][0], 0)
+    assert a102.incoming and b102.incoming and len(a102.incoming) == len(b102.incoming) == 1
+    # dialed at the proxy's address, an extension is still the caller's own client's
+    call = b101.call(f"sip:102@{tg.sip_target}")
+    b102.wait_incoming(15)
+    sip.wait_for(lambda: call.confirmed, 10, "the extension by the proxy's address")
+
+
+def test_an_extension_logs_in_only_in_its_own_domain(tg, sip, calls_end):
+    a, b = tenants.pbx_client(tg), tenants.pbx_client(tg)
+    ph = sip.phone("wrong-domain")
+    _, password = a.extensions["101"]
+    assert ph.register(f"sip:{tg.sip_target}", "101", password, b.domain) == 403
+    # nor as its account ID in the platform's domain
+    account, _ = a.extensions["101"]
+    assert ph.register(f"sip:{tg.sip_target}", account, password, tg.settings.sip_domain) == 403
+
+
+def test_another_clients_extensions_only_within_one_corporation(tg, sip, calls_end):
+    a, stranger = tenants.pbx_client(tg, corporation="Holding"), tenants.pbx_client(tg)
+    friend = tenants.pbx_client(tg, corporation="Holding")
+    a101 = extension_phone(tg, sip, a, "101")
+    refused = a101.call(f"sip:102@{stranger.domain}")
+    sip.wait_for(lambda: refused.disconnected, 10, "the other client's extension refused")
+    assert (refused.last_code, refused.last_reason) == (403, "No permission to place this call")
+    friend102 = extension_phone(tg, sip, friend, "102")
+    call = a101.call(f"sip:102@{friend.domain}")
+    friend102.wait_incoming(15)
+    sip.wait_for(lambda: call.confirmed, 10, "an inter-VPBX friend's extension answering")

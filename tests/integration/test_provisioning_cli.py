@@ -78,7 +78,8 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "authorized_sources": [], "allowed_countries": [], "outgoing_ddi": None,
         "media_relay_set": None, "voice_notifications": False, "recording": False,
         "features": ["billing", "voice_notifications", "recording"],
-        "billing_method": "postpaid", "rating_profiles": []}
+        "billing_method": "postpaid", "sip_domain": None, "corporation": None,
+        "rating_profiles": []}
     assert record(r, "tg:account:17785551209") == {
         "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",
         "service_password": "", "associated_number": "1778555", "ivr_app_id": 1,
@@ -334,6 +335,46 @@ def test_features_hide_and_disable_what_is_off(tg, redis_client):
     assert "rating profiles need the billing feature" in tg.err
     assert tg("--json", "customer", "show", "Acme") == 0
     assert '"billing_method"' not in tg.out
+
+
+def test_client_sip_domains_and_their_extensions(tg, redis_client):
+    assert tg("customer", "create", "Acme", "--currency", "USD", "--sip-domain",
+              "PBX.Acme.example", "--corporation", "Holding") == 0, tg.err
+    assert tg("customer", "create", "Other", "--currency", "USD", "--sip-domain",
+              "pbx.other.example") == 0
+    assert record(redis_client, "tg:domain:pbx.acme.example") == {"customer_id": 1}
+    assert record(redis_client, "tg:customer:1")["corporation"] == "Holding"
+    assert tg("tariff", "create", "T", "--currency", "USD") == 0
+    assert tg("product", "create", "P", "--currency", "USD", "--rating", "T") == 0
+    for who, number in (("Acme", "34911000111"), ("Other", "34911000222")):
+        assert tg("account", "create", number, "--customer", who, "--product", "P") == 0
+    # the same extension in two domains, each an alias of its own client's account
+    assert tg("alias", "create", "101@pbx.acme.example", "--account", "34911000111",
+              "--allow-auth", "true") == 0
+    assert tg("alias", "create", "101@PBX.OTHER.example", "--account", "34911000222",
+              "--allow-auth", "true") == 0
+    assert record(redis_client, "tg:alias:101@pbx.other.example")["account_id"] == \
+        "34911000222"
+    before = snapshot(tg.dsn, redis_client)
+    for argv, problem in (
+            (("alias", "create", "102@pbx.acme.example", "--account", "34911000222"),
+             "pbx.acme.example is the SIP domain of customer Acme, and account 34911000222"),
+            (("alias", "update", "101@pbx.acme.example", "--account", "34911000222"),
+             "is not one of its accounts"),
+            (("customer", "update", "Acme", "--sip-domain", "acme"), "is not a DNS name"),
+            (("customer", "update", "Other", "--sip-domain", "pbx.acme.example"),
+             "already"),
+            (("customer", "update", "Acme", "--sip-domain", "new.acme.example"),
+             "extensions of pbx.acme.example remain")):
+        assert tg(*argv) == 2, argv
+        assert problem in tg.err and len(tg.err.splitlines()) == 1, tg.err
+    assert snapshot(tg.dsn, redis_client) == before
+    assert tg("alias", "delete", "101@pbx.acme.example") == 0
+    assert tg("customer", "update", "Acme", "--sip-domain", "new.acme.example") == 0
+    assert redis_client.exists("tg:domain:pbx.acme.example") == 0
+    assert record(redis_client, "tg:domain:new.acme.example") == {"customer_id": 1}
+    assert tg("customer", "update", "Acme", "--sip-domain", "") == 0
+    assert redis_client.exists("tg:domain:new.acme.example") == 0
 
 
 def test_tariff_and_rate_round_trip(tg, redis_client):
