@@ -24,7 +24,7 @@ def register(rt: Runtime) -> int | None:
     if identity is None:
         return EXIT
     if rt.req.domain:  # an extension of a client's domain: its contacts under the account
-        saved = KSR.registrar.save_uri("location", "0",
+        saved = KSR.registrar.save_uri("location", 0,
                                        f"sip:{identity.account['id']}@{rt.settings.sip_domain}")
     else:
         saved = KSR.registrar.save("location", 0)

@@ -82,7 +82,7 @@ def test_the_gateway_sees_the_clients_outgoing_ddi(tg, sip, gateway, calls_end):
     out = gateway.wait_incoming(15)
     sip.wait_for(lambda: call.confirmed, 10, "the call answered")
     assert out.header("P-Asserted-Identity") == f"<sip:{ddi}@{tg.settings.sip_domain}>"
-    assert "911" not in out.request
+    assert "sip:911@" not in out.request and "evil.example" not in out.request
 
 
 def test_an_accounts_own_outgoing_ddi_wins_over_the_clients(tg, sip, gateway, calls_end):

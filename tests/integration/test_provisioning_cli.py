@@ -362,8 +362,8 @@ def test_client_sip_domains_and_their_extensions(tg, redis_client):
             (("alias", "update", "101@pbx.acme.example", "--account", "34911000222"),
              "is not one of its accounts"),
             (("customer", "update", "Acme", "--sip-domain", "acme"), "is not a DNS name"),
-            (("customer", "update", "Other", "--sip-domain", "pbx.acme.example"),
-             "already"),
+            (("customer", "create", "Third", "--currency", "USD", "--sip-domain",
+              "pbx.acme.example"), "sip_domain pbx.acme.example already exists in customers"),
             (("customer", "update", "Acme", "--sip-domain", "new.acme.example"),
              "extensions of pbx.acme.example remain")):
         assert tg(*argv) == 2, argv
