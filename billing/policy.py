@@ -8,6 +8,7 @@ taken atomically in Redis by tollgate/slots.py running billing/slots.lua.
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -128,3 +129,24 @@ def priced(customer: Mapping[str, Any] | None) -> bool:
     if customer is None:
         return True
     return has_feature(customer, BILLING) and customer.get("billing_method") != "none"
+
+
+# --- distribute method over the application servers (IVR workers) ----------------------
+
+DISTRIBUTE_METHODS = ("hash", "round_robin", "static")
+
+
+def first_server(customer: Mapping[str, Any] | None, session: str, servers: int,
+                 turn: int) -> int:
+    """The application server a call of this client tries first (the next ones take it
+    when that one fails): 'hash' keeps every call of a client on one server, 'round_robin'
+    takes them in turn (`turn`: a running count), 'static' its application server. A call
+    of no known client (an access number from the PSTN) is spread by its session."""
+    if customer is None or customer.get("id") is None:
+        return zlib.crc32(session.encode()) % servers
+    method, server = customer.get("distribute_method"), customer.get("application_server")
+    if method == "static" and isinstance(server, int):
+        return server % servers
+    if method == "round_robin":
+        return turn % servers
+    return zlib.crc32(str(customer["id"]).encode()) % servers

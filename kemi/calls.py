@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-import zlib
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -225,19 +224,28 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
     return relay(rt, decision, leg, session, cli, dialed, access_code=access_code, before=before)
 
 
-def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
-    """A paid call of a phone that calls via a pass-through IVR: the IVR collects the code."""
-    first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
+def send_to_ivr(rt: Runtime, customer: Record | None, user: str, account: str, session: str,
+                app: str = "", ani: str = "") -> None:
+    """Point the request at the IVR worker (application server) the client's distribute
+    method picks; the branch route signs what the IVR may trust. A worker that does not
+    answer within seconds is down: the failure route tries the next, then refuses."""
+    first = rules.first_server(customer, session, rt.settings.ivr_workers, next(rt.turns))
     KSR.pv.seti(AVP_IVR_FIRST, first)
     KSR.pv.seti(AVP_IVR_TRIES, 1)
-    KSR.pv.sets(AVP_IVR_USER, dialed)
-    KSR.pv.sets(AVP_IVR_ACCOUNT, str(caller["id"]))
+    KSR.pv.sets(AVP_IVR_USER, user)
+    KSR.pv.sets(AVP_IVR_ACCOUNT, account)
     KSR.pv.sets(AVP_IVR_SESSION, session)
-    KSR.pv.sets(AVP_IVR_APP, str(caller["ivr_app_id"]))
-    KSR.pv.sets("$ru", rt.ivr_uri(dialed, first))
-    # a worker that does not answer within seconds is down: try the next, then refuse
+    KSR.pv.sets(AVP_IVR_APP, app)
+    KSR.pv.sets(AVP_IVR_ANI, ani)
+    KSR.pv.sets("$ru", rt.ivr_uri(user, first))
     KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
     KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
+
+
+def to_ivr(rt: Runtime, caller: Record, dialed: str, session: str) -> int:
+    """A paid call of a phone that calls via a pass-through IVR: the IVR collects the code."""
+    send_to_ivr(rt, rt.directory.customer(caller["customer_id"]), dialed, str(caller["id"]),
+                session, app=str(caller["ivr_app_id"]))
     decision = Decision(200, "Via IVR", classify.IVR, payer=caller["id"],
                         customer_id=caller.get("customer_id"))
     return relay(rt, decision, LEG_IVR, session, caller["id"], dialed,
@@ -252,17 +260,9 @@ def to_access_number(rt: Runtime, app: Record, number: str, account: str, ani: s
     if app.get("type") not in ACCESS_NUMBER_APPS:
         return refuse(Decision(404, "Unknown number"))
     session = KSR.pv.get("$ci")
-    first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
-    KSR.pv.seti(AVP_IVR_FIRST, first)
-    KSR.pv.seti(AVP_IVR_TRIES, 1)
-    KSR.pv.sets(AVP_IVR_USER, number)
-    KSR.pv.sets(AVP_IVR_ACCOUNT, account)
-    KSR.pv.sets(AVP_IVR_SESSION, session)
-    KSR.pv.sets(AVP_IVR_APP, str(app["id"]))
-    KSR.pv.sets(AVP_IVR_ANI, ani)
-    KSR.pv.sets("$ru", rt.ivr_uri(number, first))
-    KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
-    KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
+    caller = rt.directory.account(account) if account else None
+    customer = rt.directory.customer(caller["customer_id"]) if caller else None
+    send_to_ivr(rt, customer, number, account, session, app=str(app["id"]), ani=ani)
     log.info("ACCESS", f"{number} is application {app['id']} ({app.get('type')}), "
                        f"ANI {ani or 'anonymous'}")
     return relay(rt, Decision(200, "Access number", classify.IVR), LEG_IVR, session, ani, number)
@@ -370,15 +370,9 @@ def explain(rt: Runtime, decision: Decision, caller: Record, locution: str) -> b
     if not anchor_media():
         return False
     dialed = KSR.pv.get("$rU") or ""
-    session = KSR.pv.get("$ci")
-    first = zlib.crc32(session.encode()) % rt.settings.ivr_workers
-    KSR.pv.sets(AVP_IVR_USER, dialed)
-    KSR.pv.sets(AVP_IVR_ACCOUNT, str(caller["id"]))
-    KSR.pv.sets(AVP_IVR_SESSION, session)
+    customer = rt.directory.customer(caller["customer_id"])
+    send_to_ivr(rt, customer, dialed, str(caller["id"]), KSR.pv.get("$ci"))
     KSR.pv.sets(AVP_IVR_NOTIFY, internal.notice(decision.code, locution, decision.reason))
-    KSR.pv.sets("$ru", rt.ivr_uri(dialed, first))
-    KSR.tm.t_set_fr(0, rt.settings.ivr_answer_timeout * 1000)
-    KSR.tm.t_on_branch(ROUTE_BRANCH_IVR)
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)
     if KSR.tm.t_relay() < 0:

@@ -5,6 +5,7 @@ the first use inside a worker (child_init or the first request).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class Runtime:
         # the GeoIP country of an address ("" unknown: no database, or not in it)
         self.country_of: Callable[[str], str] = Countries(self.settings.geoip_path).country
         self.req = Request()
+        self.turns = itertools.count()   # round-robin distribution over the IVR workers
         self._exported: dict[str, int] = {}
         self._exported_at = 0.0
         self.trusted = {self.settings.ivr_address, self.settings.pstn_gateway.split(":")[0]}

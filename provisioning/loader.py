@@ -29,7 +29,8 @@ Progress = Callable[[int, int], None]
 CUSTOMER_COLS = ("id, name, currency, timezone, language, credit_limit, blocked, max_calls, "
                  "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
                  "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, "
-                 "recording, features, billing_method, sip_domain, corporation, balance, "
+                 "recording, features, billing_method, sip_domain, corporation, "
+                 "distribute_method, application_server, balance, "
                  "(SELECT coalesce(json_agg("
                  "json_build_object('product_id', r.product_id, 'activation', r.activation,"
                  " 'expiry', r.expiry)"
@@ -79,6 +80,8 @@ def customer_record(row: Row) -> Row:
         "voice_notifications": row["voice_notifications"], "recording": row["recording"],
         "features": list(row["features"]), "billing_method": row["billing_method"],
         "sip_domain": row["sip_domain"], "corporation": row["corporation"],
+        "distribute_method": row["distribute_method"],
+        "application_server": row["application_server"],
         # newest activation first: [{product_id, activation, expiry}] (ISO text, expiry nil)
         "rating_profiles": [{"product_id": p["product_id"], "activation": p["activation"],
                              "expiry": p["expiry"]} for p in row.get("rating_profiles") or ()],

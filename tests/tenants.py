@@ -223,9 +223,10 @@ class IvrTenant:
 
 
 def via_ivr(tg, payer_balance: str = "10.00", price: str = "0.02",
-            interval: str = "60/60") -> IvrTenant:
+            interval: str = "60/60", client: dict | None = None) -> IvrTenant:
     """The seeds' personalized calling for one test: a caller whose paid calls go through
-    a pass-through IVR, and a debit payer reached by the auth ID <associated number>#<PIN>."""
+    a pass-through IVR, and a debit payer reached by the auth ID <associated number>#<PIN>.
+    client: the customer's virtual PBX fields."""
     tag = uuid.uuid4().hex[:8]
     assoc = next_associated_number()
     tenant = IvrTenant(customer=f"Test {tag}", caller=assoc + "0001", password=f"pw-{tag}",
@@ -235,7 +236,7 @@ def via_ivr(tg, payer_balance: str = "10.00", price: str = "0.02",
                "associated_number": assoc, "billing_model": "debit"}
     _import(tg, tag, {
         "customers": [{"name": tenant.customer, "currency": "USD", "credit_limit": "",
-                       "language": "en"}],
+                       "language": "en", **(client or {})}],
         "tariffs": [_tariff(f"Tariff {tag}", {"1": (price, interval), "1800": ("0", "1/1")})],
         "products": [_product(f"Product {tag}", f"Tariff {tag}")],
         "apps": [{"name": f"PIN {tag}", "type": "pass_through", "settings": dict(ROAMING_PIN)}],

@@ -47,6 +47,9 @@ FIELDS = {
     "sip_domain": "the client's own SIP domain (pbx.example.com): its accounts log in there "
                   "by their extensions, aliases <extension>@<domain> ('' = none)",
     "corporation": "clients of one corporation may call each other's extensions ('' = none)",
+    "distribute_method": "how calls spread over the application servers (IVR workers): "
+                         "hash (one per client, default), round_robin, static",
+    "application_server": "the server (0, 1, ...) of the static distribute method",
 }
 VALIDATORS: dict[str, Any] = {
     "name": partial(v.name, "customer"),
@@ -69,11 +72,16 @@ VALIDATORS: dict[str, Any] = {
     "billing_method": partial(v.choice, "billing method", choices=rules.BILLING_METHODS),
     "sip_domain": v.sip_domain,
     "corporation": partial(v.optional_text, "corporation", limit=128),
+    "distribute_method": partial(v.choice, "distribute method",
+                                 choices=rules.DISTRIBUTE_METHODS),
+    "application_server": lambda x: None if x in (None, "") else v.seconds(
+        "application server", x),
 }
 COLUMNS = ("id, name, currency, timezone, language, credit_limit, balance, blocked, max_calls, "
            "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
            "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording, "
-           "features, billing_method, sip_domain, corporation")
+           "features, billing_method, sip_domain, corporation, distribute_method, "
+           "application_server")
 
 
 def _lock(conn: psycopg.Connection, name: str) -> Row:

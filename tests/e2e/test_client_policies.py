@@ -238,3 +238,27 @@ def test_another_clients_extensions_only_within_one_corporation(tg, sip, calls_e
     call = a101.call(f"sip:102@{friend.domain}")
     friend102.wait_incoming(15)
     sip.wait_for(lambda: call.confirmed, 10, "an inter-VPBX friend's extension answering")
+
+
+@pytest.mark.parametrize("server", [0, 1])
+def test_the_static_distribute_method_sends_every_call_to_its_application_server(
+        tg, sip, calls_end, server):
+    client = tenants.via_ivr(tg, client={"distribute_method": "static",
+                                         "application_server": server})
+    ph = phone(tg, sip, "static", (client.caller, client.password))
+    calls = [dial(tg, ph, TOLL) for _ in range(3)]
+    for call in calls:
+        sip.wait_for(lambda: logged(tg, call, "PROMPT: playing enter_code"), 15, "the IVR")
+    mine = tg.log(f"ivr-{server}")
+    assert all(f"[{call.call_id}] ANSWER" in mine for call in calls)
+
+
+def test_the_hash_distribute_method_keeps_a_client_on_one_server(tg, sip, calls_end):
+    client = tenants.via_ivr(tg)   # hash is the default
+    ph = phone(tg, sip, "hashed", (client.caller, client.password))
+    calls = [dial(tg, ph, TOLL) for _ in range(4)]
+    for call in calls:
+        sip.wait_for(lambda: logged(tg, call, "PROMPT: playing enter_code"), 15, "the IVR")
+    servers = {name for name in ("ivr-0", "ivr-1")
+               for call in calls if f"[{call.call_id}] ANSWER" in tg.log(name)}
+    assert len(servers) == 1

@@ -79,6 +79,7 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "media_relay_set": None, "voice_notifications": False, "recording": False,
         "features": ["billing", "voice_notifications", "recording"],
         "billing_method": "postpaid", "sip_domain": None, "corporation": None,
+        "distribute_method": "hash", "application_server": None,
         "rating_profiles": []}
     assert record(r, "tg:account:17785551209") == {
         "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",

@@ -90,3 +90,14 @@ def test_notifications_need_the_feature_too():
     assert policy.notification(policy.MAX_CALLS_OUT, on) == ""
     assert policy.notification(policy.MAX_CALLS_OUT,
                                {**on, "features": ["voice_notifications"]}) == "max_calls_reached"
+
+
+def test_the_first_application_server_by_distribute_method():
+    client = {"id": 7, "distribute_method": "hash"}
+    assert len({policy.first_server(client, f"call-{n}", 4, n) for n in range(20)}) == 1
+    robin = {**client, "distribute_method": "round_robin"}
+    assert [policy.first_server(robin, "same", 3, n) for n in range(6)] == [0, 1, 2, 0, 1, 2]
+    static = {**client, "distribute_method": "static", "application_server": 5}
+    assert policy.first_server(static, "any", 4, 0) == 1   # 5 of 4 servers wraps
+    # no client (an access number called from the PSTN): spread by the call
+    assert len({policy.first_server(None, f"call-{n}", 4, 0) for n in range(40)}) == 4
