@@ -288,9 +288,12 @@ def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: s
 
 def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld: str,
           access_code: str = "", before: int = 0) -> int:
-    """Anchor media in rtpengine, track the dialog (with its billing context), relay."""
+    """Anchor media in rtpengine (the client's media relay set), track the dialog (with its
+    billing context), relay."""
     KSR.rr.record_route()
-    if not anchor_media():
+    customer = (rt.directory.customer(decision.customer_id)
+                if decision.customer_id is not None else None)
+    if not policy.use_media_set(rt, customer) or not anchor_media():
         release_reservation(rt, decision)
         return refuse(Decision(503, "Media relay unavailable"))
     if decision.max_duration:
@@ -310,7 +313,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
                         ("reserved", str(decision.reserve or "")),
                         ("max_duration", decision.max_duration or ""),
-                        ("cap_before", before or ""), ("slot", rt.req.slot)):
+                        ("cap_before", before or ""), ("slot", rt.req.slot),
+                        ("media_set", rt.req.media_set)):
         KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)
@@ -367,10 +371,10 @@ def explain(rt: Runtime, decision: Decision, caller: Record, locution: str) -> b
     plays the locution as early media and ends the call with the refusal's own code and
     reason. Never a dialog, never billed. False when it cannot be sent (the caller gets
     the plain refusal)."""
-    if not anchor_media():
+    customer = rt.directory.customer(caller["customer_id"])
+    if not policy.use_media_set(rt, customer) or not anchor_media():
         return False
     dialed = KSR.pv.get("$rU") or ""
-    customer = rt.directory.customer(caller["customer_id"])
     send_to_ivr(rt, customer, dialed, str(caller["id"]), KSR.pv.get("$ci"))
     KSR.pv.sets(AVP_IVR_NOTIFY, internal.notice(decision.code, locution, decision.reason))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)

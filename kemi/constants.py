@@ -21,6 +21,7 @@ AVP_IVR_ACCOUNT = "$avp(tg_ivr_account)"  # the calling account
 AVP_IVR_SESSION = "$avp(tg_ivr_session)"  # the session ID of the call's legs
 AVP_IVR_APP = "$avp(tg_ivr_app)"          # the voice application
 AVP_IVR_ANI = "$avp(tg_ivr_ani)"          # the caller's number (calls to access numbers)
+AVP_MEDIA_SET = "$avp(tg_media_set)"      # the call's rtpengine set (kamailio.cfg setid_avp)
 AVP_IVR_NOTIFY = "$avp(tg_ivr_notify)"    # a refusal the IVR explains: "<code>;<locution>;<reason>"
 
 # route functions of kemi.router.Router that Kamailio calls by name
@@ -38,7 +39,8 @@ def dlg_var(name: str) -> str:
 
 # dialog variables that carry a call's billing context to its end event
 DLG_VARS = ("payer", "customer", "leg", "session", "cli", "cld", "access_code", "setup_ts",
-            "connect_ts", "reserved", "max_duration", "cap_before", "slot", "final_code",
+            "connect_ts", "reserved", "max_duration", "cap_before", "slot", "media_set",
+            "final_code",
             "final_reason")
 
 # refusal reasons (Prometheus label values and SIP reason phrases)

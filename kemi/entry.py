@@ -7,7 +7,7 @@ import time
 import KSR
 
 from billing import internal
-from kemi import log, message, reauth
+from kemi import log, message, policy, reauth
 from kemi.constants import (
     EXIT,
     FLT_FROM_IVR,
@@ -76,11 +76,11 @@ def bad_request(reason: str) -> int:
 
 
 def cancel(rt: Runtime) -> int | None:
-    """CANCEL of a transaction we know goes the way of its INVITE."""
+    """CANCEL of a transaction we know goes the way of its INVITE (whose failure route
+    frees the media, in the call's own rtpengine set)."""
     if not KSR.is_CANCEL():
         return None
     if KSR.tm.t_check_trans() > 0:
-        KSR.rtpengine.rtpengine_delete0()
         KSR.tm.t_relay()
     return EXIT
 
@@ -102,6 +102,7 @@ def within_dialog(rt: Runtime) -> int | None:
         if not KSR.is_BYE():  # a BYE ends the dialog: its timer is already gone
             keep_hard_cap()
         if KSR.is_BYE() or KSR.is_INVITE() or KSR.is_ACK():
+            policy.dialog_media_set()
             KSR.rtpengine.rtpengine_manage0()
         if KSR.is_INVITE():
             KSR.tm.t_on_reply(ROUTE_ONREPLY)

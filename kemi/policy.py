@@ -11,7 +11,9 @@ import redis
 from billing import policy
 from billing.classify import Decision
 from kemi import authorize, log, message
+from kemi.constants import AVP_MEDIA_SET, dlg_var
 from kemi.runtime import Runtime
+from tollgate import media
 from tollgate.directory import Record
 
 # identity headers a phone may send; an external call carries the one we set, or none
@@ -64,6 +66,29 @@ def give_back_slot(rt: Runtime, customer_id: str, call_id: str) -> None:
     """The call ended (or was never relayed): its slot is free again."""
     if customer_id:
         rt.slots.give_back(customer_id, call_id)
+
+
+def use_media_set(rt: Runtime, customer: Record | None) -> bool:
+    """The call's media goes through the client's media relay set (its rtpengine
+    instances, failing over among them only); False when the client names a set the
+    settings do not have (the call is refused rather than anchored elsewhere)."""
+    name = customer.get("media_relay_set") if customer is not None else None
+    ident = media.set_of(rt.settings, name)
+    if ident is None:
+        log.error("MEDIA", f"client {customer and customer.get('id')} uses media relay set "
+                           f"{name!r}, which the settings (media_relay_sets) do not have")
+        return False
+    # the rtpengine module reads the set from this AVP (setid_avp) in the request, reply
+    # and failure routes of the transaction
+    KSR.pv.seti(AVP_MEDIA_SET, ident)
+    rt.req.media_set = ident
+    return True
+
+
+def dialog_media_set() -> None:
+    """An in-dialog request's media goes where its call's did (the set in the dialog)."""
+    ident = message.pv(dlg_var("media_set"))
+    KSR.pv.seti(AVP_MEDIA_SET, int(ident) if ident.isdigit() else media.DEFAULT_SET)
 
 
 def present_ddi(account: Record | None, customer: Record | None, domain: str) -> None:

@@ -29,6 +29,7 @@ class Request:
     internal: Internal | None = None   # signed values, when it came from the IVR
     slot: str = ""                     # the client whose call slot this call holds
     domain: str = ""                   # the client's SIP domain the caller logged in to
+    media_set: int = 0                 # the rtpengine set of the call's media (tollgate.media)
 
 
 class Runtime:

@@ -67,6 +67,10 @@ class Settings:
     # GeoIP country database (MaxMind format) of the virtual PBX source filter; empty:
     # <var_dir>/geoip/dbip-country.mmdb, which `make` installs (tollgate/geoip.py)
     geoip_database: str = ""
+    # media relay sets (tollgate/media.py): "name=host:port host:port;name2=host:port", the
+    # rtpengine instances of each set a client may be given; the instance above is the
+    # default set of every other call
+    media_relay_sets: str = ""
     # SMTP relay for operator e-mails (a client's max daily usage reached); an empty host
     # sends none and logs each one instead
     smtp_host: str = ""
