@@ -112,7 +112,8 @@ FEATURES = (BILLING, VOICE_NOTIFICATIONS, RECORDING)
 # the client fields each feature governs: hidden (and without effect) while it is off
 FEATURE_FIELDS = {BILLING: ("billing_method", "rating_profiles"),
                   VOICE_NOTIFICATIONS: ("voice_notifications",),
-                  RECORDING: ("recording",)}
+                  RECORDING: ("recording", "on_demand_recording", "recording_service_code",
+                              "allow_recording_removal")}
 BILLING_METHODS = ("postpaid", "none")
 
 
@@ -150,3 +151,22 @@ def first_server(customer: Mapping[str, Any] | None, session: str, servers: int,
     if method == "round_robin":
         return turn % servers
     return zlib.crc32(str(customer["id"]).encode()) % servers
+
+
+# --- on-demand recording ------------------------------------------------------------------
+
+RECORDING_INVOCATIONS = ("disabled", "service_code")
+
+
+def recorded_number(customer: Mapping[str, Any] | None, dialed: str) -> str:
+    """The number a call asks to be recorded to: `dialed` without the client's recording
+    service code ("*1" + 12125550123), when the client has the recording feature, has
+    recording on and invokes it by service code; "" for any other call."""
+    if customer is None or not has_feature(customer, RECORDING) or not customer.get("recording"):
+        return ""
+    if customer.get("on_demand_recording") != "service_code":
+        return ""
+    code = str(customer.get("recording_service_code") or "")
+    if code and dialed.startswith(code) and len(dialed) > len(code):
+        return dialed[len(code):]
+    return ""

@@ -113,6 +113,10 @@ def from_phone(rt: Runtime) -> int | None:
     if app is not None:
         return to_access_number(rt, app, dialed, str(caller["id"]), str(caller["id"]))
     customer = rt.directory.customer(caller["customer_id"])
+    recorded = rules.recorded_number(customer, dialed)
+    if recorded:  # "*1" + number: the client's on-demand recording service code
+        KSR.pv.sets("$rU", recorded)
+        dialed, rt.req.record = recorded, True
     if customer is not None:
         extension = to_extension(rt, caller, customer, dialed)
         if extension is not None:
@@ -296,6 +300,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
     if not policy.use_media_set(rt, customer) or not anchor_media():
         release_reservation(rt, decision)
         return refuse(Decision(503, "Media relay unavailable"))
+    if rt.req.record:
+        record_media(rt)
     if decision.max_duration:
         # the timeout route name is read when the dialog is created: set it first
         KSR.pv.sets("$dlg_ctx(timeout_route)", ROUTE_TIMEOUT)
@@ -314,7 +320,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("reserved", str(decision.reserve or "")),
                         ("max_duration", decision.max_duration or ""),
                         ("cap_before", before or ""), ("slot", rt.req.slot),
-                        ("media_set", rt.req.media_set)):
+                        ("media_set", rt.req.media_set),
+                        ("recorded", "1" if rt.req.record else "")):
         KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)
@@ -326,6 +333,16 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
     metrics.CALLS.labels(leg).inc()
     log.info("RELAY", f"{leg} {cli} -> {cld} ({decision.reason}, max {decision.max_duration})")
     return EXIT
+
+
+def record_media(rt: Runtime) -> None:
+    """rtpengine records the call's media (pcap in its recording directory); when the call
+    ends the xDR writer files it as a WAV recording of the client."""
+    if KSR.rtpengine.start_recording() > 0:
+        log.info("RECORD", "recording the call")
+    else:  # the call goes on unrecorded rather than not at all
+        log.error("RECORD", "rtpengine did not start recording")
+        rt.req.record = False
 
 
 def anchor_media() -> bool:

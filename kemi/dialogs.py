@@ -5,13 +5,14 @@ import time
 from decimal import Decimal
 
 import KSR
+import msgpack
 import redis
 
 from billing.xdr import XdrError, XdrEvent
 from kemi import authorize, message, policy
 from kemi.constants import DLG_VARS, ROUTE_TIMEOUT, dlg_var
 from kemi.runtime import Runtime
-from tollgate import metrics
+from tollgate import keyspace, metrics
 
 START, END, FAILED = "dialog:start", "dialog:end", "dialog:failed"
 # a capped call reaching its authorized maximum: its xDR leaves before the BYEs do, as
@@ -51,7 +52,20 @@ def on_event(rt: Runtime, event: str) -> int:
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
     _emit(rt, call_id, values, code, reason, answered=event != FAILED)
+    if values["recorded"] and event != FAILED:
+        _recorded(rt, call_id, values)
     return 1
+
+
+def _recorded(rt: Runtime, call_id: str, values: dict[str, str]) -> None:
+    """A recorded call ended: the xDR writer files rtpengine's capture as its recording
+    (a second end event of the call files nothing twice)."""
+    job = {"call_id": call_id, "customer_id": values["customer"], "account": values["payer"],
+           "cli": values["cli"], "cld": values["cld"], "setup_ts": values["setup_ts"]}
+    try:
+        rt.redis.rpush(keyspace.RECORDINGS, msgpack.packb(job))
+    except redis.RedisError as exc:  # the capture stays in rtpengine's spool, unfiled
+        KSR.err(f"[{call_id}] RECORD: not queued for filing: {exc!r}\n")
 
 
 def mark_connected() -> None:

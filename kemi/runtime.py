@@ -30,6 +30,7 @@ class Request:
     slot: str = ""                     # the client whose call slot this call holds
     domain: str = ""                   # the client's SIP domain the caller logged in to
     media_set: int = 0                 # the rtpengine set of the call's media (tollgate.media)
+    record: bool = False               # the caller asked to record the call (service code)
 
 
 class Runtime:

@@ -30,7 +30,8 @@ CUSTOMER_COLS = ("id, name, currency, timezone, language, credit_limit, blocked,
                  "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
                  "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, "
                  "recording, features, billing_method, sip_domain, corporation, "
-                 "distribute_method, application_server, balance, "
+                 "distribute_method, application_server, on_demand_recording, "
+                 "recording_service_code, allow_recording_removal, balance, "
                  "(SELECT coalesce(json_agg("
                  "json_build_object('product_id', r.product_id, 'activation', r.activation,"
                  " 'expiry', r.expiry)"
@@ -82,6 +83,9 @@ def customer_record(row: Row) -> Row:
         "sip_domain": row["sip_domain"], "corporation": row["corporation"],
         "distribute_method": row["distribute_method"],
         "application_server": row["application_server"],
+        "on_demand_recording": row["on_demand_recording"],
+        "recording_service_code": row["recording_service_code"],
+        "allow_recording_removal": row["allow_recording_removal"],
         # newest activation first: [{product_id, activation, expiry}] (ISO text, expiry nil)
         "rating_profiles": [{"product_id": p["product_id"], "activation": p["activation"],
                              "expiry": p["expiry"]} for p in row.get("rating_profiles") or ()],

@@ -357,6 +357,14 @@ def ddi(value: object) -> str | None:
     return text
 
 
+def service_code(value: object) -> str:
+    """A feature code a phone dials: * or # and then up to 7 digits, * or # (*1)."""
+    text = _text("service code", value).strip()
+    if not re.fullmatch(r"[*#][0-9*#]{1,7}", text):
+        raise BadInput(f"service code {text!r}: * or # and 1 to 7 digits, * or # (e.g. *1)")
+    return text
+
+
 def timezone(value: object) -> str:
     """An IANA timezone name (America/Vancouver), as the system's tz database knows it."""
     text = short_text("timezone", value).strip()

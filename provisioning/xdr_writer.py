@@ -31,6 +31,7 @@ from billing import daily, policy, profiles
 from billing.rating import Rate, RateError, charge, charged_seconds, quantize
 from billing.xdr import XdrError, XdrEvent, decode
 from provisioning import daily_usage
+from provisioning.recordings import Recorder
 from tollgate import config, keyspace
 from tollgate import metrics_writer as m
 from tollgate.mail import Mailer, MailError
@@ -273,9 +274,9 @@ class XdrWriter:
 
     def __init__(self, dsn: str, client: redis.Redis, consumer: str, batch: int = 100,
                  claim_idle_s: float = 30.0, block_ms: int = 1000,
-                 mailer: Mailer | None = None):
+                 mailer: Mailer | None = None, recorder: Recorder | None = None):
         self.dsn, self.client, self.consumer = dsn, client, consumer
-        self.mailer = mailer
+        self.mailer, self.recorder = mailer, recorder
         self.batch, self.claim_idle_ms, self.block_ms = batch, int(claim_idle_s * 1000), block_ms
         self.conn: psycopg.Connection | None = None
         self.group_ready = False
@@ -330,6 +331,8 @@ class XdrWriter:
         self.handle_batch(entries)
         self.update_gauges()
         self.notify_daily()
+        if self.recorder is not None:  # recorded calls that ended, filed as WAV
+            self.recorder.file(self.pg(), self.client)
         return len(entries)
 
     def notify_daily(self, most: int = 10) -> None:
@@ -534,7 +537,7 @@ def main(argv: list[str] | None = None) -> None:
         start_http_server(args.metrics_port, addr="127.0.0.1")
     writer = XdrWriter(args.dsn, redis_client(settings, args.block_ms), args.consumer,
                        batch=args.batch, claim_idle_s=args.claim_idle, block_ms=args.block_ms,
-                       mailer=Mailer(settings))
+                       mailer=Mailer(settings), recorder=Recorder(settings))
     log.info("XDR: writer %s consuming %s as group %s", args.consumer, STREAM, GROUP)
     writer.run(stop_on_signals(), until_idle=args.until_idle)
 

@@ -82,6 +82,8 @@ def daily_spent(customer_id: object, day: str) -> str:
     return f"tg:daily:{customer_id}:{day}"
 
 
+RECORDINGS = "tg:recordings"     # list: msgpack {call_id, customer_id, account, cli, cld,
+#                                  setup_ts} of recorded calls that ended (xDR writer files them)
 DAILY_SPENT_TTL_S = 3 * 86400    # a day's spend outlives the day in any timezone
 DAILY_REACHED = "tg:daily:reached"   # set: "<customer id>:<day>" whose limit was reached
 

@@ -76,7 +76,7 @@ def dialog_db_url(s: Settings) -> str:
 def prepare(s: Settings) -> None:
     """Create the runtime folders and write generated configuration."""
     var = s.var_path
-    for sub in ("kamailio", "run", "spool", "metrics", "log", "prompts"):
+    for sub in ("kamailio", "run", "spool", "metrics", "log", "prompts", "recordings/spool"):
         (var / sub).mkdir(parents=True, exist_ok=True)
     (var / "kamailio" / "kamailio-local.cfg").write_text(kamailio_local_cfg(s))
     (var / "kamailio" / "kamailio-media.cfg").write_text(kamailio_media_cfg(s))
@@ -150,6 +150,10 @@ def rtpengine_program(s: Settings) -> Program:
         "--interface", s.rtpengine_address,
         "--listen-ng", f"{s.rtpengine_address}:{s.rtpengine_ng_port}",
         "--port-min", str(s.rtp_port_min), "--port-max", str(s.rtp_port_max),
+        # calls asked to be recorded (on-demand recording) are captured here, one pcap
+        # each, for the xDR writer to file as WAV (provisioning/recordings.py)
+        "--recording-dir", str(s.var_path / "recordings" / "spool"),
+        "--recording-method", "pcap", "--recording-format", "raw",
         "--pidfile", str(s.var_path / "run" / "rtpengine.pid")], s.var_path)
 
 

@@ -22,6 +22,7 @@ from provisioning.cli import (
     customer,
     product,
     profile,
+    recording,
     tariff,
     tenant,
     xdr,
@@ -30,7 +31,8 @@ from provisioning.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, Context, db_erro
 from provisioning.validate import BadInput
 from tollgate import config
 
-GROUPS = (customer, profile, account, alias, product, tariff, app, balance, tenant, admin, xdr)
+GROUPS = (customer, profile, account, alias, product, tariff, app, balance, recording, tenant,
+          admin, xdr)
 
 
 class Parser(argparse.ArgumentParser):

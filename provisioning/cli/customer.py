@@ -50,6 +50,10 @@ FIELDS = {
     "distribute_method": "how calls spread over the application servers (IVR workers): "
                          "hash (one per client, default), round_robin, static",
     "application_server": "the server (0, 1, ...) of the static distribute method",
+    "on_demand_recording": "how a call asks to be recorded: disabled (default), "
+                           "service_code (dialed before the number)",
+    "recording_service_code": "the code dialed before a number to record the call (*1)",
+    "allow_recording_removal": "true: the client may delete its recordings",
 }
 VALIDATORS: dict[str, Any] = {
     "name": partial(v.name, "customer"),
@@ -76,12 +80,17 @@ VALIDATORS: dict[str, Any] = {
                                  choices=rules.DISTRIBUTE_METHODS),
     "application_server": lambda x: None if x in (None, "") else v.seconds(
         "application server", x),
+    "on_demand_recording": partial(v.choice, "on-demand recording",
+                                   choices=rules.RECORDING_INVOCATIONS),
+    "recording_service_code": v.service_code,
+    "allow_recording_removal": partial(v.boolean, "allow recording removal"),
 }
 COLUMNS = ("id, name, currency, timezone, language, credit_limit, balance, blocked, max_calls, "
            "max_daily_usage, daily_usage_email, ip_filter, authorized_sources::text[], "
            "allowed_countries, outgoing_ddi, media_relay_set, voice_notifications, recording, "
            "features, billing_method, sip_domain, corporation, distribute_method, "
-           "application_server")
+           "application_server, on_demand_recording, recording_service_code, "
+           "allow_recording_removal")
 
 
 def _lock(conn: psycopg.Connection, name: str) -> Row:

@@ -3,8 +3,11 @@ out and in, the source filter, the outgoing DDI, rating profiles, voice notifica
 Each scenario makes its own client."""
 from __future__ import annotations
 
+import time
+import wave
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -262,3 +265,47 @@ def test_the_hash_distribute_method_keeps_a_client_on_one_server(tg, sip, calls_
     servers = {name for name in ("ivr-0", "ivr-1")
                for call in calls if f"[{call.call_id}] ANSWER" in tg.log(name)}
     assert len(servers) == 1
+
+
+def test_a_call_dialed_with_the_recording_code_is_recorded_and_filed(
+        tg, sip, gateway, records, calls_end):
+    client = tenants.straight_out(tg, client={
+        "recording": True, "on_demand_recording": "service_code",
+        "recording_service_code": "*1"})
+    ph = phone(tg, sip, "recorded", (client.account, client.password))
+    call = dial(tg, ph, "*1" + TOLL)
+    out = gateway.wait_incoming(15)
+    assert out.request.startswith(f"INVITE sip:{TOLL}@")   # the code stays with us
+    sip.wait_for(lambda: call.confirmed, 10, "the recorded call answered")
+    talking(sip, call, out)
+    answered = time.monotonic()
+    sip.sleep(2)                                          # two seconds of conversation
+    call.hangup_with()
+    talked = time.monotonic() - answered
+    records.settled_xdrs(call.call_id, 1)
+    rows: list = []
+
+    def filed() -> bool:
+        rows[:] = records.query("SELECT seconds, path FROM recordings WHERE call_id = %s",
+                                call.call_id)
+        return bool(rows)
+    wait_until(filed, 20, "the recording filed")
+    [(seconds, path)] = rows
+    assert abs(float(seconds) - talked) < 1.5, (seconds, talked)
+    with wave.open(path) as w:
+        assert abs(w.getnframes() / w.getframerate() - float(seconds)) < 0.01
+    listed = tg.cli("--json", "recording", "list", client.customer).stdout
+    assert call.call_id not in listed and path in listed
+    # the client may not remove recordings unless allowed; the operator may force it
+    number = records.query("SELECT id FROM recordings WHERE call_id = %s", call.call_id)[0][0]
+    refused = tg.cli("recording", "delete", str(number), check=False)
+    assert refused.returncode == 2 and "may not remove recordings" in refused.stderr
+    tg.cli("recording", "delete", str(number), "--force")
+    assert not Path(path).exists()
+    # a call without the code is not recorded
+    plain = dial(tg, ph, TOLL)
+    out = gateway.wait_incoming(15)
+    sip.wait_for(lambda: plain.confirmed, 10, "a plain call answered")
+    plain.hangup_with()
+    records.settled_xdrs(plain.call_id, 1)
+    assert records.query("SELECT 1 FROM recordings WHERE call_id = %s", plain.call_id) == []

@@ -80,6 +80,8 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "features": ["billing", "voice_notifications", "recording"],
         "billing_method": "postpaid", "sip_domain": None, "corporation": None,
         "distribute_method": "hash", "application_server": None,
+        "on_demand_recording": "disabled", "recording_service_code": "*1",
+        "allow_recording_removal": False,
         "rating_profiles": []}
     assert record(r, "tg:account:17785551209") == {
         "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",
