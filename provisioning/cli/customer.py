@@ -24,6 +24,8 @@ from provisioning.cli.common import (
     write,
 )
 from provisioning.validate import BadInput
+from tollgate import media
+from tollgate.config import Settings
 
 FIELDS = {
     "currency": "ISO currency code (USD); fixed once the customer exists",
@@ -192,6 +194,16 @@ def listing(conn: psycopg.Connection) -> list[Row]:
                        " FROM customers c ORDER BY c.name")
 
 
+def check_media_set(settings: Settings, spec: Spec) -> Spec:
+    """A client's media relay set must be one the settings define (media_relay_sets)."""
+    name = spec.get("media_relay_set")
+    if name and media.set_of(settings, name) is None:
+        known = ", ".join(media.relay_sets(settings)) or "none"
+        raise BadInput(f"media relay set {name!r} is not in the settings' media_relay_sets "
+                       f"(sets: {known})")
+    return spec
+
+
 def register(sub: Any) -> None:
     """Add the customer command group."""
     group = sub.add_parser("customer", help="customers (tenants)")
@@ -200,13 +212,15 @@ def register(sub: Any) -> None:
     p.add_argument("name")
     add_options(p, FIELDS)
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
-        create(c, a.name, given(a, FIELDS)), f"created customer {a.name}")))
+        create(c, a.name, check_media_set(ctx.settings, given(a, FIELDS))),
+        f"created customer {a.name}")))
     p = actions.add_parser("update", help="change a customer")
     p.add_argument("name")
     p.add_argument("--rename", metavar="NEW", help="new name")
     add_options(p, FIELDS)
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
-        change(c, a.name, given(a, [*FIELDS, "rename"])), f"updated customer {a.name}")))
+        change(c, a.name, check_media_set(ctx.settings, given(a, [*FIELDS, "rename"]))),
+        f"updated customer {a.name}")))
     p = actions.add_parser("delete", help="delete a customer without accounts")
     p.add_argument("name")
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (

@@ -158,4 +158,9 @@ def register(sub: Any) -> None:
 
 def run(ctx: Context, args: Any) -> int:
     data = load_file(args.file)
+    for item in data.get("customers") or []:
+        try:
+            customer.check_media_set(ctx.settings, item)
+        except BadInput as exc:
+            raise BadInput(f"customers {item.get('name')}: {exc}") from None
     return write(ctx, lambda conn: (import_tenant(conn, data), f"imported {args.file}"))

@@ -107,8 +107,14 @@ def test_calls_use_their_clients_set_and_fail_over_only_inside_it(
     assert leg is not None and relayed_by(leg) == "red-1"
 
 
-def test_a_client_naming_a_set_the_settings_lack_is_refused(tg, sip, gateway, calls_end):
-    ghost = tenants.straight_out(tg, client={"media_relay_set": "green"})
+def test_a_client_naming_a_set_the_settings_lack_is_refused(
+        tg, sip, gateway, records, calls_end):
+    """Provisioning refuses a set the settings lack; a set removed from the settings
+    later (here: the row changed behind the CLI's back) refuses the client's calls."""
+    ghost = tenants.straight_out(tg, client={"media_relay_set": "red"})
+    records.query("UPDATE customers SET media_relay_set = 'green' WHERE name = %s"
+                  " RETURNING id", ghost.customer)
+    tg.cli("resync")
     ph = phone(tg, sip, "relay-ghost", (ghost.account, ghost.password))
     call, leg = call_out(tg, sip, gateway, ph)
     assert leg is None and call.last_code == 503

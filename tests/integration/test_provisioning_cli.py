@@ -380,6 +380,17 @@ def test_client_sip_domains_and_their_extensions(tg, redis_client):
     assert redis_client.exists("tg:domain:new.acme.example") == 0
 
 
+def test_a_media_relay_set_must_be_one_of_the_settings(tg, redis_client, monkeypatch):
+    assert tg("customer", "create", "Acme", "--currency", "USD",
+              "--media-relay-set", "eu") == 2
+    assert "media relay set 'eu' is not in the settings' media_relay_sets (sets: none)" \
+        in tg.err
+    monkeypatch.setenv("TOLLGATE_MEDIA_RELAY_SETS", "eu=127.0.0.1:2224")
+    assert tg("customer", "create", "Acme", "--currency", "USD",
+              "--media-relay-set", "eu") == 0, tg.err
+    assert record(redis_client, "tg:customer:1")["media_relay_set"] == "eu"
+
+
 def test_tariff_and_rate_round_trip(tg, redis_client):
     assert tg("tariff", "create", "Intl", "--currency", "USD") == 0
     assert tg("rate", "create", "Intl", "44", "--price", "0.05", "--interval", "1/1",
