@@ -8,8 +8,10 @@ import dataclasses
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,25 @@ from tollgate import stack as programs
 
 pytestmark = pytest.mark.e2e
 
-# extra rtpengine instances: name -> first port of its 100-port range (below the stack's)
-RANGES = {"blue-1": 23000, "blue-2": 23200, "red-1": 23400}
+# extra rtpengine instances: name -> first port of its 100-port range (between the CPS
+# bench's rtpengine range and the IVR workers' media ranges of test stacks)
+RANGES = {"blue-1": 18000, "blue-2": 18200, "red-1": 18400}
+
+
+def answers_ping(port: int, timeout: float = 10) -> bool:
+    """True once the rtpengine on `port` answers an ng ping (Kamailio's rtpengine module
+    sets an instance that is silent at its start aside for a minute)."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            sock.sendto(b"ping1 d7:command4:pinge", ("127.0.0.1", port))
+            try:
+                if b"pong" in sock.recv(1000):
+                    return True
+            except OSError:
+                pass
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +55,14 @@ def relays():
     for name, low in RANGES.items():
         s = dataclasses.replace(config.load(), rtpengine_ng_port=ports[name], rtp_port_min=low,
                                 rtp_port_max=low + 99, var_dir=str(work / name))
-        (work / name / "run").mkdir(parents=True)
+        for sub in ("run", "recordings/spool"):
+            (work / name / sub).mkdir(parents=True)
         prog = programs.rtpengine_program(s)
         procs[name] = subprocess.Popen(prog.command, cwd=work / name, start_new_session=True,
                                        stdout=open(work / f"{name}.log", "ab"),
                                        stderr=subprocess.STDOUT)
+    for name, port in ports.items():
+        assert answers_ping(port), f"rtpengine {name} did not answer on {port}"
     yield ports, procs
     for proc in procs.values():
         if proc.poll() is None:
