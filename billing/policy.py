@@ -8,6 +8,7 @@ taken atomically in Redis by tollgate/slots.py running billing/slots.lua.
 from __future__ import annotations
 
 import ipaddress
+import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
@@ -155,17 +156,43 @@ def first_server(customer: Mapping[str, Any] | None, session: str, servers: int,
 
 # --- on-demand recording ------------------------------------------------------------------
 
-RECORDING_INVOCATIONS = ("disabled", "service_code")
+RECORDING_INVOCATIONS = ("disabled", "service_code", "dtmf")
+_SIGNAL = re.compile(r"^\s*Signal\s*=\s*([0-9*#A-Da-d])\s*$", re.M | re.I)
+
+
+def records_on_request(customer: Mapping[str, Any] | None, invocation: str) -> bool:
+    """Does the client record calls on request, invoked this way?"""
+    return (customer is not None and has_feature(customer, RECORDING)
+            and bool(customer.get("recording"))
+            and customer.get("on_demand_recording") == invocation)
+
+
+def dtmf_digit(content_type: str, body: str) -> str:
+    """The key of a SIP INFO carrying DTMF (application/dtmf-relay "Signal=5", or
+    application/dtmf "5"); "" for any other INFO."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/dtmf-relay":
+        found = _SIGNAL.search(body)
+        return found.group(1).upper() if found else ""
+    if kind == "application/dtmf":
+        text = body.strip()
+        return text.upper() if re.fullmatch(r"[0-9*#A-Da-d]", text) else ""
+    return ""
+
+
+def keyed_code(customer: Mapping[str, Any], keyed: str) -> bool:
+    """Have the keys pressed in a call so far ended with the client's recording code?"""
+    code = str(customer.get("recording_service_code") or "")
+    return bool(code) and keyed.endswith(code)
 
 
 def recorded_number(customer: Mapping[str, Any] | None, dialed: str) -> str:
     """The number a call asks to be recorded to: `dialed` without the client's recording
     service code ("*1" + 12125550123), when the client has the recording feature, has
     recording on and invokes it by service code; "" for any other call."""
-    if customer is None or not has_feature(customer, RECORDING) or not customer.get("recording"):
+    if not records_on_request(customer, "service_code"):
         return ""
-    if customer.get("on_demand_recording") != "service_code":
-        return ""
+    assert customer is not None
     code = str(customer.get("recording_service_code") or "")
     if code and dialed.startswith(code) and len(dialed) > len(code):
         return dialed[len(code):]

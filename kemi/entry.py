@@ -99,6 +99,7 @@ def within_dialog(rt: Runtime) -> int | None:
         if reauth.asked(rt) == EXIT:
             return EXIT
         strip_internal(rt)
+        policy.record_on_keys(rt)
         if not KSR.is_BYE():  # a BYE ends the dialog: its timer is already gone
             keep_hard_cap()
         if KSR.is_BYE() or KSR.is_INVITE() or KSR.is_ACK():

@@ -91,6 +91,32 @@ def dialog_media_set() -> None:
     KSR.pv.seti(AVP_MEDIA_SET, int(ident) if ident.isdigit() else media.DEFAULT_SET)
 
 
+def record_on_keys(rt: Runtime) -> None:
+    """On-demand recording invoked during the call: a SIP INFO key of the dialog is kept
+    (the last eight, in the dialog); when they end with the client's code, rtpengine
+    starts recording the call, which the xDR writer files when it ends."""
+    if KSR.pv.get("$rm") != "INFO":
+        return
+    digit = policy.dtmf_digit(message.pv("$cT"), message.pv("$rb"))
+    customer_id = message.pv(dlg_var("customer"))
+    if not digit or not customer_id.isdigit() or message.pv(dlg_var("recorded")):
+        return
+    customer = rt.directory.customer(int(customer_id))
+    if not policy.records_on_request(customer, "dtmf"):
+        return
+    assert customer is not None
+    keyed = (message.pv(dlg_var("dtmf")) + digit)[-8:]
+    KSR.pv.sets(dlg_var("dtmf"), keyed)
+    if not policy.keyed_code(customer, keyed):
+        return
+    dialog_media_set()
+    if KSR.rtpengine.start_recording() > 0:
+        KSR.pv.sets(dlg_var("recorded"), "1")
+        log.info("RECORD", f"recording the call: client {customer_id} keyed its code")
+    else:
+        log.error("RECORD", "rtpengine did not start recording")
+
+
 def present_ddi(account: Record | None, customer: Record | None, domain: str) -> None:
     """The far end sees the client's outgoing DDI (the account's own first): a
     P-Asserted-Identity we set, never one the phone sent."""

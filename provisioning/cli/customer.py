@@ -53,7 +53,8 @@ FIELDS = {
                          "hash (one per client, default), round_robin, static",
     "application_server": "the server (0, 1, ...) of the static distribute method",
     "on_demand_recording": "how a call asks to be recorded: disabled (default), "
-                           "service_code (dialed before the number)",
+                           "service_code (dialed before the number), dtmf (keyed in the "
+                           "call, sent as SIP INFO)",
     "recording_service_code": "the code dialed before a number to record the call (*1)",
     "allow_recording_removal": "true: the client may delete its recordings",
 }

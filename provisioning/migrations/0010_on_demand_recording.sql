@@ -1,10 +1,11 @@
 -- virtual-pbx-client.txt "On-demand call recording" (shown only with the recording
 -- feature): how a call asks to be recorded ('service_code': dialed before the number,
--- e.g. *1 12125550123) and the code; "Allow Client to remove recordings". Recordings
+-- e.g. *1 12125550123; 'dtmf': keyed in during the call, sent as SIP INFO) and the code;
+-- "Allow Client to remove recordings". Recordings
 -- are WAV files under the var directory, described here.
 ALTER TABLE customers
     ADD COLUMN on_demand_recording text NOT NULL DEFAULT 'disabled'
-        CHECK (on_demand_recording IN ('disabled', 'service_code')),
+        CHECK (on_demand_recording IN ('disabled', 'service_code', 'dtmf')),
     ADD COLUMN recording_service_code text NOT NULL DEFAULT '*1'
         CHECK (recording_service_code ~ '^[*#][0-9*#]{1,7}$'),
     ADD COLUMN allow_recording_removal boolean NOT NULL DEFAULT false;

@@ -14,6 +14,7 @@ import pytest
 from tests import tenants
 from tests.calls import TOLL, dial, logged, phone, talking
 from tests.integration.test_geoip import write_db
+from tests.phones import INFO
 from tests.records import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -309,3 +310,31 @@ def test_a_call_dialed_with_the_recording_code_is_recorded_and_filed(
     plain.hangup_with()
     records.settled_xdrs(plain.call_id, 1)
     assert records.query("SELECT 1 FROM recordings WHERE call_id = %s", plain.call_id) == []
+
+
+def test_a_code_keyed_during_the_call_starts_its_recording(
+        tg, sip, gateway, records, calls_end):
+    client = tenants.straight_out(tg, client={
+        "recording": True, "on_demand_recording": "dtmf", "recording_service_code": "*7"})
+    ph = phone(tg, sip, "recorded-dtmf", (client.account, client.password))
+    call = dial(tg, ph, TOLL)
+    out = gateway.wait_incoming(15)
+    sip.wait_for(lambda: call.confirmed, 10, "the call answered")
+    talking(sip, call, out)
+    sip.sleep(1)                       # a second before the code: not in the recording
+    call.send_dtmf("*7", method=INFO)
+    line = f"[{call.call_id}] RECORD: recording the call"
+    sip.wait_for(lambda: line in tg.log("kamailio"), 10, "the code starting the recording")
+    keyed = time.monotonic()
+    sip.sleep(2)
+    call.hangup_with()
+    recorded = time.monotonic() - keyed
+    records.settled_xdrs(call.call_id, 1)
+    rows: list = []
+
+    def filed() -> bool:
+        rows[:] = records.query("SELECT seconds FROM recordings WHERE call_id = %s",
+                                call.call_id)
+        return bool(rows)
+    wait_until(filed, 20, "the recording filed")
+    assert abs(float(rows[0][0]) - recorded) < 1.0, (rows, recorded)

@@ -62,3 +62,20 @@ CLIENT = {"features": ["recording"], "recording": True,
     ({**CLIENT, "recording_service_code": "#77"}, "#7712125550123", "12125550123")])
 def test_the_recording_service_code(client, dialed, number):
     assert policy.recorded_number(client, dialed) == number
+
+
+@pytest.mark.parametrize("content_type, body, digit", [
+    ("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", "5"),
+    ("Application/DTMF-Relay; charset=x", "signal= *\r\n", "*"),
+    ("application/dtmf", "#", "#"), ("application/dtmf", "55", ""),
+    ("application/dtmf-relay", "Signal=X\r\n", ""), ("text/plain", "Signal=5", ""),
+    ("", "", "")])
+def test_dtmf_keys_of_sip_info(content_type, body, digit):
+    assert policy.dtmf_digit(content_type, body) == digit
+
+
+def test_the_code_keyed_during_a_call():
+    client = {**CLIENT, "on_demand_recording": "dtmf", "recording_service_code": "*7"}
+    assert policy.records_on_request(client, "dtmf")
+    assert not policy.records_on_request(client, "service_code")
+    assert policy.keyed_code(client, "12*7") and not policy.keyed_code(client, "*71")
