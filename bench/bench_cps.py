@@ -35,6 +35,7 @@ import redis
 from tests.servers import free_port, kill_group
 from tests.stack import Stack, wait_sip
 from tollgate import keyspace
+from tollgate.net import wait_rtpengine
 
 HERE = Path(__file__).resolve().parent
 XDR_STREAM = keyspace.XDR_STREAM
@@ -494,21 +495,6 @@ def measure_cpu(stack, native, gw, target, rate, callers,
     return step, used
 
 
-def wait_ng(host: str, port: int, timeout: float = 10) -> None:
-    """Until rtpengine answers an ng ping."""
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.2)
-        while time.monotonic() < deadline:
-            sock.sendto(b"ping1 d7:command4:pinge", (host, port))
-            try:
-                if b"pong" in sock.recv(1000):
-                    return
-            except OSError:
-                pass
-    raise RuntimeError(f"rtpengine on {host}:{port} did not come back")
-
-
 def _stop(signum, frame):
     raise SystemExit(128 + signum)  # run the finally blocks: no stray servers
 
@@ -540,7 +526,9 @@ def main() -> None:
         # the ramp overloads rtpengine (past ~700/s it answers "Unknown call-id" for a
         # while): measure on a fresh one
         stack.restart("rtpengine")
-        wait_ng(stack.settings.rtpengine_address, stack.settings.rtpengine_ng_port)
+        if not wait_rtpengine(stack.settings.rtpengine_address,
+                              stack.settings.rtpengine_ng_port):
+            raise RuntimeError("rtpengine did not come back after its restart")
         for _ in range(3):  # a longer run may not hold where a short step did: step down
             print(f"  setup times at {common}/s, {RUN_S * 2} s each:", flush=True)
             final, cpu = {}, {}

@@ -8,10 +8,8 @@ import dataclasses
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -22,28 +20,13 @@ from tests.servers import free_port, kill_group
 from tests.stack import Stack
 from tollgate import config
 from tollgate import stack as programs
+from tollgate.net import wait_rtpengine
 
 pytestmark = pytest.mark.e2e
 
 # extra rtpengine instances: name -> first port of its 100-port range (between the CPS
 # bench's rtpengine range and the IVR workers' media ranges of test stacks)
 RANGES = {"blue-1": 18000, "blue-2": 18200, "red-1": 18400}
-
-
-def answers_ping(port: int, timeout: float = 10) -> bool:
-    """True once the rtpengine on `port` answers an ng ping (Kamailio's rtpengine module
-    sets an instance that is silent at its start aside for a minute)."""
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.2)
-        while time.monotonic() < deadline:
-            sock.sendto(b"ping1 d7:command4:pinge", ("127.0.0.1", port))
-            try:
-                if b"pong" in sock.recv(1000):
-                    return True
-            except OSError:
-                pass
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +45,7 @@ def relays():
                                        stdout=open(work / f"{name}.log", "ab"),
                                        stderr=subprocess.STDOUT)
     for name, port in ports.items():
-        assert answers_ping(port), f"rtpengine {name} did not answer on {port}"
+        assert wait_rtpengine("127.0.0.1", port), f"rtpengine {name} did not answer on {port}"
     yield ports, procs
     for proc in procs.values():
         if proc.poll() is None:
