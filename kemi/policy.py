@@ -94,7 +94,8 @@ def dialog_media_set() -> None:
 def record_on_keys(rt: Runtime) -> None:
     """On-demand recording invoked during the call: a SIP INFO key of the dialog is kept
     (the last eight, in the dialog); when they end with the client's code, rtpengine
-    starts recording the call, which the xDR writer files when it ends."""
+    starts recording the call, which the xDR writer files when it ends. Keys come one per
+    press; two INFOs sent at once may be handled by two workers and one key lost."""
     if KSR.pv.get("$rm") != "INFO":
         return
     digit = policy.dtmf_digit(message.pv("$cT"), message.pv("$rb"))
@@ -107,7 +108,8 @@ def record_on_keys(rt: Runtime) -> None:
     assert customer is not None
     keyed = (message.pv(dlg_var("dtmf")) + digit)[-8:]
     KSR.pv.sets(dlg_var("dtmf"), keyed)
-    if not policy.keyed_code(customer, keyed):
+    if not policy.keyed_code(customer, keyed):  # never the keys: they may be PINs
+        log.info("RECORD", f"a key of the call kept ({len(keyed)} kept)")
         return
     dialog_media_set()
     if KSR.rtpengine.start_recording() > 0:
