@@ -3,10 +3,13 @@
 -- micro-units (1 unit = 100000).
 --
 -- KEYS: account balance, account reservations, customer balance, customer reservations,
---       the client's spend today, the client's external-call reservations
+--       the client's spend today, the client's external-call reservations,
+--       [the client's call slots]
 -- ARGV: call-id, amount, minimum, ttl ms, account mode, account limit,
---       customer mode, customer limit, daily mode, max daily usage
+--       customer mode, customer limit, daily mode, max daily usage, [max calls]
 --       (modes: debit, credit, unlimited, skip; daily: daily or skip)
+-- With the slot key, a client that has max calls in progress is refused first (scope
+-- "calls"), and a held call takes its slot too (billing/slots.lua, prepended).
 -- Holds min(available, amount) for the call unless available < minimum; with no bound at
 -- all it holds amount. Returns {status (1 held, 0 refused, -1 a bounding balance is
 -- missing), available or false (unlimited), the scope that refused or is missing (""
@@ -43,6 +46,12 @@ local function held(key)
   return sum
 end
 
+-- the client's max calls comes before its money
+local slots, most_calls = KEYS[7], tonumber(ARGV[11] or '0')
+if slots and most_calls > 0 and busy_slots(slots, call_id, now) >= most_calls then
+  return {0, false, 'calls', 0}
+end
+
 local scopes = {
   {name = 'account', bal = KEYS[1], hash = KEYS[2], mode = ARGV[5], limit = tonumber(ARGV[6])},
   {name = 'customer', bal = KEYS[3], hash = KEYS[4], mode = ARGV[7], limit = tonumber(ARGV[8])},
@@ -75,4 +84,5 @@ for _, s in ipairs(scopes) do
     if redis.call('PTTL', s.hash) < ttl then redis.call('PEXPIRE', s.hash, ttl) end
   end
 end
+if slots then hold_slot(slots, call_id, now, ttl) end
 return {1, least, '', take}

@@ -49,9 +49,12 @@ from billing.rating import (
 INSUFFICIENT = (402, "Insufficient funds")
 UNAVAILABLE = (503, "Balance unavailable")
 DAILY_REACHED = (403, "Max daily usage reached")
+MAX_CALLS = (403, "Max calls reached")
 MICRO = 100000
 ACCOUNT, CUSTOMER, DAILY = "account", "customer", "daily"
 SCOPES = (ACCOUNT, CUSTOMER, DAILY)
+# the Lua script refuses a paid call of a client at its max calls before any money rule
+CALLS = "calls"
 
 # How one balance takes part (the Lua script's modes). An unlimited balance still records
 # the call's hold, so the holds count as soon as a limit is set. A daily bound is a credit
@@ -216,6 +219,8 @@ def authorize(decision: Decision, take: Callable[[Decimal, Decimal], Outcome],
     held = take(charge(rate, cap), first_charge(rate))
     if held.unknown_balance:
         return Decision(*UNAVAILABLE, payer=decision.payer)
+    if not held.ok and held.scope == CALLS:
+        return Decision(*MAX_CALLS, payer=decision.payer, customer_id=decision.customer_id)
     if not held.ok and held.scope == DAILY:
         return Decision(*DAILY_REACHED, payer=decision.payer, customer_id=decision.customer_id)
     if not held.ok:
@@ -226,5 +231,11 @@ def authorize(decision: Decision, take: Callable[[Decimal, Decimal], Outcome],
 
 @cache
 def lua_script() -> str:
-    """The source of billing/money.lua (read once per process)."""
-    return resources.files("billing").joinpath("money.lua").read_text(encoding="utf-8")
+    """The source of billing/money.lua after billing/slots.lua's functions (read once per
+    process): a paid call takes its client's call slot in the same round trip."""
+    return lua_source("slots.lua") + "\n" + lua_source("money.lua")
+
+
+def lua_source(name: str) -> str:
+    """One Lua file of the billing package."""
+    return resources.files("billing").joinpath(name).read_text(encoding="utf-8")

@@ -19,8 +19,8 @@ from billing.classify import Decision
 
 # refusals, with the locution a client with voice notifications hears
 SOURCE_REFUSED = Decision(403, "No permission to place this call")
-MAX_CALLS_OUT = Decision(403, "Max calls reached")
-MAX_CALLS_IN = Decision(486, "Max calls reached")
+MAX_CALLS_OUT = Decision(*money.MAX_CALLS)
+MAX_CALLS_IN = Decision(486, money.MAX_CALLS[1])
 DAILY_REACHED = Decision(*money.DAILY_REACHED)
 # the refusals of an outgoing call a client with voice notifications hears explained
 # (virtual-pbx-client.txt: "you have no permissions to place this call", "the call cannot

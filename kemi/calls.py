@@ -206,18 +206,15 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
     `presenter` (the calling account), or the CLI the call already carries."""
     customer = (rt.directory.customer(decision.customer_id)
                 if decision.customer_id is not None else None)
-    refusal = policy.take_slot(rt, customer)
-    if refusal is None and not decision.paid:
-        refusal = policy.daily_refusal(rt, customer)
+    if decision.paid:  # the client's call slot is taken with the funds, in one round trip
+        decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"), slot=True)
+        if not decision.ok:
+            return refuse(decision, rt, presenter, customer)
+    else:
+        refusal = policy.take_slot(rt, customer) or policy.daily_refusal(rt, customer)
         if refusal is not None:
             give_back_slot(rt)
-    if refusal is not None:
-        return refuse(refusal, rt, presenter, customer)
-    if decision.paid:
-        decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"))
-        if not decision.ok:
-            give_back_slot(rt)
-            return refuse(decision, rt, presenter, customer)
+            return refuse(refusal, rt, presenter, customer)
         if before and decision.max_duration is not None:
             if decision.max_duration <= before:
                 release_reservation(rt, decision)

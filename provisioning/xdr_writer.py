@@ -282,7 +282,6 @@ class XdrWriter:
         self.group_ready = False
         self.last_claim = 0.0
         self.last_gauges = 0.0
-        self._grow = client.register_script(GROW)
 
     def pg(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
@@ -411,17 +410,23 @@ class XdrWriter:
                 billed.account_balance)
             balances[keyspace.balance("customer", billed.customer_id)] = _fixed(
                 billed.customer_balance)
+        days: dict[str, Decimal] = {}  # each client's day once: its spend after the batch
+        reached: set[str] = set()
         pipe = self.client.pipeline(transaction=True)
         pipe.mset(balances)
         for _, event, billed in done:
             for key in held_keys(billed.account_id, billed.customer_id):
                 pipe.hdel(key, event.call_id)
-            if billed.spent_today is not None:  # a day's spend only grows: never lower it
-                self._grow(keys=[keyspace.daily_spent(billed.customer_id, billed.day)],
-                           args=[_fixed(billed.spent_today), keyspace.DAILY_SPENT_TTL_S],
-                           client=pipe)
+            if billed.spent_today is not None:
+                key = keyspace.daily_spent(billed.customer_id, billed.day)
+                days[key] = max(days.get(key, billed.spent_today), billed.spent_today)
             if billed.reached:
-                pipe.sadd(keyspace.DAILY_REACHED, f"{billed.customer_id}:{billed.day}")
+                reached.add(f"{billed.customer_id}:{billed.day}")
+        for key, spent in days.items():  # a day's spend only grows: never lower it
+            # EVAL, not EVALSHA: redis-py checks a pipeline's scripts in a round trip of its own
+            pipe.eval(GROW, 1, key, _fixed(spent), keyspace.DAILY_SPENT_TTL_S)
+        if reached:
+            pipe.sadd(keyspace.DAILY_REACHED, *reached)
         pipe.xack(STREAM, GROUP, *(entry_id for entry_id, _, _ in done))
         pipe.execute()
         for _, event, billed in done:

@@ -34,10 +34,12 @@ class Reservations:
 
     def reserve(self, call_id: str, amount: Decimal, account: Mapping[str, Any],
                 customer: Mapping[str, Any], ttl_s: float,
-                minimum: Decimal | None = None, day: str = "") -> Outcome:
+                minimum: Decimal | None = None, day: str = "", max_calls: int = 0) -> Outcome:
         """Hold min(available, `amount`) for `call_id`, atomically, unless available is below
         `minimum` (default `amount`: all or nothing); Outcome.reserved is what was held.
-        With `day` (an external call) the client's max daily usage of that day bounds too."""
+        With `day` (an external call) the client's max daily usage of that day bounds too;
+        with `max_calls` the call also takes one of the client's call slots, or is refused
+        (scope money.CALLS) when the client has that many calls already."""
         acct, cust = money.bounds(account, customer)
         today = money.daily(customer, external=bool(day))
         customer_id = account.get("customer_id")
@@ -46,6 +48,9 @@ class Reservations:
         args: list[str | int] = [call_id, money.to_micro(amount),
                 money.to_micro(amount if minimum is None else minimum), int(ttl_s * 1000),
                 acct.mode, _limit(acct), cust.mode, _limit(cust), today.mode, _limit(today)]
+        if max_calls > 0:
+            keys.append(keyspace.call_slots(customer_id))
+            args.append(max_calls)
         status, avail, scope, held = self._reserve(keys=keys, args=args)
         scope = scope.decode() if isinstance(scope, bytes) else (scope or "")
         return Outcome(status == 1, None if avail is None else money.from_micro(avail), scope,
@@ -66,18 +71,21 @@ class Reservations:
 
     def authorize(self, call_id: str, decision: Decision, account: Mapping[str, Any],
                   customer: Mapping[str, Any], cap: int = MAX_CALL_SECONDS,
-                  external: bool = False, now: float | None = None) -> Decision:
+                  external: bool = False, now: float | None = None,
+                  max_calls: int = 0) -> Decision:
         """billing.money.authorize with the hold taken in Redis: one script call holds what
         a call of `cap` seconds costs, or all that is available when that is less. An
         `external` call is bounded by its client's max daily usage of the day it starts
-        (`now`, default the clock, in the client's timezone)."""
+        (`now`, default the clock, in the client's timezone) and, with `max_calls`, takes
+        one of the client's call slots in the same script."""
         day = daily.day_of(customer.get("timezone"), time.time() if now is None else now) \
             if external else ""
 
         # the held amount only ever affords up to `cap`: the TTL covers the longest call
         def take(amount: Decimal, minimum: Decimal) -> Outcome:
             return self.reserve(call_id, amount, account, customer,
-                                max(cap, 0) + TTL_MARGIN_S, minimum=minimum, day=day)
+                                max(cap, 0) + TTL_MARGIN_S, minimum=minimum, day=day,
+                                max_calls=max_calls)
         granted = money.authorize(decision, take, cap)
         if granted.reason == money.DAILY_REACHED[1]:  # the xDR writer e-mails the client
             self.client.sadd(keyspace.DAILY_REACHED, f"{customer.get('id')}:{day}")

@@ -314,3 +314,36 @@ def test_daily_reached_reads_the_spend_of_today(resv, redis_client):
     assert resv.daily_reached(VANCOUVER, now=BEFORE_MIDNIGHT)
     assert not resv.daily_reached(VANCOUVER, now=AFTER_MIDNIGHT)
     assert not resv.daily_reached({**VANCOUVER, "max_daily_usage": None}, now=BEFORE_MIDNIGHT)
+
+
+def test_a_paid_call_takes_its_clients_call_slot_in_the_same_script(resv, redis_client):
+    """Max calls of a paid call: the slot is taken with the funds; the N+1th paid call is
+    refused 403 before any money is held, a retransmission keeps its own slot."""
+    redis_client.set("tg:bal:account:17785551209", "10.00000")
+    assert resv.authorize("c1", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600).code == 200
+    assert resv.authorize("c2", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600).code == 200
+    refused = resv.authorize("c3", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600)
+    assert (refused.code, refused.reason, refused.reserve) == (403, "Max calls reached", None)
+    assert redis_client.hget(keyspace.reservations(ACCOUNT, "17785551209"), "c3") is None
+    assert set(redis_client.hkeys(keyspace.call_slots(1))) == {b"c1", b"c2"}
+    assert resv.authorize("c1", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600).code == 200
+    redis_client.hdel(keyspace.call_slots(1), "c1")  # its dialog ended
+    assert resv.authorize("c3", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600).code == 200
+
+
+def test_a_call_refused_for_money_takes_no_call_slot(resv, redis_client):
+    redis_client.set("tg:bal:account:17785551209", "0.01")
+    assert resv.authorize("c1", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600).code == 402
+    assert not redis_client.exists(keyspace.call_slots(1))
+
+
+def test_paid_and_free_calls_share_the_clients_slots(resv, redis_client):
+    """tollgate.slots (free calls, calls in) and the reservation script count one hash."""
+    from tollgate.slots import Slots
+    redis_client.set("tg:bal:account:17785551209", "10.00000")
+    assert Slots(redis_client).take(1, "free", 2, 60)
+    assert resv.authorize("paid", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600).code == 200
+    assert not Slots(redis_client).take(1, "third", 2, 60)
+    assert resv.authorize("fourth", PAID, DEBIT, {"id": 1}, max_calls=2, cap=600).code == 403
+    # the slot lives as long as the reservation (the longest call and its margin)
+    assert 0 < redis_client.pttl(keyspace.call_slots(1)) <= (600 + 120) * 1000
