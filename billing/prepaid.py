@@ -49,13 +49,15 @@ def first_call_code(settings: Mapping[str, Any], access_number: str) -> str:
 def outgoing_codes(settings: Mapping[str, Any], access_number: str,
                    first_call: bool) -> tuple[str, ...]:
     """Access codes an outgoing call may be rated by, most specific first: the first-call
-    code (when enabled and this is the card's first call), the grouping prefix, plain."""
+    code (when enabled and this is the card's first call), then the grouping prefix when
+    set (one rating entry for every access number), else the access number dialed (a
+    rating entry per access number), then plain."""
     codes: list[str] = []
     if first_call and settings.get("use_special_access_code_for_first_calls"):
         codes.append(first_call_code(settings, access_number))
     grouping = str(settings.get("grouping_access_code_prefix") or "")
-    if grouping:
-        codes.append(grouping)
+    if grouping or access_number:
+        codes.append(grouping or access_number)
     codes.append(PLAIN)
     return tuple(codes)
 

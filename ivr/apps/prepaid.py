@@ -359,7 +359,8 @@ class Prepaid:
                 self._log("AUTH", f"auth code for {number} is wrong")
                 return self._wrong(("invalid_code",))
             return self._authenticated(identity.account, prepaid.BY_ANI)
-        return self._ask(ask, on_value=check)
+        # codes used up: the card number, when manual authentication is on
+        return self._ask(ask, on_value=check, on_fail=self._ask_card)
 
     def _ask_card(self) -> list[Action]:
         if not self.settings["manual_authentication"]:

@@ -24,7 +24,8 @@ EMPLOYEE = {**CARD, "id": "70000000555"}
 PRODUCT = {"id": 1, "rating": [{"access_code": "", "tariff_id": 1},
                                {"access_code": "LOCAL", "tariff_id": 2},
                                {"access_code": "FIRSTCALL", "tariff_id": 3},
-                               {"access_code": "ANNOUNCE+16045550100", "tariff_id": 4}]}
+                               {"access_code": "ANNOUNCE+16045550100", "tariff_id": 4},
+                               {"access_code": "FIRST#16045550100", "tariff_id": 3}]}
 RATES = {1: {"1": {"prefix": "1", "price_first": "0.60", "price_next": "0.60",
                    "interval_first": 60, "interval_next": 60}},
          2: {"1": {"prefix": "1", "price_first": "0.30", "price_next": "0.30",
@@ -46,6 +47,7 @@ class FakeServices:
         self.deregistered: list[str] = []
         self.called: list[str] = []
         self.fails: dict[str, int] = {}
+        self.products = {1: PRODUCT}
 
     def identity(self, some_id):
         if some_id in self.accounts:
@@ -61,7 +63,7 @@ class FakeServices:
         return {"id": customer_id, "currency": "USD", "blocked": False}
 
     def product(self, product_id):
-        return PRODUCT
+        return self.products.get(product_id)
 
     def rate(self, tariff_id, number):
         table = RATES.get(tariff_id, {})
@@ -205,6 +207,24 @@ def test_ani_and_auth_code_bills_associated_number_hash_code():
     assert app.card["id"] == EMPLOYEE["id"]
 
 
+def test_auth_codes_used_up_fall_back_to_the_card_number_under_manual_authentication():
+    services = FakeServices()
+    app = card_app(services, ani="020000001", ani_authentication=True,
+                   use_ani_and_auth_code=True, ani_translation_rule="s/^0/ani44/",
+                   min_auth_code_length=3, max_auth_code_length=3, max_login_attempts=2,
+                   play_welcome_message=False)
+    assert played(app.start()) == ["enter_code"]
+    assert played(keys(app, "111")) == ["invalid_code", "enter_code"]
+    assert played(keys(app, "222")) == ["enter_card"]
+    assert "enter_destination" in played(keys(app, CARD["id"]))
+    app = card_app(FakeServices(), ani="020000001", ani_authentication=True,
+                   use_ani_and_auth_code=True, ani_translation_rule="s/^0/ani44/",
+                   min_auth_code_length=3, max_auth_code_length=3, max_login_attempts=1,
+                   manual_authentication=False, play_welcome_message=False)
+    app.start()
+    assert played(keys(app, "111")) == ["not_authorized", "goodbye"]
+
+
 @pytest.mark.parametrize("mode, by, has_password, step", [
     ("none", "ani", True, "skip"), ("none", "pin", True, "refuse"), ("none", "pin", False, "skip"),
     ("always", "ani", False, "ask"), ("always", "pin", True, "ask"),
@@ -294,11 +314,38 @@ def test_grouping_and_first_call_access_codes():
     keys(app, CARD["id"])
     assert Originate(CARD["id"], DEST, "FIRSTCALL", "0212345678") in keys(app, DEST + "#")
     # FIRST#<access number> has no rating entry in this product: the grouping code rates it
-    app = card_app(FakeServices(first_call=True), grouping_access_code_prefix="LOCAL",
+    services = FakeServices(first_call=True)
+    services.products[1] = {**PRODUCT, "rating": [
+        r for r in PRODUCT["rating"] if not r["access_code"].startswith("FIRST#")]}
+    app = card_app(services, grouping_access_code_prefix="LOCAL",
                    use_special_access_code_for_first_calls=True, play_welcome_message=False)
     app.start()
     keys(app, CARD["id"])
     assert Originate(CARD["id"], DEST, "LOCAL", "0212345678") in keys(app, DEST + "#")
+
+
+def test_first_call_code_of_the_access_number_when_the_fixed_code_is_off():
+    app = card_app(FakeServices(first_call=True), use_special_access_code_for_first_calls=True,
+                   play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    assert Originate(CARD["id"], DEST, f"FIRST#{ACCESS}", "0212345678") in keys(
+        app, DEST + "#")
+
+
+def test_without_a_grouping_prefix_the_access_number_is_the_access_code():
+    """A rating entry per access number (no grouping prefix); plain when it has none."""
+    services = FakeServices()
+    services.products[1] = {**PRODUCT, "rating": [*PRODUCT["rating"],
+                                                  {"access_code": ACCESS, "tariff_id": 2}]}
+    app = card_app(services, play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    assert Originate(CARD["id"], DEST, ACCESS, "0212345678") in keys(app, DEST + "#")
+    app = card_app(play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    assert Originate(CARD["id"], DEST, "", "0212345678") in keys(app, DEST + "#")
 
 
 def test_time_announcement_in_seconds_or_rounded_up():
