@@ -713,7 +713,7 @@ class Server:
         app = self.directory.app(app_id) if app_id else None
         kind = app.get("type") if app else None
         session_id = signed.session or call_id
-        brand = str(((app or {}).get("settings") or {}).get("brand_prompts") or "")
+        brand = self.directory.brand_prompts(signed.dest, app)
         if app is not None and kind == "prepaid":
             card = prepaid.Prepaid(prepaid.Caller(call_id=call_id, session=session_id,
                                                   access_number=signed.dest, ani=signed.ani,

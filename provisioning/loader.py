@@ -308,11 +308,16 @@ def app_changes(conn: psycopg.Connection, app_id: int, old_numbers: Iterable[str
     if row is None:
         changes.remove(keyspace.app(app_id))
     else:
-        numbers = [r[0] for r in conn.execute(
-            "SELECT number FROM access_numbers WHERE app_id = %s", (app_id,))]
+        branded = conn.execute(
+            "SELECT number, brand_prompts FROM access_numbers WHERE app_id = %s",
+            (app_id,)).fetchall()
+        numbers = [number for number, _ in branded]
         changes.set(keyspace.app(app_id), pack(app_record(row, numbers)))
-        for number in numbers:
-            changes.set(keyspace.access_number(number), pack({"app_id": app_id}))
+        for number, brand in branded:
+            entry: Row = {"app_id": app_id}
+            if brand:  # prompts of this access number's brand come first
+                entry["brand_prompts"] = brand
+            changes.set(keyspace.access_number(number), pack(entry))
     for number in set(old_numbers) - set(numbers):
         changes.remove(keyspace.access_number(number))
     return changes

@@ -17,6 +17,7 @@ CURRENCY = re.compile(r"[A-Z]{3}")
 PREFIX = re.compile(r"[0-9]{0,32}")
 ACCESS_CODE = re.compile(r"[A-Za-z0-9_.#+%*-]{0,64}")
 ACCESS_NUMBER = re.compile(r"[A-Za-z0-9+*#%]{1,64}")
+BRAND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 LANGUAGE = re.compile(r"[a-z]{2}(-[A-Za-z]{2})?")
 MONEY_MAX = Decimal("1e13")
 
@@ -194,6 +195,29 @@ def access_number(value: object) -> str:
     if not ACCESS_NUMBER.fullmatch(text):
         raise BadInput(f"access number {text!r}: letters, digits and + * # % only, 1 to 64")
     return text
+
+
+def brand(value: object) -> str:
+    """A brand prompt folder name (one path component: no '/', never '.' or '..')."""
+    text = _text("brand prompts", value)
+    if not BRAND.fullmatch(text):
+        raise BadInput(f"brand prompts {text!r}: a folder name of letters, digits and _ . - "
+                       "(not starting with . or -), 1 to 64")
+    return text
+
+
+def branded_access_number(value: object) -> tuple[str, str | None]:
+    """An access number with its optional brand: "NUMBER", "NUMBER:BRAND" or a map
+    {number, brand_prompts}."""
+    if isinstance(value, dict):
+        unknown = set(value) - {"number", "brand_prompts"}
+        if unknown:
+            raise BadInput(f"access number: unknown field {sorted(unknown)[0]!r}")
+        folder = value.get("brand_prompts")
+        return access_number(value.get("number")), brand(folder) if folder else None
+    text = _text("access number", value)
+    number, _, folder = text.partition(":")
+    return access_number(number), brand(folder) if folder else None
 
 
 def language(value: object) -> str | None:

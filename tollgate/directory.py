@@ -90,6 +90,14 @@ class Directory:
         entry = self.cache.get(keyspace.access_number(number)) if number else None
         return self.app(entry["app_id"]) if entry else None
 
+    def brand_prompts(self, number: str, app: Record | None) -> str:
+        """The brand prompt folder a caller of access number `number` hears first: the
+        number's own, else its application's brand_prompts ("" for none)."""
+        entry = self.cache.get(keyspace.access_number(number)) if number and app else None
+        own = entry.get("brand_prompts") if entry and app and \
+            str(entry.get("app_id")) == str(app.get("id")) else None
+        return str(own or ((app or {}).get("settings") or {}).get("brand_prompts") or "")
+
     def domain_client(self, domain: str) -> Record | None:
         """The client whose SIP domain `domain` is (None: not a client's domain)."""
         entry = self.cache.get(keyspace.sip_domain(domain)) if domain else None

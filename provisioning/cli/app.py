@@ -40,22 +40,30 @@ def _settings(kind: str, spec: Spec, base: dict[str, Any] | None) -> dict[str, A
 
 
 def _set_numbers(conn: psycopg.Connection, app_id: int, app_name: str, numbers: list[Any]) -> None:
-    """Replace the app's access numbers; one number belongs to one app."""
-    clean = [v.access_number(n) for n in numbers]
+    """Replace the app's access numbers (each "NUMBER" or "NUMBER:BRAND", the brand prompt
+    folder that number's callers hear first); one number belongs to one app."""
+    clean = [v.branded_access_number(n) for n in numbers]
     conn.execute("DELETE FROM access_numbers WHERE app_id = %s", (app_id,))
-    for number in clean:
+    for number, brand in clean:
         other = conn.execute("SELECT a.name FROM access_numbers n JOIN voice_applications a"
                              " ON a.id = n.app_id WHERE n.number = %s", (number,)).fetchone()
         if other:
             raise BadInput(f"access number {number} already belongs to "
                            f"voice application {other[0]!r}")
-        conn.execute("INSERT INTO access_numbers (number, app_id) VALUES (%s, %s)",
-                     (number, app_id))
+        conn.execute("INSERT INTO access_numbers (number, app_id, brand_prompts)"
+                     " VALUES (%s, %s, %s)", (number, app_id, brand))
 
 
 def _numbers(conn: psycopg.Connection, app_id: int) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT number FROM access_numbers WHERE app_id = %s ORDER BY number", (app_id,))]
+
+
+def _branded_numbers(conn: psycopg.Connection, app_id: int) -> list[str]:
+    """The app's access numbers as given: NUMBER, or NUMBER:BRAND."""
+    return [r[0] + (f":{r[1]}" if r[1] else "") for r in conn.execute(
+        "SELECT number, brand_prompts FROM access_numbers WHERE app_id = %s ORDER BY number",
+        (app_id,))]
 
 
 def check_pins(conn: psycopg.Connection, app_id: int, settings: dict[str, Any]) -> None:
@@ -125,13 +133,14 @@ def exists(conn: psycopg.Connection, name: str) -> bool:
 def show(conn: psycopg.Connection, name: str) -> Row:
     row = app_row(conn, name)
     row.pop("created_at", None)
-    row["access_numbers"] = _numbers(conn, row["id"])
+    row["access_numbers"] = _branded_numbers(conn, row["id"])
     return row
 
 
 def listing(conn: psycopg.Connection) -> list[Row]:
     return fetch(conn, "SELECT a.id, a.name, a.type,"
-                       " coalesce((SELECT string_agg(number, ',' ORDER BY number)"
+                       " coalesce((SELECT string_agg(number || coalesce(':' || brand_prompts,"
+                       " ''), ',' ORDER BY number)"
                        " FROM access_numbers n WHERE n.app_id = a.id), '') AS access_numbers"
                        " FROM voice_applications a ORDER BY a.name")
 
@@ -142,6 +151,10 @@ def options(kind: str) -> list[Row]:
             for o in app_settings.SCHEMA[app_settings.app_type(kind)].values()]
 
 
+NUMBER_HELP = ("an access number (repeatable); :BRAND names the brand prompt folder its "
+               "callers hear before the app's brand_prompts and the default prompts")
+
+
 def register(sub: Any) -> None:
     """Add the app command group."""
     group = sub.add_parser("app", help="voice applications")
@@ -150,7 +163,8 @@ def register(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--type", required=True, choices=app_settings.TYPES)
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
-    p.add_argument("--access-number", dest="access_numbers", action="append", metavar="NUMBER")
+    p.add_argument("--access-number", dest="access_numbers", action="append",
+                   metavar="NUMBER[:BRAND]", help=NUMBER_HELP)
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
         create(c, a.name, {"type": a.type, "set": a.set, "access_numbers": a.access_numbers}),
         f"created voice application {a.name}")))
@@ -158,8 +172,8 @@ def register(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--rename", metavar="NEW")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
-    p.add_argument("--access-number", dest="access_numbers", action="append", metavar="NUMBER",
-                   help="replaces the access numbers (repeatable)")
+    p.add_argument("--access-number", dest="access_numbers", action="append",
+                   metavar="NUMBER[:BRAND]", help=NUMBER_HELP + "; replaces the access numbers")
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
         change(c, a.name, {"set": a.set, "access_numbers": a.access_numbers, "rename": a.rename}),
         f"updated voice application {a.name}")))

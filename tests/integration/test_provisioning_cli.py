@@ -451,6 +451,28 @@ def test_app_round_trip(tg, redis_client):
     assert redis_client.exists("tg:app:1", "tg:accessnum:16045550199") == 0
 
 
+def test_an_access_number_brands_its_callers_prompts(tg, redis_client):
+    """Brand prompts per access number: NUMBER:BRAND on the CLI (a map in YAML), the
+    number's brand before the app's, and a folder name never a path."""
+    from tollgate.directory import Directory
+    assert tg("app", "create", "Cards", "--type", "prepaid", "--set", "brand_prompts=house",
+              "--access-number", "16045550100:acme", "--access-number", "16045550101") == 0
+    assert record(redis_client, "tg:accessnum:16045550100") == {
+        "app_id": 1, "brand_prompts": "acme"}
+    assert record(redis_client, "tg:accessnum:16045550101") == {"app_id": 1}
+    directory, app = Directory(redis_client), record(redis_client, "tg:app:1")
+    assert directory.brand_prompts("16045550100", app) == "acme"
+    assert directory.brand_prompts("16045550101", app) == "house"
+    assert directory.brand_prompts("16045550199", app) == "house"  # not one of its numbers
+    assert tg("app", "show", "Cards") == 0 and "16045550100:acme" in tg.out
+    for bad in ("16045550102:../etc", "16045550102:a/b", "16045550102:.hidden"):
+        assert tg("app", "update", "Cards", "--access-number", bad) == 2
+        assert "brand prompts" in tg.err and len(tg.err.strip().splitlines()) == 1
+    assert record(redis_client, "tg:accessnum:16045550100")["brand_prompts"] == "acme"
+    assert tg("app", "update", "Cards", "--access-number", "16045550100") == 0
+    assert record(redis_client, "tg:accessnum:16045550100") == {"app_id": 1}
+
+
 def test_account_alias_and_balance_round_trip(demo, redis_client, pg_dsn):
     tg = demo
     assert tg("account", "create", "17785551212", "--customer", "Smart Calls, Ltd.",
