@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -35,6 +34,7 @@ from pathlib import Path
 from bench.bench_cps import cpu_ticks, drained, media_port
 from tests.servers import free_port, kill_group
 from tests.stack import Stack, sip_ping
+from tollgate import ng
 from tollgate import stack as tgstack
 
 HERE = Path(__file__).resolve().parent
@@ -106,59 +106,13 @@ def callers_csv(path: Path, calls: int, offset: int, digits: bool) -> Path:
     return path
 
 
-# rtpengine's ng protocol (bencode over UDP): the calls and their per-stream counters
+# rtpengine's ng protocol (tollgate/ng.py): the calls and their per-stream counters
 
-def bencode(value: object) -> bytes:
-    if isinstance(value, int):
-        return b"i%de" % value
-    if isinstance(value, str):
-        value = value.encode()
-    if isinstance(value, bytes):
-        return b"%d:%s" % (len(value), value)
-    if isinstance(value, list):
-        return b"l" + b"".join(bencode(v) for v in value) + b"e"
-    if isinstance(value, dict):
-        return b"d" + b"".join(bencode(k) + bencode(v) for k, v in sorted(value.items())) + b"e"
-    raise TypeError(type(value))
-
-
-def bdecode(data: bytes, i: int = 0) -> tuple[object, int]:
-    kind = data[i:i + 1]
-    if kind == b"i":
-        end = data.index(b"e", i)
-        return int(data[i + 1:end]), end + 1
-    if kind in (b"l", b"d"):
-        items, i = [], i + 1
-        while data[i:i + 1] != b"e":
-            item, i = bdecode(data, i)
-            items.append(item)
-        if kind == b"l":
-            return items, i + 1
-        return {items[k].decode(): items[k + 1] for k in range(0, len(items), 2)}, i + 1
-    colon = data.index(b":", i)
-    size = int(data[i:colon])
-    return data[colon + 1:colon + 1 + size], colon + 1 + size
-
-
-class Ng:
-    """A tiny rtpengine ng client."""
+class Ng(ng.Ng):
+    """The ng client, with the bench's questions."""
 
     def __init__(self, host: str, port: int):
-        self.addr = (host, port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(10)
-        self.serial = 0
-
-    def __call__(self, command: str, **args: object) -> dict:
-        self.serial += 1
-        cookie = f"{os.getpid()}_{self.serial}".encode()
-        self.sock.sendto(cookie + b" " + bencode({"command": command, **args}), self.addr)
-        while True:
-            reply = self.sock.recv(1 << 20)
-            if reply.startswith(cookie + b" "):
-                result, _ = bdecode(reply, len(cookie) + 1)
-                assert isinstance(result, dict)
-                return result
+        super().__init__(host, port, timeout=10)
 
     def calls(self) -> list[bytes]:
         return list(self("list", limit=100000).get("calls", []))

@@ -299,6 +299,7 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
         return refuse(Decision(503, "Media relay unavailable"))
     if rt.req.record:
         record_media(rt)
+    watched = not rt.req.record and policy.watch_keys(rt, customer)
     if decision.max_duration:
         # the timeout route name is read when the dialog is created: set it first
         KSR.pv.sets("$dlg_ctx(timeout_route)", ROUTE_TIMEOUT)
@@ -318,7 +319,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("max_duration", decision.max_duration or ""),
                         ("cap_before", before or ""), ("slot", rt.req.slot),
                         ("media_set", rt.req.media_set),
-                        ("recorded", "1" if rt.req.record else "")):
+                        ("recorded", "1" if rt.req.record else ""),
+                        ("keys_watched", "1" if watched else "")):
         KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)

@@ -40,7 +40,7 @@ def dlg_var(name: str) -> str:
 # dialog variables that carry a call's billing context to its end event
 DLG_VARS = ("payer", "customer", "leg", "session", "cli", "cld", "access_code", "setup_ts",
             "connect_ts", "reserved", "max_duration", "cap_before", "slot", "media_set",
-            "recorded", "dtmf", "final_code",
+            "recorded", "dtmf", "keys_watched", "final_code",
             "final_reason")
 
 # refusal reasons (Prometheus label values and SIP reason phrases)

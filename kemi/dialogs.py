@@ -52,7 +52,8 @@ def on_event(rt: Runtime, event: str) -> int:
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
     _emit(rt, call_id, values, code, reason, answered=event != FAILED)
-    if values["recorded"] and event != FAILED:
+    keyed = bool(values["keys_watched"]) and policy.keys_recorded(rt, call_id)
+    if (values["recorded"] or keyed) and event != FAILED:
         _recorded(rt, call_id, values)
     return 1
 

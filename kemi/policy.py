@@ -13,11 +13,13 @@ from billing.classify import Decision
 from kemi import authorize, log, message
 from kemi.constants import AVP_MEDIA_SET, dlg_var
 from kemi.runtime import Runtime
-from tollgate import media
+from tollgate import keyspace, media
 from tollgate.directory import Record
 
 # identity headers a phone may send; an external call carries the one we set, or none
 IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity")
+# a watched call's mark outlives its longest authorized length by this much
+RECORDING_KEYS_MARGIN_S = 120
 
 
 def source_refusal(rt: Runtime, customer: Record | None) -> Decision | None:
@@ -117,6 +119,44 @@ def record_on_keys(rt: Runtime) -> None:
         log.info("RECORD", f"recording the call: client {customer_id} keyed its code")
     else:
         log.error("RECORD", "rtpengine did not start recording")
+
+
+def watch_keys(rt: Runtime, customer: Record | None) -> bool:
+    """A call of a client that starts recording by a code keyed during the call: the
+    recording-keys listener is told to watch its RFC 4733 digits (rtpengine reports them
+    there, never to us); SIP INFO keys come here (record_on_keys). False when not watched
+    (another client, or Redis failed: the call goes on, INFO keys still work)."""
+    if not policy.records_on_request(customer, "dtmf"):
+        return False
+    assert customer is not None
+    call_id = message.pv("$ci")
+    key = keyspace.recording_keys(call_id)
+    ttl = rt.settings.max_call_duration + RECORDING_KEYS_MARGIN_S
+    try:
+        with rt.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"customer": str(customer["id"]),
+                                    "media_set": str(rt.req.media_set),
+                                    "from_tag": message.pv("$ft")})
+            pipe.expire(key, ttl)
+            pipe.execute()
+    except redis.RedisError as exc:
+        log.error("RECORD", f"keys of the call not watched: {exc!r}")
+        return False
+    return True
+
+
+def keys_recorded(rt: Runtime, call_id: str) -> bool:
+    """The call's watched keys started its recording (the mark is dropped: the call ended)."""
+    key = keyspace.recording_keys(call_id)
+    try:
+        with rt.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(key, "recorded")
+            pipe.delete(key)
+            recorded, _ = pipe.execute()
+    except redis.RedisError as exc:
+        KSR.err(f"[{call_id}] RECORD: keyed recording unknown: {exc!r}\n")
+        return False
+    return bool(recorded)
 
 
 def present_ddi(account: Record | None, customer: Record | None, domain: str) -> None:

@@ -59,7 +59,7 @@ class Stack:
         self.settings: Settings = config.load(
             var_dir=str(self.dir / "var"), sip_port=free_port(),
             ivr_sip_port=_free_run(4), ivr_media_port=_free_range(20000, 21000),
-            rtpengine_ng_port=free_port(),
+            rtpengine_ng_port=free_port(), dtmf_events_port=free_port(),
             rtp_port_min=(base := _free_range(25000, 28900)), rtp_port_max=base + 999,
             redis_port=free_port(), pg_port=free_port(), metrics_port=free_port(),
             pstn_gateway=f"127.0.0.1:{gateway_port}", internal_secret=uuid.uuid4().hex,

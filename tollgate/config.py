@@ -33,6 +33,9 @@ class Settings:
     # rtpengine
     rtpengine_address: str = "127.0.0.1"
     rtpengine_ng_port: int = 2223
+    # UDP port of this node's recording-keys listener, where rtpengine reports RFC 4733
+    # digits (--dtmf-log-dest) so a client's recording code keyed mid-call starts recording
+    dtmf_events_port: int = 2230
     rtp_port_min: int = 30000
     rtp_port_max: int = 30999
     # PSTN gateway the toll and toll-free calls leave through (host:port)

@@ -106,6 +106,14 @@ def call_slots(customer_id: object) -> str:
     return f"tg:slots:customer:{customer_id}"
 
 
+def recording_keys(call_id: str) -> str:
+    """hash with the call's TTL: a call whose client starts on-demand recording with a code
+    keyed during the call (RFC 4733 digits, reported by rtpengine): customer, media_set
+    (Kamailio writes them when it relays the call), keys (the last ones pressed) and
+    recorded ("1" once rtpengine records; tollgate/recording_keys.py writes both)."""
+    return f"tg:reckeys:{call_id}"
+
+
 def pin_failures(account_id: object) -> str:
     """integer with a TTL: wrong auth codes keyed in from this account's phones."""
     return f"tg:pinfail:{account_id}"

@@ -64,3 +64,14 @@ def set_of(settings: Settings, name: object) -> int | None:
         return DEFAULT_SET
     found = relay_sets(settings).get(str(name))
     return found.ident if found else None
+
+
+def instances(settings: Settings, ident: int) -> tuple[str, ...]:
+    """The ng addresses (host:port) of the rtpengine instances of set `ident` (the
+    default set: the settings' own instance); () for a set the settings do not have."""
+    if ident == DEFAULT_SET:
+        return (f"{settings.rtpengine_address}:{settings.rtpengine_ng_port}",)
+    for relay in relay_sets(settings).values():
+        if relay.ident == ident:
+            return relay.addresses
+    return ()

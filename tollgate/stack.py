@@ -154,6 +154,9 @@ def rtpengine_program(s: Settings) -> Program:
         # each, for the xDR writer to file as WAV (provisioning/recordings.py)
         "--recording-dir", str(s.var_path / "recordings" / "spool"),
         "--recording-method", "pcap", "--recording-format", "raw",
+        # each RFC 4733 digit, as JSON, to the recording-keys listener (a client's
+        # recording code keyed during the call: tollgate/recording_keys.py)
+        "--dtmf-log-dest", f"{s.rtpengine_address}:{s.dtmf_events_port}",
         "--pidfile", str(s.var_path / "run" / "rtpengine.pid")], s.var_path)
 
 
@@ -185,6 +188,7 @@ def programs(s: Settings) -> list[Program]:
         postgres_program(s),
         rtpengine_program(s),
         python_program("xdr-writer", "provisioning.xdr_writer", s),
+        python_program("recording-keys", "tollgate.recording_keys", s),
         *ivr_programs(s),
         kamailio_program(s),
         python_program("metrics", "tollgate.metrics_server", s),

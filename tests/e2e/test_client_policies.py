@@ -14,7 +14,7 @@ import pytest
 from tests import tenants
 from tests.calls import TOLL, dial, logged, phone, talking
 from tests.integration.test_geoip import write_db
-from tests.phones import INFO
+from tests.phones import INFO, RFC4733
 from tests.records import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -312,8 +312,11 @@ def test_a_call_dialed_with_the_recording_code_is_recorded_and_filed(
     assert records.query("SELECT 1 FROM recordings WHERE call_id = %s", plain.call_id) == []
 
 
+@pytest.mark.parametrize("method", [INFO, RFC4733])
 def test_a_code_keyed_during_the_call_starts_its_recording(
-        tg, sip, gateway, records, calls_end):
+        tg, sip, gateway, records, calls_end, method):
+    """SIP INFO keys reach Kamailio; RFC 4733 keys travel in the media, where rtpengine
+    reports them to the recording-keys listener, which starts the recording itself."""
     client = tenants.straight_out(tg, client={
         "recording": True, "on_demand_recording": "dtmf", "recording_service_code": "*7"})
     ph = phone(tg, sip, "recorded-dtmf", (client.account, client.password))
@@ -322,13 +325,19 @@ def test_a_code_keyed_during_the_call_starts_its_recording(
     sip.wait_for(lambda: call.confirmed, 10, "the call answered")
     talking(sip, call, out)
     sip.sleep(1)                       # a second before the code: not in the recording
+    heard_by = "kamailio" if method == INFO else "recording-keys"
+    # the far end keying the code records nothing: only the client's caller may
+    if method == RFC4733:
+        out.send_dtmf("*7")
+        far = f"[{call.call_id}] RECORD: a key of the far end ignored"
+        sip.wait_for(lambda: tg.log(heard_by).count(far) == 2, 10, "the far end's keys")
     # one key per press, as a person keys them (a burst can cross between workers)
-    call.send_dtmf("*", method=INFO)
+    call.send_dtmf("*", method=method)
     kept = f"[{call.call_id}] RECORD: a key of the call kept (1 kept)"
-    sip.wait_for(lambda: kept in tg.log("kamailio"), 10, "the first key kept")
-    call.send_dtmf("7", method=INFO)
+    sip.wait_for(lambda: kept in tg.log(heard_by), 10, "the first key kept")
+    call.send_dtmf("7", method=method)
     line = f"[{call.call_id}] RECORD: recording the call"
-    sip.wait_for(lambda: line in tg.log("kamailio"), 10, "the code starting the recording")
+    sip.wait_for(lambda: line in tg.log(heard_by), 10, "the code starting the recording")
     keyed = time.monotonic()
     sip.sleep(2)
     call.hangup_with()

@@ -37,6 +37,7 @@ def relays():
     procs = {}
     for name, low in RANGES.items():
         s = dataclasses.replace(config.load(), rtpengine_ng_port=ports[name], rtp_port_min=low,
+                                dtmf_events_port=free_port(),
                                 rtp_port_max=low + 99, var_dir=str(work / name))
         for sub in ("run", "recordings/spool"):
             (work / name / sub).mkdir(parents=True)
