@@ -717,7 +717,9 @@ class Server:
         if app is not None and kind == "prepaid":
             card = prepaid.Prepaid(prepaid.Caller(call_id=call_id, session=session_id,
                                                   access_number=signed.dest, ani=signed.ani,
-                                                  app=app, account=account), self.services)
+                                                  app=app, account=account,
+                                                  longest=self.settings.max_call_duration),
+                                   self.services)
             return Session(self, leg, card, signed, card.language, brand)
         if app is not None and kind == "pass_through" and account is not None:
             passthrough = PassThrough(Caller(call_id=call_id, account=account, app=app,

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from billing import prepaid
 from billing.classify import check_caller, find_rate
 from billing.prepaid import OutgoingCall
-from billing.rating import Rate, RateError, is_paid
+from billing.rating import MAX_CALL_SECONDS, Rate, RateError, is_paid
 from ivr import metrics, say
 from ivr.actions import (
     PROMPT_TIMER,
@@ -79,6 +79,7 @@ class Caller:
     ani: str                      # the caller's number, vouched for by Kamailio
     app: Mapping[str, Any]
     account: Record | None = None  # the on-net account that called, if any
+    longest: int = MAX_CALL_SECONDS  # the longest call Kamailio authorizes (max_call_duration)
 
 
 # states
@@ -568,7 +569,8 @@ class Prepaid:
             self._log("DIAL", f"{number}: {'forbidden' if rate else 'no rate'}")
             return self._next_dial(("forbidden",) if rate else ("not_found",))
         before = self._int("disconnect_call_before")
-        seconds = prepaid.talk_seconds(rate, available, before) if is_paid(rate) else None
+        seconds = prepaid.talk_seconds(rate, available, before, self.caller.longest) \
+            if is_paid(rate) else None
         if seconds is not None and seconds <= 0:
             self._log("DIAL", f"{number}: {available} buys no time")
             return self._next_dial(("insufficient_funds",))
@@ -607,7 +609,7 @@ class Prepaid:
                     rate = announced
         if not is_paid(rate):
             return []
-        seconds = prepaid.talk_seconds(rate, available, before)
+        seconds = prepaid.talk_seconds(rate, available, before, self.caller.longest)
         shown = prepaid.announced_seconds(seconds, str(self.settings["seconds_rounding_mode"]))
         return ["you_have"] + say.duration(shown, self.language,
                                            str(self.settings["seconds_rounding_mode"])) \

@@ -110,10 +110,10 @@ class Clock:
 
 
 def card_app(services=None, ani: str = "0212345678", clock=None, account=None,
-             **settings) -> Prepaid:
+             longest: int = 14400, **settings) -> Prepaid:
     app = {"id": 7, "type": "prepaid", "settings": {**defaults("prepaid"), **settings}}
     caller = Caller(call_id="c1", session="c1", access_number=ACCESS, ani=ani, app=app,
-                    account=account)
+                    account=account, longest=longest)
     return Prepaid(caller, services or FakeServices(), now=clock or Clock())
 
 
@@ -367,6 +367,17 @@ def test_time_announcement_in_seconds_or_rounded_up():
     keys(app, CARD["id"])
     assert played(keys(app, DEST + "#"))[:4] == ["you_have", "num_34", "minutes",
                                                  "for_this_call"]
+
+
+def test_the_time_announced_is_never_more_than_the_platform_authorizes():
+    """33 min 20 s of funds, but Kamailio caps every call at max_call_duration (here
+    20 minutes): the caller hears 20 minutes, less the disconnect-before margin."""
+    app = card_app(announce_time=True, grouping_access_code_prefix="LOCAL", longest=1200,
+                   disconnect_call_before=30, play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    assert played(keys(app, DEST + "#")) == ["you_have", "num_19", "minutes", "and", "num_30",
+                                             "seconds", "for_this_call"]
 
 
 def test_announcement_tariff_and_disconnect_before():
