@@ -42,6 +42,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "your_balance_is": "Your balance is",
         "available_funds_are": "Your available funds are",
         "credit_limit_is": "Your credit limit is",
+        "confirm_with_pound": "Then press the pound key.",
         "enter_destination": "Please enter the number you wish to call, followed by the pound key.",
         "self_care_hint": "For more options, press the pound key.",
         "sc_another_card": "To use another card, press one.",
@@ -86,6 +87,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "your_balance_is": "Su saldo es",
         "available_funds_are": "Su saldo disponible es",
         "credit_limit_is": "Su límite de crédito es",
+        "confirm_with_pound": "Luego pulse la tecla numeral.",
         "enter_destination": "Marque el número al que desea llamar, seguido de la tecla numeral.",
         "self_care_hint": "Para más opciones, marque la tecla numeral.",
         "sc_another_card": "Para usar otra tarjeta, marque uno.",
@@ -132,6 +134,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "credit_limit_is": "Votre limite de crédit est de",
         "enter_destination": ("Composez le numéro que vous souhaitez appeler, suivi de la "
             "touche dièse."),
+        "confirm_with_pound": "Puis tapez dièse.",
         "self_care_hint": "Pour plus d'options, tapez dièse.",
         "sc_another_card": "Pour utiliser une autre carte, tapez un.",
         "sc_voucher": "Pour recharger avec un coupon, tapez deux.",
@@ -178,6 +181,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "credit_limit_is": "Ihr Kreditlimit beträgt",
         "enter_destination": ("Bitte wählen Sie die gewünschte Rufnummer, gefolgt von der "
             "Rautetaste."),
+        "confirm_with_pound": "Drücken Sie dann die Rautetaste.",
         "self_care_hint": "Für weitere Optionen drücken Sie die Rautetaste.",
         "sc_another_card": "Für eine andere Karte drücken Sie die eins.",
         "sc_voucher": "Zum Aufladen mit einem Gutschein drücken Sie die zwei.",

@@ -82,6 +82,9 @@ class Caller:
     longest: int = MAX_CALL_SECONDS  # the longest call Kamailio authorizes (max_call_duration)
 
 
+# "Confirm by pound": the suggestion after a multi-digit question
+CONFIRM = "confirm_with_pound"
+
 # states
 STARTING, ASKING, ORIGINATING, BRIDGED, FAREWELL, DONE = (
     "starting", "asking", "originating", "bridged", "farewell", "done")
@@ -95,6 +98,7 @@ class Prepaid:
     state: str = STARTING
     settings: dict[str, Any] = field(init=False)
     language: str = say.LANGUAGES[0]
+    language_chosen: bool = False   # the caller picked it in the language menu
     card: Record | None = None
     ani_alias: str = ""             # the ANI's alias when it authenticated the card
     ani_id: str = ""                # the ANI after the ANI translation rule
@@ -143,6 +147,9 @@ class Prepaid:
 
     def _question(self, prompts: tuple[str, ...], low: int, high: int,
                   attempts: int | None = None, keys: str = "") -> Ask:
+        # "then press the pound key" (the destination prompt says so itself)
+        if self.settings["confirm_by_pound"] and high > 1 and "enter_destination" not in prompts:
+            prompts = prompts + (CONFIRM,)
         return Ask(prompts, min_len=low, max_len=high,
                    timeout=float(self.settings["default_prompt_timeout"]),
                    attempts=attempts or self._int("max_login_attempts"),
@@ -307,6 +314,7 @@ class Prepaid:
 
     def _language_chosen(self, digit: str) -> list[Action]:
         self.language = str(self.settings["languages"][int(digit) - 1])
+        self.language_chosen = True
         self._log("LANGUAGE", f"caller chose {self.language}")
         return self._authenticate()
 
@@ -433,9 +441,11 @@ class Prepaid:
         if refused is not None:
             return refused
         self.card = account
-        if not self.caller.account or not self.settings["conf_language_list_preferred"]:
-            if account.get("language") and not self.settings["languages"]:
-                self.language = str(account["language"])
+        # the card's language, unless the caller chose one or the app's list is preferred
+        if account.get("language") and not self.language_chosen and (
+                not self.settings["conf_language_list_preferred"]
+                or not self.settings["languages"]):
+            self.language = str(account["language"])
         self._log("AUTH", f"card {account['id']} authenticated by {by}")
         metrics.CARD_LOGINS.labels(by, "ok").inc()
         if by == prepaid.BY_PIN and self._may_register():

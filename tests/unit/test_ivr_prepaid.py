@@ -474,6 +474,48 @@ def test_language_menu_choice_auto_select_and_brief():
     assert played(app.on_timeout()) == ["enter_card"] and app.language == "fr"
 
 
+@pytest.mark.parametrize("preferred, language", [(False, "es"), (True, "en")])
+def test_the_cards_language_unless_the_apps_list_is_preferred(preferred, language):
+    services = FakeServices()
+    services.accounts[CARD["id"]] = {**CARD, "language": "es"}
+    app = card_app(services, languages=["en"], conf_language_list_preferred=preferred,
+                   play_welcome_message=False)
+    assert played(app.start()) == ["enter_card"]
+    keys(app, CARD["id"])
+    assert app.language == language
+
+
+@pytest.mark.parametrize("preferred, menu", [(False, False), (True, True)])
+def test_an_on_net_callers_language_skips_the_menu_unless_the_list_is_preferred(
+        preferred, menu):
+    caller = {**CARD, "id": "17785551210", "language": "es"}
+    app = card_app(account=caller, languages=["en", "es"],
+                   conf_language_list_preferred=preferred, play_welcome_message=False)
+    first = played(app.start())
+    assert (first[0] == "en/for_language") is menu
+    if not menu:
+        assert first == ["enter_card"] and app.language == "es"
+
+
+def test_a_language_chosen_in_the_menu_outranks_the_cards():
+    services = FakeServices()
+    services.accounts[CARD["id"]] = {**CARD, "language": "es"}
+    app = card_app(services, languages=["en", "fr"], play_welcome_message=False)
+    app.start()
+    keys(app, "2")
+    keys(app, CARD["id"])
+    assert app.language == "fr"
+
+
+def test_confirm_by_pound_suggests_the_pound_key_after_multi_digit_questions():
+    app = card_app(confirm_by_pound=True, play_welcome_message=False)
+    assert played(app.start()) == ["enter_card", "confirm_with_pound"]
+    # the card number is taken on # only, not at its length
+    assert played(keys(app, CARD["id"])) == []
+    assert "enter_destination" in played(keys(app, "#"))
+    assert "confirm_with_pound" not in played(card_app(play_welcome_message=False).start())
+
+
 def test_balance_announcement_modes_for_credit_accounts():
     services = FakeServices()
     credit = {**CARD, "billing_model": "credit", "credit_limit": "0"}
