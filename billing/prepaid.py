@@ -30,8 +30,8 @@ ALL_SESSION_TIME = "all_session_time"
 OUTGOING_CALLS_ONLY = "outgoing_calls_only"
 ALL_UNLESS_ALL_FAIL = "all_session_time_unless_all_fail"
 
-# the "rounding amount" below which an account counts as out of funds: products carry no
-# rounding amount of their own, so the smallest unit of the currencies we bill (0.01)
+# the product's "rounding amount" below which an account counts as out of funds, when a
+# product record does not say (products.rounding_amount, default 0.01)
 ROUNDING_AMOUNT = Decimal("0.01")
 
 # service password: what to do after authenticating by ANI or by PIN
@@ -92,9 +92,13 @@ def password_matches(account: Mapping[str, Any], entered: str) -> bool:
     return not expected or expected == entered
 
 
-def low_balance(available: Decimal | None) -> bool:
-    """Less than the rounding amount left to spend (None: nothing bounds the account)."""
-    return available is not None and available < ROUNDING_AMOUNT
+def low_balance(available: Decimal | None, product: Mapping[str, Any] | None = None) -> bool:
+    """Less than the product's rounding amount left to spend (None: nothing bounds the
+    account)."""
+    if available is None:
+        return False
+    rounding = Decimal(str((product or {}).get("rounding_amount") or ROUNDING_AMOUNT))
+    return available < rounding
 
 
 def talk_seconds(rate: Rate, available: Decimal | None, before: int = 0,

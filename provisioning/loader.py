@@ -120,7 +120,8 @@ def product_record(row: Row, rating: list[Row]) -> Row:
     """keyspace.product; rating sorted by access code ('' = plain calls first)."""
     entries = sorted(({"access_code": r["access_code"], "tariff_id": r["tariff_id"]}
                       for r in rating), key=lambda e: e["access_code"])
-    return {"id": row["id"], "name": row["name"], "currency": row["currency"], "rating": entries}
+    return {"id": row["id"], "name": row["name"], "currency": row["currency"], "rating": entries,
+            "rounding_amount": str(row.get("rounding_amount", "0.01"))}
 
 
 def tariff_record(row: Row) -> Row:
@@ -264,7 +265,8 @@ def alias_changes(conn: psycopg.Connection, alias_id: str) -> Changes:
 def product_changes(conn: psycopg.Connection, product_id: int) -> Changes:
     """Refresh (or drop) a product record with its rating entries."""
     changes = Changes()
-    row = _one(conn, "SELECT id, name, currency FROM products WHERE id = %s", (product_id,))
+    row = _one(conn, "SELECT id, name, currency, rounding_amount FROM products WHERE id = %s",
+               (product_id,))
     if row is None:
         changes.remove(keyspace.product(product_id))
         return changes

@@ -481,7 +481,7 @@ class Prepaid:
         assert self.card is not None
         available, _ = self.services.funds(self.card)
         restrict = self.settings["restrict_low_balance"]
-        if restrict == "disconnect" and prepaid.low_balance(available):
+        if restrict == "disconnect" and prepaid.low_balance(available, self._product(self.card)):
             self._log("BALANCE", f"card {self.card['id']} has {available}: disconnecting")
             return self._farewell("insufficient_funds")
         said = self._balance_prompts() if self.settings["announce_balance"] else []
@@ -570,7 +570,7 @@ class Prepaid:
         self.card = card
         available, _ = self.services.funds(card)
         if self.settings["restrict_low_balance"] == "no_outgoing_calls" and \
-                prepaid.low_balance(available):
+                prepaid.low_balance(available, self._product(card)):
             self._log("DIAL", f"card {card['id']} has {available}: busy, no outgoing calls")
             self.state = FAREWELL
             return [SetTimer(None), StopPlay(), Play(("busy_tone",))]
@@ -592,9 +592,13 @@ class Prepaid:
                           f"{seconds if seconds is not None else 'unlimited'} s")
         return self._originate(prompts)
 
+    def _product(self, card: Record) -> Record:
+        """The card's product record ({} when it has none)."""
+        return self.services.product(int(card.get("product_id") or 0)) or {}
+
     def _rate(self, card: Record, number: str) -> tuple[Rate | None, str]:
         """The rate of `number` under the first access code the card's product has."""
-        product = self.services.product(int(card.get("product_id") or 0)) or {}
+        product = self._product(card)
         codes = prepaid.outgoing_codes(self.settings, self.caller.access_number,
                                        self.services.first_call(card))
         code = prepaid.choose_code(product, codes)
@@ -610,7 +614,7 @@ class Prepaid:
         """"You have five minutes and forty-nine seconds": by the announcement tariff
         when "Use announcement tariff" is on and the product has one."""
         if self.settings["use_announcement_tariff"]:
-            product = self.services.product(int(card.get("product_id") or 0)) or {}
+            product = self._product(card)
             code = prepaid.choose_code(product, prepaid.announcement_codes(
                 self.caller.access_number))
             if code is not None:

@@ -12,13 +12,16 @@ from provisioning.cli.common import Row, Spec, fetch, fetch_one, insert, pick, r
 from provisioning.cli.tariff import tariff_row
 from provisioning.validate import BadInput
 
-VALIDATORS: dict[str, Any] = {"name": partial(v.name, "product"), "currency": v.currency}
+VALIDATORS: dict[str, Any] = {"name": partial(v.name, "product"), "currency": v.currency,
+                              "rounding_amount": partial(v.money, "rounding amount")}
+ROUNDING_HELP = ("a balance below this counts as out of funds (prepaid low-balance "
+                 "restriction; default 0.01)")
 RATING_HELP = ("rating entry TARIFF (plain calls) or ACCESS_CODE=TARIFF (IN, FIRSTCALL, "
                "LEG_A.<dnis> ...); repeat for more; on update replaces all entries")
 
 
 def product_row(conn: psycopg.Connection, name: object, lock: bool = False) -> Row:
-    query = ("SELECT id, name, currency FROM products WHERE name = %s"
+    query = ("SELECT id, name, currency, rounding_amount FROM products WHERE name = %s"
              + (" FOR UPDATE" if lock else ""))
     row = fetch_one(conn, query, (str(name),))
     if row is None:
@@ -131,14 +134,18 @@ def register(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--currency", required=True)
     p.add_argument("--rating", action="append", metavar="[CODE=]TARIFF", help=RATING_HELP)
+    p.add_argument("--rounding-amount", metavar="AMOUNT", help=ROUNDING_HELP)
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
-        create(c, a.name, {"currency": a.currency, "rating": a.rating or []}),
+        create(c, a.name, {"currency": a.currency, "rating": a.rating or [],
+                           **({"rounding_amount": a.rounding_amount}
+                              if a.rounding_amount is not None else {})}),
         f"created product {a.name}")))
     p = actions.add_parser("update", help="change a product")
     p.add_argument("name")
     p.add_argument("--rename", metavar="NEW")
     p.add_argument("--rating", action="append", metavar="[CODE=]TARIFF", help=RATING_HELP)
     p.add_argument("--no-rating", action="store_true", help="remove every rating entry")
+    p.add_argument("--rounding-amount", metavar="AMOUNT", help=ROUNDING_HELP)
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: (
         change(c, a.name, _update_spec(a)), f"updated product {a.name}")))
     p = actions.add_parser("delete", help="delete a product")
@@ -156,6 +163,8 @@ def _update_spec(args: Any) -> Spec:
     spec: Spec = {}
     if args.rename is not None:
         spec["rename"] = args.rename
+    if args.rounding_amount is not None:
+        spec["rounding_amount"] = args.rounding_amount
     if args.no_rating:
         spec["rating"] = []
     elif args.rating is not None:

@@ -96,7 +96,7 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
     assert record(r, "tg:alias:1206555#8989")["account_id"] == "12065558888"
     assert record(r, "tg:product:1") == {
         "id": 1, "name": "Smart Calls Office", "currency": "USD",
-        "rating": [{"access_code": "", "tariff_id": 1}]}
+        "rating": [{"access_code": "", "tariff_id": 1}], "rounding_amount": "0.01000"}
     assert record(r, "tg:tariff:2") == {"id": 2, "name": "Smart Calls Centrex", "currency": "USD"}
     rates = {k.decode(): msgpack.unpackb(v, raw=False) for k, v in r.hgetall("tg:rates:1").items()}
     assert rates["1"] == {"prefix": "1", "price_first": "0.02000", "price_next": "0.02000",
@@ -425,6 +425,11 @@ def test_product_round_trip(tg, redis_client):
     assert (record(redis_client, "tg:product:1")["rating"]
             == [{"access_code": "FIRSTCALL", "tariff_id": 2}])
     assert tg("product", "show", "Office") == 0 and "FIRSTCALL=Incoming" in tg.out
+    assert record(redis_client, "tg:product:1")["rounding_amount"] == "0.01000"
+    assert tg("product", "update", "Office", "--rounding-amount", "0.5") == 0
+    assert record(redis_client, "tg:product:1")["rounding_amount"] == "0.50000"
+    assert tg("product", "update", "Office", "--rounding-amount", "-1") == 2
+    assert "rounding amount" in tg.err
     assert tg("product", "list") == 0 and "Office" in tg.out
     assert tg("product", "delete", "Office") == 0
     assert redis_client.exists("tg:product:1") == 0

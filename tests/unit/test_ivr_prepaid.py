@@ -302,6 +302,19 @@ def test_low_balance_disconnect_and_no_outgoing_calls():
     assert Hangup("caller") in app.on_prompt_done()
 
 
+def test_low_balance_is_below_the_products_rounding_amount():
+    """0.40 left is a low balance on a product rounding to 0.50, not on the default 0.01."""
+    services = FakeServices(balance="0.40")
+    services.products[1] = {**PRODUCT, "rounding_amount": "0.50"}
+    app = card_app(services, restrict_low_balance="disconnect", play_welcome_message=False)
+    app.start()
+    assert played(keys(app, CARD["id"])) == ["insufficient_funds", "goodbye"]
+    app = card_app(FakeServices(balance="0.40"), restrict_low_balance="disconnect",
+                   play_welcome_message=False)
+    app.start()
+    assert "enter_destination" in played(keys(app, CARD["id"]))
+
+
 def test_grouping_and_first_call_access_codes():
     app = card_app(grouping_access_code_prefix="LOCAL", play_welcome_message=False)
     app.start()
