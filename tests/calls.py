@@ -100,7 +100,14 @@ def heard(tg, sip, call, prompt: str, times: int = 1, timeout: float = 20) -> No
     sip.wait_for(lambda: ivr_log(tg).count(line) >= times, timeout,
                  f"the IVR playing {prompt} (#{times})")
     start = call.rx_packets()
-    sip.wait_for(lambda: call.rx_packets() >= start + 25, timeout, f"{prompt} reaching the phone")
+    try:
+        sip.wait_for(lambda: call.rx_packets() >= start + 25, timeout,
+                     f"{prompt} reaching the phone")
+    except TimeoutError as exc:  # what each part saw of the call, for the next reader
+        seen = [f"{name}: {line}" for name in ("ivr", "rtpengine", "kamailio")
+                for line in tg.log(name).splitlines() if call.call_id in line][-30:]
+        raise TimeoutError(f"{exc}: {call.rx_packets() - start} packets; "
+                           f"disconnected={call.disconnected}\n" + "\n".join(seen)) from None
 
 
 def logged(tg, call, text: str) -> bool:

@@ -44,7 +44,7 @@ import pytest
 import redis
 
 from provisioning.xdr_writer import GROUP as XDR_GROUP
-from tests.servers import free_port, kill_group, log_dir
+from tests.servers import kill_group, log_dir
 from tests.sipp import SCENARIOS
 from tests.stack import Stack, sip_ping
 from tollgate import keyspace
@@ -103,7 +103,7 @@ class Uac:
     rate: int
     calls: int                   # the most it may place: rate x SOAK_SECONDS
     logs: Path
-    port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
+    port: int = field(default_factory=lambda: quiet_ports(1))
     proc: subprocess.Popen | None = None
     returncode: int | None = None
     stat: dict[str, str] = field(default_factory=dict)
@@ -229,23 +229,37 @@ def provision(stack: Stack, logs: Path) -> Tenant:
     return Tenant(tag, passwords)
 
 
-def media_port() -> int:
-    """A base for sipp's -mp (it binds base..base+3): above the ephemeral range, so no two
-    sipp processes (nor rtpengine) collide on the default 6000."""
+_handed_out: set[int] = set()
+
+
+def quiet_ports(count: int) -> int:
+    """The first of `count` UDP ports that no socket holds on any address, above the
+    ephemeral range (nothing else takes them between this check and sipp's bind) and never
+    handed out twice in this run. sipp exits 254 when one of its binds fails: its -p port
+    on each source address, and its -mp media ports base..base+3 (default 6000 for all)."""
     while True:
         base = random.randrange(61000, 65000, 4)
+        ports = range(base, base + count)
+        if _handed_out.intersection(ports):
+            continue
         socks = []
         try:
-            for port in range(base, base + 4):
+            for port in ports:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 socks.append(sock)
-                sock.bind(("127.0.0.1", port))
+                sock.bind(("0.0.0.0", port))
+            _handed_out.update(ports)
             return base
         except OSError:
             continue
         finally:
             for sock in socks:
                 sock.close()
+
+
+def media_port() -> int:
+    """A base for sipp's -mp (it binds base..base+3)."""
+    return quiet_ports(4)
 
 
 def start_gateway(stack: Stack, logs: Path) -> subprocess.Popen:
