@@ -353,6 +353,7 @@ def anchor_media() -> bool:
     if "m=" not in body:
         return True  # a late offer: rtpengine gets the SDP with the answer
     log.error("MEDIA", "rtpengine refused the offer")
+    metrics.MEDIA_FAILURES.labels("offer").inc()
     return False
 
 
@@ -429,8 +430,17 @@ def on_reply(rt: Runtime) -> int:
         if message.pv(dlg_var("leg")) == LEG_TOLL and cap.isdigit():
             KSR.hdr.append(f"{internal.MAX_DURATION}: {cap}\r\n")
     if KSR.pv.get("$rb"):
-        KSR.rtpengine.rtpengine_manage(MEDIA_FLAGS)
+        anchor_answer(status)
     return 1
+
+
+def anchor_answer(status: object) -> None:
+    """rtpengine takes the SDP of a reply; when it cannot, say so (the caller would send
+    its audio straight to the far end, and the far end's audio would go nowhere)."""
+    if KSR.rtpengine.rtpengine_manage(MEDIA_FLAGS) > 0:
+        return
+    log.error("MEDIA", f"rtpengine refused the answer in a {status} reply")
+    metrics.MEDIA_FAILURES.labels("answer").inc()
 
 
 def strip_internal_reply() -> None:

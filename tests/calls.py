@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 
 from billing.rating import Rate
+from tollgate.ng import Ng
 
 TOLL = "12125550123"            # paid: prefix 1, 0.02/min, billed per started minute
 TOLL_FREE = "18005550199"
@@ -60,9 +61,8 @@ def asked_for_code(tg, sip, call, times: int = 1, timeout: float = 15) -> None:
         sip.wait_for(lambda: ivr_log(tg).count(line) >= times and call.rx_packets() > 0,
                      timeout, f"the IVR asking for the code (#{times})")
     except TimeoutError as exc:  # say what was seen: the IVR's lines and the audio
-        seen = [ln for ln in ivr_log(tg).splitlines() if call.call_id in ln]
-        raise TimeoutError(f"{exc}; {call.rx_packets()} RTP packets; IVR: {seen[-8:]}") \
-            from None
+        raise TimeoutError(f"{exc}; {call.rx_packets()} RTP packets\n"
+                           + media_report(tg, call)) from None
 
 
 def enter_code(tg, sip, call, code: str, times: int = 1) -> None:
@@ -103,11 +103,43 @@ def heard(tg, sip, call, prompt: str, times: int = 1, timeout: float = 20) -> No
     try:
         sip.wait_for(lambda: call.rx_packets() >= start + 25, timeout,
                      f"{prompt} reaching the phone")
-    except TimeoutError as exc:  # what each part saw of the call, for the next reader
-        seen = [f"{name}: {line}" for name in ("ivr", "rtpengine", "kamailio")
-                for line in tg.log(name).splitlines() if call.call_id in line][-30:]
+    except TimeoutError as exc:
         raise TimeoutError(f"{exc}: {call.rx_packets() - start} packets; "
-                           f"disconnected={call.disconnected}\n" + "\n".join(seen)) from None
+                           f"disconnected={call.disconnected}\n"
+                           + media_report(tg, call)) from None
+
+
+def _endpoint(value) -> str:
+    if not isinstance(value, dict):
+        return "none"
+    return f"{value.get('address', b'?').decode()}:{value.get('port')}"
+
+
+def media_report(tg, call) -> str:
+    """What each part saw of a call whose audio never reached the phone, for the next
+    reader: the phone's stream, rtpengine's view of each leg, the log lines of the call."""
+    lines = [call.media_summary()]
+    try:
+        ng = Ng(tg.settings.rtpengine_address, tg.settings.rtpengine_ng_port)
+        try:
+            reply = ng("query", **{"call-id": call.call_id})
+        finally:
+            ng.close()
+        for tag, leg in (reply.get("tags") or {}).items():
+            for media in leg.get("medias", []):
+                for stream in media.get("streams", []):
+                    lines.append(
+                        f"rtpengine leg {tag}: local {stream.get('local port')} "
+                        f"peer {_endpoint(stream.get('endpoint'))} advertised "
+                        f"{_endpoint(stream.get('advertised endpoint'))} "
+                        f"in {stream.get('stats', {}).get('packets')} packets")
+        if reply.get("result") != b"ok":
+            lines.append(f"rtpengine query: {reply}")
+    except (OSError, TimeoutError, ValueError) as exc:
+        lines.append(f"rtpengine query failed: {exc}")
+    lines += [f"{name}: {line}" for name in ("ivr", "rtpengine", "kamailio")
+              for line in tg.log(name).splitlines() if call.call_id in line][-40:]
+    return "\n".join(lines)
 
 
 def logged(tg, call, text: str) -> bool:

@@ -126,6 +126,21 @@ class PhoneCall(pj.Call):
             self._rx = stat.rtcp.rxStat.pkt
         return getattr(self, "_rx", 0)
 
+    def media_summary(self) -> str:
+        """Where this phone sends its audio and how many packets went each way (for the
+        report of a call whose audio never came)."""
+        try:
+            info = self.getInfo()
+            for mi in info.media:
+                if mi.type == pj.PJMEDIA_TYPE_AUDIO:
+                    stream = self.getStreamInfo(mi.index)
+                    stat = self.getStreamStat(mi.index)
+                    return (f"phone sends to {stream.remoteRtpAddress}, media status "
+                            f"{mi.status}, rx {stat.rtcp.rxStat.pkt} tx {stat.rtcp.txStat.pkt}")
+        except pj.Error as exc:
+            return f"phone media unknown: {exc.info()}"
+        return "phone has no audio stream"
+
     def play(self, wav: str | Path, loop: bool = True) -> None:
         """Send a WAV file into the call (now, or as soon as media is up)."""
         self.player = pj.AudioMediaPlayer()

@@ -63,7 +63,8 @@ class Stack:
             rtp_port_min=(base := _free_range(25000, 28900)), rtp_port_max=base + 999,
             redis_port=free_port(), pg_port=free_port(), metrics_port=free_port(),
             pstn_gateway=f"127.0.0.1:{gateway_port}", internal_secret=uuid.uuid4().hex,
-            **{"ivr_workers": 2, **overrides})
+            # info: each offer/answer and confirmed peer in the diagnostics of a silent call
+            **{"ivr_workers": 2, "rtpengine_log_level": 6, **overrides})
         self.gateway_port = gateway_port
         self.with_gateway = with_gateway
         self.redis = RedisServer(port=self.settings.redis_port, appendonly=True)

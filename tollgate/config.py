@@ -36,6 +36,9 @@ class Settings:
     # UDP port of this node's recording-keys listener, where rtpengine reports RFC 4733
     # digits (--dtmf-log-dest) so a client's recording code keyed mid-call starts recording
     dtmf_events_port: int = 2230
+    # rtpengine's syslog level: 5 notice (calls created and deleted), 6 info (each offer,
+    # answer and delete, and each peer address it confirms: where one-way audio is found)
+    rtpengine_log_level: int = 5
     rtp_port_min: int = 30000
     rtp_port_max: int = 30999
     # PSTN gateway the toll and toll-free calls leave through (host:port)

@@ -16,5 +16,8 @@ CACHE = Counter("tollgate_cache_total", "Record cache lookups, by result (hit, m
                 ["result"])
 XDR_EVENTS = Counter("tollgate_xdr_events_total", "xDR events emitted, by destination",
                      ["sink"])
+MEDIA_FAILURES = Counter("tollgate_media_failures_total",
+                         "SDP rtpengine did not take, by side (offer, answer): a call whose "
+                         "audio would not go through the media relay", ["side"])
 ACTIVE_CALLS = Gauge("tollgate_active_calls", "Calls in progress (per worker, summed)",
                      multiprocess_mode="livesum")

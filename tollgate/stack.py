@@ -150,6 +150,7 @@ def rtpengine_program(s: Settings) -> Program:
         "--interface", s.rtpengine_address,
         "--listen-ng", f"{s.rtpengine_address}:{s.rtpengine_ng_port}",
         "--port-min", str(s.rtp_port_min), "--port-max", str(s.rtp_port_max),
+        "--log-level", str(s.rtpengine_log_level),
         # calls asked to be recorded (on-demand recording) are captured here, one pcap
         # each, for the xDR writer to file as WAV (provisioning/recordings.py)
         "--recording-dir", str(s.var_path / "recordings" / "spool"),
