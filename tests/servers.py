@@ -19,6 +19,17 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 LOG_ROOT = Path(os.environ.get("TOLLGATE_TEST_LOGS", "/tmp/tollgate-test-logs"))
 
 
+def private_loopback() -> str:
+    """A loopback address of its own, 127.100-254.x.y, for an rtpengine. rtpengine binds
+    its media ports with SO_REUSEADDR, so any other process doing the same on this host (a
+    second stack, another checkout's test run with the same port ranges) could bind one
+    of our ports on 127.0.0.1 and silently take the call's audio; an exact address of our
+    own always wins over theirs. 127.0.0.x stays for the trusted and test sources."""
+    import random
+    pick = random.SystemRandom()  # not pytest-randomly's seeded module generator
+    return f"127.{pick.randint(100, 254)}.{pick.randint(1, 254)}.{pick.randint(1, 254)}"
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port nobody listens on now (TCP and UDP both checked for SIP use)."""
     while True:

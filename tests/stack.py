@@ -15,7 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from ivr import prompts
-from tests.servers import LOG_ROOT, PostgresServer, RedisServer, free_port, kill_group, log_dir
+from tests.servers import (
+    LOG_ROOT,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    kill_group,
+    log_dir,
+    private_loopback,
+)
 from tollgate import config, stack
 from tollgate.config import Settings
 
@@ -59,6 +67,7 @@ class Stack:
         self.settings: Settings = config.load(
             var_dir=str(self.dir / "var"), sip_port=free_port(),
             ivr_sip_port=_free_run(4), ivr_media_port=_free_range(20000, 21000),
+            rtpengine_address=private_loopback(),
             rtpengine_ng_port=free_port(), dtmf_events_port=free_port(),
             rtp_port_min=(base := _free_range(25000, 28900)), rtp_port_max=base + 999,
             redis_port=free_port(), pg_port=free_port(), metrics_port=free_port(),

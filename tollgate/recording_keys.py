@@ -14,6 +14,7 @@ be PINs).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import signal
@@ -102,7 +103,7 @@ class Listener:
         ident = int(watched["media_set"]) if watched.get("media_set", "").isdigit() \
             else media.DEFAULT_SET
         addresses = media.instances(self.settings, ident)
-        if source not in {_ip(ng.address(a)[0]) for a in addresses}:
+        if not any(same_host(source, _ip(ng.address(a)[0])) for a in addresses):
             log.warning("[%s] RECORD: a key reported by %s, not the call's rtpengine",
                         call_id, source)
             return self._count("ignored")
@@ -133,6 +134,19 @@ class Listener:
 
 
 @lru_cache(maxsize=64)
+def same_host(source: str, instance: str) -> bool:
+    """A report from `source` may come from the rtpengine at `instance`: the same address,
+    or any loopback address for an instance on loopback (the kernel sends from 127.0.0.1
+    to another 127.x address; on loopback the trust boundary is this host either way)."""
+    if source == instance:
+        return True
+    try:
+        return ipaddress.ip_address(source).is_loopback and \
+            ipaddress.ip_address(instance).is_loopback
+    except ValueError:
+        return False
+
+
 def _ip(host: str) -> str:
     """The IPv4 address an rtpengine instance's host name stands for."""
     try:

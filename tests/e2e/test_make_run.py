@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from tests import sipp
-from tests.servers import free_port, kill_group, log_dir
+from tests.servers import free_port, kill_group, log_dir, private_loopback
 from tests.stack import sip_ping
 from tollgate import stack
 
@@ -29,10 +29,11 @@ def _launch():
     os.chmod(var.parent, 0o755)
     env = {**os.environ, "TOLLGATE_VAR_DIR": str(var), "PYTHONPATH": stack.python_path(),
            "TOLLGATE_INTERNAL_SECRET": uuid.uuid4().hex}
-    for name in ("sip_port", "ivr_sip_port", "rtpengine_ng_port", "redis_port", "pg_port",
-                 "metrics_port"):
+    for name in ("sip_port", "ivr_sip_port", "rtpengine_ng_port", "dtmf_events_port",
+                 "redis_port", "pg_port", "metrics_port"):
         env["TOLLGATE_" + name.upper()] = str(free_port())
     env["TOLLGATE_PSTN_GATEWAY"] = f"127.0.0.1:{free_port()}"
+    env["TOLLGATE_RTPENGINE_ADDRESS"] = private_loopback()  # its media ports are its own
     log = open(var.parent / "run.out", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "tollgate.run"], env=env, cwd=stack.ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -16,7 +16,7 @@ import pytest
 
 from tests import tenants
 from tests.calls import TOLL, dial, phone
-from tests.servers import free_port, kill_group
+from tests.servers import free_port, kill_group, private_loopback
 from tests.stack import Stack
 from tollgate import config
 from tollgate import stack as programs
@@ -33,10 +33,12 @@ RANGES = {"blue-1": 18000, "blue-2": 18200, "red-1": 18400}
 def relays():
     """The instances of the sets, started before Kamailio (which pings them at start)."""
     ports = {name: free_port() for name in RANGES}
+    address = private_loopback()  # media ports nobody else's rtpengine can share
     work = Path(tempfile.mkdtemp(prefix="relays-"))
     procs = {}
     for name, low in RANGES.items():
-        s = dataclasses.replace(config.load(), rtpengine_ng_port=ports[name], rtp_port_min=low,
+        s = dataclasses.replace(config.load(), rtpengine_address=address,
+                                rtpengine_ng_port=ports[name], rtp_port_min=low,
                                 dtmf_events_port=free_port(),
                                 rtp_port_max=low + 99, var_dir=str(work / name))
         for sub in ("run", "recordings/spool"):
@@ -46,8 +48,8 @@ def relays():
                                        stdout=open(work / f"{name}.log", "ab"),
                                        stderr=subprocess.STDOUT)
     for name, port in ports.items():
-        assert wait_rtpengine("127.0.0.1", port), f"rtpengine {name} did not answer on {port}"
-    yield ports, procs
+        assert wait_rtpengine(address, port), f"rtpengine {name} did not answer on {port}"
+    yield ports, procs, address
     for proc in procs.values():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGCONT)
@@ -56,9 +58,9 @@ def relays():
 
 @pytest.fixture(scope="module")
 def tg(relays):
-    ports, _ = relays
-    sets = (f"blue=127.0.0.1:{ports['blue-1']} 127.0.0.1:{ports['blue-2']};"
-            f"red=127.0.0.1:{ports['red-1']}")
+    ports, _, at = relays
+    sets = (f"blue={at}:{ports['blue-1']} {at}:{ports['blue-2']};"
+            f"red={at}:{ports['red-1']}")
     stack = Stack(with_gateway=False, media_relay_sets=sets).start()
     yield stack
     stack.stop()
@@ -80,9 +82,16 @@ def call_out(tg, sip, gateway, ph):
     return call, leg
 
 
+def hang_up(sip, call, leg) -> None:
+    """BYE, and wait until the gateway has it: Kamailio is done with the call's media
+    (an instance stopped right after would hold the BYE's delete, and the workers)."""
+    call.hangup_with()
+    sip.wait_for(lambda: call.disconnected and leg.disconnected, 15, "the call ended")
+
+
 def test_calls_use_their_clients_set_and_fail_over_only_inside_it(
         tg, sip, gateway, relays, calls_end):
-    _, procs = relays
+    _, procs, _ = relays
     # each call holds what its longest call costs (72.00): room for calls one after another
     blue = tenants.straight_out(tg, balance="1000.00", client={"media_relay_set": "blue"})
     red = tenants.straight_out(tg, balance="1000.00", client={"media_relay_set": "red"})
@@ -95,7 +104,7 @@ def test_calls_use_their_clients_set_and_fail_over_only_inside_it(
             call, leg = call_out(tg, sip, gateway, ph)
             assert leg is not None, f"{who}: {call.last_code} {call.last_reason}"
             seen[who].add(relayed_by(leg))
-            call.hangup_with()
+            hang_up(sip, call, leg)
     assert seen["blue"] <= {"blue-1", "blue-2"} and seen["red"] == {"red-1"}
     assert seen["plain"] == {"default"}
     # one blue instance stops answering: blue calls go on through the other
@@ -103,7 +112,7 @@ def test_calls_use_their_clients_set_and_fail_over_only_inside_it(
     for _ in range(3):
         call, leg = call_out(tg, sip, gateway, phones["blue"])
         assert leg is not None and relayed_by(leg) == "blue-2"
-        call.hangup_with()
+        hang_up(sip, call, leg)
     # the whole blue set is down: refused, never anchored in red's or the default set
     os.killpg(procs["blue-2"].pid, signal.SIGSTOP)
     call, leg = call_out(tg, sip, gateway, phones["blue"])

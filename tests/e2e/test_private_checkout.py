@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from ivr import prompts
-from tests.servers import LOG_ROOT, PostgresServer, free_port, kill_group, log_dir
+from tests.servers import LOG_ROOT, PostgresServer, free_port, kill_group, log_dir, private_loopback
 from tests.stack import sip_ping
 from tollgate import config, stack
 
@@ -54,10 +54,11 @@ def _run_env(tree: Path) -> dict[str, str]:
            if k not in ("TOLLGATE_VAR_DIR", "TOLLGATE_CONFIG")}
     env["PYTHONPATH"] = os.pathsep.join([str(tree), sysconfig.get_paths()["purelib"]])
     env["TOLLGATE_INTERNAL_SECRET"] = uuid.uuid4().hex
-    for name in ("sip_port", "ivr_sip_port", "rtpengine_ng_port", "redis_port", "pg_port",
-                 "metrics_port"):
+    for name in ("sip_port", "ivr_sip_port", "rtpengine_ng_port", "dtmf_events_port",
+                 "redis_port", "pg_port", "metrics_port"):
         env["TOLLGATE_" + name.upper()] = str(free_port())
     env["TOLLGATE_PSTN_GATEWAY"] = f"127.0.0.1:{free_port()}"
+    env["TOLLGATE_RTPENGINE_ADDRESS"] = private_loopback()
     env.update(TOLLGATE_IVR_WORKERS="1", TOLLGATE_SIP_CHILDREN="2")
     return env
 
