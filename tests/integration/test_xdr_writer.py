@@ -19,6 +19,7 @@ from billing.xdr import XdrEvent
 from provisioning.migrate import migrate, migration_files
 from provisioning.xdr_writer import DEAD_STREAM, GROUP, STREAM, XdrWriter
 from tests.servers import PostgresServer, RedisServer, kill_group
+from tollgate import metrics_writer as m
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +90,11 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def retries(backend: str) -> float:
+    """Attempts the writer gave up on and will retry (tollgate_xdr_writer retries metric)."""
+    return m.RETRIES.labels(backend)._value.get()
 
 
 def xdr_count(dsn: str) -> int:
@@ -178,9 +184,11 @@ def test_writer_starts_before_the_schema_exists(pg_dsn, redis_client, tmp_path):
     stop = threading.Event()
     writer = XdrWriter(pg_dsn, redis_client, "early", block_ms=50)
     thread = threading.Thread(target=writer.run, args=(stop,))
+    before = retries("postgresql") + retries("internal")
     thread.start()
-    try:
-        time.sleep(0.5)
+    try:  # the writer has found no schema and will try again
+        wait_for(lambda: retries("postgresql") + retries("internal") > before,
+                 what="a failed attempt without the schema")
         # schema and accounts in one transaction: a writer retrying between the two would
         # (rightly) dead-letter the event of an account that does not exist yet
         whole = tmp_path / "0001_schema_and_seed.sql"
@@ -208,9 +216,10 @@ def test_postgresql_down_then_up_loses_nothing(own_pg, redis_client):
     stop = threading.Event()
     writer = XdrWriter(dsn, redis_client, "survivor", block_ms=50)
     thread = threading.Thread(target=writer.run, args=(stop,))
+    before = retries("postgresql")
     thread.start()
-    try:
-        time.sleep(1.5)  # several failed attempts, nothing acked meanwhile
+    try:  # several failed attempts, nothing acked meanwhile
+        wait_for(lambda: retries("postgresql") >= before + 3, what="three failed attempts")
         assert redis_client.xpending(STREAM, GROUP)["pending"] > 0
         own_pg.start()
         wait_for(lambda: xdr_count(dsn) == 20, what="20 xDRs after PostgreSQL came back")
@@ -231,8 +240,9 @@ def test_redis_restart_is_survived(db):
     try:
         add(client, event("before"))
         wait_for(lambda: xdr_count(db) == 1, what="first xDR")
+        before = retries("redis")
         server.stop()
-        time.sleep(0.5)
+        wait_for(lambda: retries("redis") > before, what="the writer finding Redis gone")
         server.start()  # same port, empty: stream and group are gone
         wait_for(lambda: client.exists(STREAM), what="the group recreated")
         add(client, event("after"))
