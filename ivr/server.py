@@ -198,7 +198,14 @@ class Session:
         return self.caller_leg.ended and (self.toll is None or self.toll.ended)
 
     def close(self) -> None:
-        """Break the reference cycles so the pjsua2 objects go now, not at some GC."""
+        """Give back what the application holds (a client's call slot), then break the
+        reference cycles so the pjsua2 objects go now, not at some GC."""
+        releasing = getattr(self.app, "release_slot", None)
+        if releasing is not None:
+            try:
+                releasing()
+            except redis.RedisError as exc:  # the slot expires on its own
+                log.error("[%s] POLICY: call slot not given back: %s", self.call_id, exc)
         self._stop_player()
         for leg in (self.caller_leg, self.toll):
             if leg is not None:

@@ -14,6 +14,7 @@ import psycopg
 
 import hotpath
 from billing import money
+from billing import policy as rules
 from provisioning import loader
 from provisioning.cli import alias as alias_cli
 from provisioning.validate import BadInput
@@ -21,6 +22,7 @@ from tollgate import keyspace
 from tollgate.config import Settings
 from tollgate.directory import Directory, Identity, Record
 from tollgate.reservations import Reservations
+from tollgate.slots import Slots
 
 log = logging.getLogger("ivr.services")
 
@@ -36,6 +38,7 @@ class Services:
     def __init__(self, directory: Directory, settings: Settings):
         self.directory, self.settings = directory, settings
         self.reservations = Reservations(directory.client)
+        self.slots = Slots(directory.client)
 
     # records
     def identity(self, some_id: str) -> Identity | None:
@@ -91,6 +94,18 @@ class Services:
 
     def mark_called(self, account: Record) -> None:
         self.directory.client.set(keyspace.called(account["id"]), 1)
+
+    # the client's external call slots (max calls), as Kamailio takes them
+    def take_slot(self, customer: Record, call_id: str) -> bool:
+        """One of the client's external call slots for `call_id` (a call in from the PSTN),
+        unless it has max calls already; a client without a limit always gets one."""
+        most = rules.max_calls(customer)
+        if not most:
+            return True
+        return self.slots.take(customer["id"], call_id, most, self.settings.max_call_duration)
+
+    def give_back_slot(self, customer_id: object, call_id: str) -> None:
+        self.slots.give_back(customer_id, call_id)
 
     # provisioning writes
     def register_ani(self, alias: str, account_id: str) -> bool:

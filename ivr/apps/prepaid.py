@@ -68,6 +68,8 @@ class Services(Protocol):
     def translate(self, rule: str, number: str) -> str: ...
     def failures(self, key: str) -> int: ...
     def record_failure(self, key: str, ttl: int) -> int: ...
+    def take_slot(self, customer: Record, call_id: str) -> bool: ...
+    def give_back_slot(self, customer_id: object, call_id: str) -> None: ...
 
 
 @dataclass
@@ -118,6 +120,7 @@ class Prepaid:
     queued: list[list[Action]] = field(default_factory=list)
     ringing: bool = False
     lead_playing: bool = False
+    slot_of: object = None          # the client whose call slot this PSTN call holds
 
     def __post_init__(self) -> None:
         self.settings = {**_defaults(), **(self.caller.app.get("settings") or {})}
@@ -436,8 +439,33 @@ class Prepaid:
         self._log(step, f"card {card['id']}: {refusal.reason}")
         return self._farewell("card_expired" if "expired" in refusal.reason else "card_blocked")
 
+    def _no_slot(self, card: Record) -> list[Action] | None:
+        """A call in from the PSTN is an external call of the card's client: it holds one
+        of the client's call slots (max calls) from login to the session's end, and is let
+        go with the voice notification when all are taken (None: it holds one, or needs
+        none). A phone of the platform is not an external incoming call."""
+        if self.caller.account is not None:
+            return None
+        customer = self.services.customer(int(card.get("customer_id") or 0)) or {}
+        if self.slot_of is not None and self.slot_of != customer.get("id"):
+            self.release_slot()  # another card of another client, from the self-care menu
+        if self.slot_of is not None:
+            return None
+        if not self.services.take_slot(customer, self.caller.call_id):
+            self._log("POLICY", f"client {customer.get('id')} has its "
+                                f"{customer.get('max_calls')} calls already")
+            return self._farewell("max_calls_reached")
+        self.slot_of = customer.get("id")
+        return None
+
+    def release_slot(self) -> None:
+        """The session is over (or moved to another client's card): its slot is free."""
+        if self.slot_of is not None:
+            held, self.slot_of = self.slot_of, None
+            self.services.give_back_slot(held, self.caller.call_id)
+
     def _card_ready(self, account: Record, by: str) -> list[Action]:
-        refused = self._refused(account, "AUTH")
+        refused = self._refused(account, "AUTH") or self._no_slot(account)
         if refused is not None:
             return refused
         self.card = account

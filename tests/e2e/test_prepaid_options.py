@@ -32,6 +32,7 @@ from tests.calls import (
 from tests.e2e.test_prepaid_card import QUIET, xdrs
 from tests.phones import PhoneCall
 from tests.records import wait_until
+from tollgate import keyspace
 
 pytestmark = pytest.mark.e2e
 
@@ -174,6 +175,37 @@ def test_ani_deregistration_removes_the_alias_and_the_next_call_asks_for_the_car
     again = from_the_pstn(tg, gateway, card.access_number, ani)
     heard(tg, sip, again, "enter_card")
     assert logged(tg, again, f"AUTH: ANI {ani} -> {alias} is no account")
+
+
+def test_a_pstn_caller_holds_a_call_slot_of_the_cards_client_until_the_session_ends(
+        tg, sip, gateway, records, calls_end):
+    """A call in from the PSTN is an external call of the card's client once the card is
+    known: with max calls 1 a second PSTN caller of the same client is let go with the
+    notification, and gets in once the first session is over."""
+    card = tenants.prepaid_card(tg, settings=QUIET)
+    other = second_card(tg, card)
+    tg.cli("customer", "update", card.customer, "--max-calls", "1")
+    [(client,)] = records.query("SELECT id FROM customers WHERE name = %s", card.customer)
+    slots, rds = keyspace.call_slots(client), records.redis()
+    first = from_the_pstn(tg, gateway, card.access_number, fresh_ani()[0])
+    heard(tg, sip, first, "enter_card")
+    assert rds.hlen(slots) == 0  # no slot before the card is known
+    first.send_dtmf(card.card)
+    heard(tg, sip, first, "enter_destination")
+    assert rds.hkeys(slots) == [first.call_id.encode()]
+    second = from_the_pstn(tg, gateway, card.access_number, fresh_ani()[0])
+    heard(tg, sip, second, "enter_card")
+    second.send_dtmf(other)
+    heard(tg, sip, second, "max_calls_reached")
+    assert logged(tg, second, f"POLICY: client {client} has its 1 calls already")
+    sip.wait_for(lambda: second.disconnected, 20, "the IVR letting the second caller go")
+    first.hangup_with()
+    wait_until(lambda: rds.hlen(slots) == 0, 15, "the first session's slot back")
+    third = from_the_pstn(tg, gateway, card.access_number, fresh_ani()[0])
+    heard(tg, sip, third, "enter_card")
+    third.send_dtmf(other)
+    heard(tg, sip, third, "enter_destination")
+    assert rds.hkeys(slots) == [third.call_id.encode()]
 
 
 # --- 2. the service password modes ---------------------------------------------------------

@@ -48,6 +48,9 @@ class FakeServices:
         self.called: list[str] = []
         self.fails: dict[str, int] = {}
         self.products = {1: PRODUCT}
+        self.free_slots: int | None = None     # None: the client has no max calls
+        self.slots: list[tuple[object, str]] = []
+        self.given_back: list[tuple[object, str]] = []
 
     def identity(self, some_id):
         if some_id in self.accounts:
@@ -100,6 +103,16 @@ class FakeServices:
     def translate(self, rule, number):
         return hotpath.TranslationRule(rule).apply(number) if rule else number
 
+    def take_slot(self, customer, call_id):
+        if self.free_slots is not None and len(self.slots) >= self.free_slots:
+            return False
+        self.slots.append((customer["id"], call_id))
+        return True
+
+    def give_back_slot(self, customer_id, call_id):
+        self.given_back.append((customer_id, call_id))
+        self.slots.remove((customer_id, call_id))
+
 
 class Clock:
     def __init__(self):
@@ -147,6 +160,35 @@ def test_pin_authentication_then_the_destination_is_dialed_under_the_plain_code(
     actions = keys(app, DEST + "#")
     assert Originate(CARD["id"], dest=DEST, access_code="", cli="0212345678") in actions
     assert "please_wait" in played(actions)
+
+
+def test_a_call_in_from_the_pstn_holds_a_call_slot_of_the_cards_client_until_it_ends():
+    services = FakeServices()
+    app = card_app(services)
+    assert "enter_destination" in played(to_destination_prompt(app))
+    assert services.slots == [(1, "c1")]
+    app.release_slot()
+    app.release_slot()  # the server may close twice: given back once
+    assert services.given_back == [(1, "c1")] and services.slots == []
+
+
+def test_a_pstn_caller_is_let_go_when_the_client_has_its_max_calls():
+    services = FakeServices()
+    services.free_slots = 0
+    app = card_app(services)
+    actions = to_destination_prompt(app)
+    assert played(actions)[-2:] == ["max_calls_reached", "goodbye"]
+    assert app.card is None and app.state == "farewell"
+    app.release_slot()
+    assert services.given_back == []
+
+
+def test_a_phone_of_the_platform_takes_no_incoming_slot():
+    services = FakeServices()
+    services.free_slots = 0
+    app = card_app(services, account={"id": "17785551209", "customer_id": 2})
+    assert "enter_destination" in played(to_destination_prompt(app))
+    assert services.slots == []
 
 
 def test_welcome_message_is_optional():
