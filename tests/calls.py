@@ -87,7 +87,12 @@ def enter_code_and_reach_gateway(tg, sip, gateway, call, code: str):
 
 def talking(sip, *calls, timeout: float = 15) -> None:
     """Until audio reaches every end of the given calls (media flows through rtpengine)."""
-    sip.wait_for(lambda: all(c.rx_packets() > 0 for c in calls), timeout, "audio both ways")
+    try:
+        sip.wait_for(lambda: all(c.rx_packets() > 0 for c in calls), timeout,
+                     "audio both ways")
+    except TimeoutError as exc:  # each end's stream and rtpengine's view, for the next reader
+        raise TimeoutError(f"{exc}\n" + "\n".join(
+            f"{c.call_id}: {c.media_summary()}" for c in calls)) from None
 
 
 def heard(tg, sip, call, prompt: str, times: int = 1, timeout: float = 20) -> None:
