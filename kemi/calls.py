@@ -18,6 +18,7 @@ from billing.classify import Decision
 from billing.rating import RateError
 from kemi import authorize, dialogs, log, message, policy, registrar
 from kemi.constants import (
+    ACCESS_INCOMING,
     AVP_IVR_ACCOUNT,
     AVP_IVR_ANI,
     AVP_IVR_APP,
@@ -28,6 +29,11 @@ from kemi.constants import (
     AVP_IVR_USER,
     EXIT,
     FLT_FROM_IVR,
+    LEG_IN,
+    LEG_IVR,
+    LEG_ONNET,
+    LEG_OUT,
+    LEG_TOLL,
     REASON_IVR_DOWN,
     REASON_IVR_FULL,
     ROUTE_BRANCH_IVR,
@@ -40,13 +46,10 @@ from kemi.runtime import Runtime
 from tollgate import metrics
 from tollgate.directory import Record
 
-# legs of a call, as xDRs name them
-LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"
-ACCESS_INCOMING = "IN"  # the seeds' access code of incoming legs (the IVR leg, PSTN calls in)
 # voice applications the IVR runs behind an access number
 ACCESS_NUMBER_APPS = ("prepaid",)
 # an ANI worth looking up: a number, at most 32 digits (anything else is anonymous)
-_ANI = re.compile(r"\+?[0-9]{1,32}")
+ANI = re.compile(r"\+?[0-9]{1,32}")
 
 # rtpengine 10.5 passes audio straight through but re-times RFC 4733 event packets by their
 # RTP timestamp; a sender whose timestamps run ahead of the wall clock (pjsip phones gain
@@ -83,18 +86,22 @@ def from_ivr(rt: Runtime) -> int | None:
                     presenter=None if signed.ani else caller)
 
 
+def from_pstn_gateway(rt: Runtime) -> bool:
+    """True when the request comes from the PSTN gateway's address and port."""
+    host, _, port = rt.settings.pstn_gateway.partition(":")
+    return bool(KSR.pv.get("$si") == host and KSR.pv.get("$sp") == int(port))
+
+
 def from_gateway(rt: Runtime) -> int | None:
     """Calls from the PSTN gateway reach an access number's application or the dialed
-    account's registered phones."""
-    if KSR.pv.get("$si") != rt.settings.pstn_gateway.split(":")[0]:
-        return None
-    if KSR.pv.get("$sp") != int(rt.settings.pstn_gateway.split(":")[1]):
+    account's registered phones (a forwarding account: kemi/forwarding.py, before this)."""
+    if not from_pstn_gateway(rt):
         return None
     dialed = KSR.pv.get("$rU") or ""
     app = rt.directory.access_number(dialed)
     if app is not None:
         ani = message.pv("$fU")
-        return to_access_number(rt, app, dialed, "", ani if _ANI.fullmatch(ani) else "")
+        return to_access_number(rt, app, dialed, "", ani if ANI.fullmatch(ani) else "")
     callee = rt.directory.account(dialed)
     if callee is None:
         return refuse(Decision(404, "Unknown number"))

@@ -23,6 +23,9 @@ AVP_IVR_APP = "$avp(tg_ivr_app)"          # the voice application
 AVP_IVR_ANI = "$avp(tg_ivr_ani)"          # the caller's number (calls to access numbers)
 AVP_MEDIA_SET = "$avp(tg_media_set)"      # the call's rtpengine set (kamailio.cfg setid_avp)
 AVP_IVR_NOTIFY = "$avp(tg_ivr_notify)"    # a refusal the IVR explains: "<code>;<locution>;<reason>"
+# transaction AVPs of a call in forwarded to follow-me numbers (kemi/forwarding.py)
+AVP_FM_ACCOUNT = "$avp(tg_fm_account)"    # the DID account that forwards
+AVP_FM_NEXT = "$avp(tg_fm_next)"          # index of the next follow-me number to try
 
 # route functions of kemi.router.Router that Kamailio calls by name
 ROUTE_ONREPLY = "ksr_onreply_manage"
@@ -41,7 +44,11 @@ def dlg_var(name: str) -> str:
 DLG_VARS = ("payer", "customer", "leg", "session", "cli", "cld", "access_code", "setup_ts",
             "connect_ts", "reserved", "max_duration", "cap_before", "slot", "media_set",
             "recorded", "dtmf", "keys_watched", "final_code",
-            "final_reason")
+            "final_reason", "forwarded", "in_cli")
+
+# legs of a call, as xDRs name them
+LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"
+ACCESS_INCOMING = "IN"  # the seeds' access code of incoming legs (the IVR leg, PSTN calls in)
 
 # refusal reasons (Prometheus label values and SIP reason phrases)
 REASON_AUTH = "Authentication failed"

@@ -10,7 +10,7 @@ import redis
 
 from billing.xdr import XdrError, XdrEvent
 from kemi import authorize, message, policy
-from kemi.constants import DLG_VARS, ROUTE_TIMEOUT, dlg_var
+from kemi.constants import ACCESS_INCOMING, DLG_VARS, LEG_IN, ROUTE_TIMEOUT, dlg_var
 from kemi.runtime import Runtime
 from tollgate import keyspace, metrics
 
@@ -52,6 +52,8 @@ def on_event(rt: Runtime, event: str) -> int:
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
     _emit(rt, call_id, values, code, reason, answered=event != FAILED)
+    if values["forwarded"]:  # a call in forwarded to a follow-me number: its incoming leg
+        _emit(rt, call_id, incoming_leg(values), code, reason, answered=event != FAILED)
     keyed = bool(values["keys_watched"]) and policy.keys_recorded(rt, call_id)
     if (values["recorded"] or keyed) and event != FAILED:
         _recorded(rt, call_id, values)
@@ -67,6 +69,14 @@ def _recorded(rt: Runtime, call_id: str, values: dict[str, str]) -> None:
         rt.redis.rpush(keyspace.RECORDINGS, msgpack.packb(job))
     except redis.RedisError as exc:  # the capture stays in rtpengine's spool, unfiled
         KSR.err(f"[{call_id}] RECORD: not queued for filing: {exc!r}\n")
+
+
+def incoming_leg(values: dict[str, str]) -> dict[str, str]:
+    """The leg in from the PSTN of a forwarded call: the caller to the DID, rated with the
+    incoming access code (free unless the DID's product rates IN), as a call in that rings
+    the account's phones is."""
+    return {**values, "leg": LEG_IN, "cli": values["in_cli"], "cld": values["payer"],
+            "access_code": ACCESS_INCOMING}
 
 
 def mark_connected() -> None:

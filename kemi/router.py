@@ -11,14 +11,14 @@ import KSR
 import redis
 
 from hotpath import BackendUnavailable
-from kemi import calls, dialogs, entry, log, registrar
+from kemi import calls, dialogs, entry, forwarding, log, registrar
 from kemi.constants import EXIT
 from kemi.runtime import Runtime
 from tollgate import metrics
 
 STEPS = (entry.reqinit, entry.readable, entry.cancel, entry.within_dialog, entry.retransmission,
          entry.internal_headers, entry.options, registrar.register, entry.only_invite,
-         calls.from_ivr, calls.from_gateway, calls.from_phone)
+         calls.from_ivr, forwarding.follow_me, calls.from_gateway, calls.from_phone)
 
 
 class Router:
@@ -65,9 +65,9 @@ class Router:
     def ksr_branch_ivr(self, msg: object) -> int:
         return _guarded("IVR-BRANCH", calls.sign_ivr_branch, self.rt)
 
-    # a branch failed: count it and pass the answer upstream
+    # a branch failed: the next follow-me number, the next IVR worker, or the answer upstream
     def ksr_failure_manage(self, msg: object) -> int:
-        return _guarded("FAILURE", calls.on_failure, self.rt)
+        return _guarded("FAILURE", forwarding.on_failure, self.rt)
 
     # dialog start/end/failed: xDR events and reservation bookkeeping
     def ksr_dialog_event(self, msg: object, event: str) -> int:

@@ -352,13 +352,34 @@ def subset(kind: str, value: object, allowed: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def numbers(kind: str, value: object) -> list[str]:
-    """Phone numbers (follow-me): digits with an optional leading +."""
-    items = text_list(value)
+def follow_me(value: object) -> list[str]:
+    """Follow-me numbers in the order they ring, each `<number>` or `<number>/<seconds it
+    rings>` (5-300, default 20); a YAML item may also be {number: ..., timeout: ...}.
+    Stored as `<number>/<seconds>` (billing/forwarding.py reads them)."""
+    from billing import forwarding
+
+    items = value if isinstance(value, list) else text_list(value)
+    result = []
     for item in items:
-        if not re.fullmatch(r"\+?[0-9]{1,32}", item):
-            raise BadInput(f"{kind} {item!r}: digits with an optional leading + expected")
-    return items
+        if isinstance(item, dict):
+            unknown = set(item) - {"number", "timeout"}
+            if unknown or "number" not in item:
+                raise BadInput("follow-me entry: {number: ..., timeout: seconds} expected")
+            number, ring = _text("follow-me number", item["number"]).strip(), item.get("timeout")
+        else:
+            number, _, ring = _text("follow-me entry", item).strip().partition("/")
+        if not re.fullmatch(r"\+?[0-9]{1,32}", number):
+            raise BadInput(f"follow-me number {number!r}: digits with an optional leading + "
+                           "expected")
+        seconds = forwarding.DEFAULT_RING_S if ring in (None, "") else ring
+        if isinstance(seconds, bool) or not re.fullmatch(r"[0-9]{1,3}", str(seconds)) or \
+                not forwarding.MIN_RING_S <= int(str(seconds)) <= forwarding.MAX_RING_S:
+            raise BadInput(f"follow-me {number}: ring timeout {ring!r} is not "
+                           f"{forwarding.MIN_RING_S}-{forwarding.MAX_RING_S} seconds")
+        result.append(f"{number}/{int(str(seconds))}")
+    if len(result) > 10:
+        raise BadInput("follow-me: at most 10 numbers")
+    return result
 
 
 def email(value: object) -> str | None:

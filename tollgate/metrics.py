@@ -19,5 +19,9 @@ XDR_EVENTS = Counter("tollgate_xdr_events_total", "xDR events emitted, by destin
 MEDIA_FAILURES = Counter("tollgate_media_failures_total",
                          "SDP rtpengine did not take, by side (offer, answer): a call whose "
                          "audio would not go through the media relay", ["side"])
+FOLLOW_ME = Counter("tollgate_follow_me_total",
+                    "Follow-me numbers of forwarded calls in, by outcome (branch: rung, loop: "
+                    "skipped as it would come back, refused: not billable, exhausted: none "
+                    "left)", ["outcome"])
 ACTIVE_CALLS = Gauge("tollgate_active_calls", "Calls in progress (per worker, summed)",
                      multiprocess_mode="livesum")

@@ -40,7 +40,7 @@ FIELDS = {
     "balance": "opening balance (create only; later use `tollgate balance adjust`)",
     "credit_limit": "credit accounts: most the account may owe ('' = unlimited)",
     "answering_mode": "/".join(ANSWERING),
-    "follow_me": "comma-separated numbers for forward modes",
+    "follow_me": "forward modes: numbers in ring order, each <number>[/<seconds>] (default 20)",
     "expires": "ISO time after which the account is unusable ('' = never)",
     "outgoing_ddi": "caller ID of its external calls, over the customer's ('' = the customer's)",
 }
@@ -54,7 +54,7 @@ VALIDATORS: dict[str, Any] = {
     "balance": partial(v.money, "balance", negative=True),
     "credit_limit": partial(v.optional_money, "credit limit"),
     "answering_mode": partial(v.choice, "answering mode", choices=ANSWERING),
-    "follow_me": partial(v.numbers, "follow-me number"),
+    "follow_me": v.follow_me,
     "expires": partial(v.timestamp, "expiry"),
     "outgoing_ddi": v.ddi,
 }

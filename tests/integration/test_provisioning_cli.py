@@ -115,6 +115,11 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
     assert settings["default_prompt_timeout"] == 3 and settings["max_login_attempts"] == 3
     assert r.get("tg:bal:account:17785551209") == b"0.00000"
     assert r.get("tg:bal:customer:2") == b"0.00000"
+    john = record(r, "tg:account:42027777100")  # John's 2nd number: his mobile follows it
+    assert (john["answering_mode"], john["follow_me"]) == (
+        "forward_then_voicemail", ["42073723123/20"])
+    assert record(r, "tg:alias:42073723123@pstn") == {
+        "id": "42073723123@pstn", "account_id": "42027777100", "allow_auth": False}
     assert int(r.get("tg:gen")) >= 1
 
 
@@ -485,7 +490,7 @@ def test_account_alias_and_balance_round_trip(demo, redis_client, pg_dsn):
               "--follow-me", "+14155550100", "--answering-mode", "forward_then_voicemail") == 0
     rec = record(redis_client, "tg:account:17785551212")
     assert (rec["billing_model"], rec["follow_me"], rec["answering_mode"]) == (
-        "debit", ["+14155550100"], "forward_then_voicemail")
+        "debit", ["+14155550100/20"], "forward_then_voicemail")
     assert redis_client.get("tg:bal:account:17785551212") == b"5.00000"
     assert tg("account", "update", "17785551212", "--associated-number", "1778555",
               "--ivr-app", "Roaming PIN", "--blocked", "true") == 0

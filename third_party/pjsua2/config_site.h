@@ -26,3 +26,11 @@
 
 /* No video (configure --disable-video too); sound is the null device (--disable-sound). */
 #define PJMEDIA_HAS_VIDEO               0
+
+/* RFC 3261 8.2.2.2 merged requests: pjsua answers 482 to an INVITE whose From tag,
+ * Call-ID and CSeq match a transaction it still holds. A proxy's serial forking (the
+ * follow-me numbers of a forwarded call, all through the one PSTN gateway) sends exactly
+ * that, a moment after the previous number refused; gateways in the field take each as
+ * the new call it is, and so must the test gateway. The IVR never sees one: its INVITEs
+ * come from Kamailio one worker at a time, and a replayed signature is refused anyway. */
+#define PJSUA_DETECT_MERGED_REQUESTS    0
