@@ -25,6 +25,7 @@ from provisioning.cli import (
     recording,
     tariff,
     tenant,
+    voucher,
     xdr,
 )
 from provisioning.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, Context, db_error
@@ -32,7 +33,7 @@ from provisioning.validate import BadInput
 from tollgate import config
 
 GROUPS = (customer, profile, account, alias, product, tariff, app, balance, recording, tenant,
-          admin, xdr)
+          voucher, admin, xdr)
 
 
 class Parser(argparse.ArgumentParser):

@@ -58,13 +58,26 @@ def adjust(conn: psycopg.Connection, account: str, amount: object,
            comment: str = "") -> tuple[loader.Changes, Row]:
     """Apply a manual adjustment and record it; returns the changes and the new balance."""
     value = v.money("amount", amount, negative=True)
+    changes, result, _ = add_funds(conn, account, value, "adjust",
+                                   v.short_text("comment", comment, 500))
+    return changes, result
+
+
+def add_funds(conn: psycopg.Connection, account: str, funds: Decimal, kind: str,
+              comment: str, currency: str | None = None
+              ) -> tuple[loader.Changes, Row, int]:
+    """Add `funds` to what the account may spend (negative takes them away) and record the
+    balance operation `kind`; returns the Redis changes, the new balance and the
+    operation's id. With `currency`, refused unless the account's customer uses it."""
     row = fetch_one(conn, "SELECT a.id, a.billing_model, a.customer_id, c.currency"
                           " FROM accounts a JOIN customers c ON c.id = a.customer_id"
                           " WHERE a.id = %s FOR UPDATE OF a", (account,))
     if row is None:
         raise BadInput(f"unknown account {account}")
+    if currency is not None and currency != row["currency"]:
+        raise BadInput(f"account {account} is in {row['currency']}, not {currency}")
     # a credit balance is what is owed: adding funds lowers it, for the customer too
-    delta = value if row["billing_model"] == "debit" else -value
+    delta = funds if row["billing_model"] == "debit" else -funds
     after = conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s"
                          " RETURNING balance", (delta, row["id"])).fetchone()[0]  # type: ignore[index]
     changes = loader.account_changes(conn, row["id"])
@@ -72,11 +85,13 @@ def adjust(conn: psycopg.Connection, account: str, amount: object,
         conn.execute("UPDATE customers SET balance = balance + %s WHERE id = %s",
                      (delta, row["customer_id"]))
         changes.merge(loader.customer_changes(conn, row["customer_id"]))
-    conn.execute("INSERT INTO balance_operations (account_id, customer_id, kind, amount, currency,"
-                 " balance_after, comment) VALUES (%s, %s, 'adjust', %s, %s, %s, %s)",
-                 (row["id"], row["customer_id"], delta, row["currency"], after,
-                  v.short_text("comment", comment, 500)))
-    return changes, {"account": row["id"], "balance": after, "change": loader.money(delta)}
+    operation = conn.execute(
+        "INSERT INTO balance_operations (account_id, customer_id, kind, amount, currency,"
+        " balance_after, comment) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (row["id"], row["customer_id"], kind, delta, row["currency"], after, comment)
+    ).fetchone()[0]  # type: ignore[index]
+    return changes, {"account": row["id"], "balance": after,
+                     "change": loader.money(delta)}, operation
 
 
 def _show(ctx: Context, account: str) -> int:
