@@ -38,6 +38,11 @@ ROUNDING_AMOUNT = Decimal("0.01")
 ASK, SKIP, REFUSE = "ask", "skip", "refuse"
 BY_ANI, BY_PIN = "ani", "pin"
 
+# what a voucher keyed in by a caller came to, besides the amount it credited
+# (ivr.services.Services.redeem_voucher): one answer for every voucher that cannot be
+# used (unknown, used, expired, another currency), so a guesser learns nothing
+VOUCHER_INVALID, VOUCHER_UNAVAILABLE = "invalid", "unavailable"
+
 
 def first_call_code(settings: Mapping[str, Any], access_number: str) -> str:
     """FIRSTCALL, or FIRST#<access number> (use_fixed_access_code_for_first_calls off)."""

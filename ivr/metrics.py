@@ -9,6 +9,9 @@ CODE_ATTEMPTS = Counter("ivr_code_attempts_total", "Authorization code attempts"
 CARD_LOGINS = Counter("ivr_card_logins_total",
                       "Prepaid card authentications, by method (ani, pin) and result", ["method",
                                                                                        "result"])
+VOUCHERS = Counter("ivr_voucher_redemptions_total",
+                   "Vouchers keyed in by callers, by result (redeemed, invalid, unavailable)",
+                   ["result"])
 TOLL_LEGS = Counter("ivr_toll_legs_total", "Toll legs originated, by final SIP code", ["code"])
 SESSION_XDRS = Counter("ivr_session_xdrs_total",
                        "Session (caller leg) xDRs the IVR emitted, by where they went", ["sink"])

@@ -11,11 +11,13 @@ from decimal import Decimal
 from functools import lru_cache
 
 import psycopg
+import redis
 
 import hotpath
 from billing import money
 from billing import policy as rules
-from provisioning import loader
+from billing.prepaid import VOUCHER_INVALID, VOUCHER_UNAVAILABLE
+from provisioning import loader, vouchers
 from provisioning.cli import alias as alias_cli
 from provisioning.validate import BadInput
 from tollgate import keyspace
@@ -120,6 +122,27 @@ class Services:
                 raise BadInput(f"alias {alias} is not an alias of {account_id}")
             return alias_cli.remove(conn, alias)
         return self._write(remove)
+
+    def redeem_voucher(self, code: str, account_id: str) -> Decimal | str:
+        """Credit the account with a voucher (provisioning/vouchers.py): the amount added,
+        VOUCHER_INVALID (unknown, used, expired or another currency: one answer for all, so
+        a guesser learns nothing) or VOUCHER_UNAVAILABLE (PostgreSQL unreachable)."""
+        try:
+            with psycopg.connect(self.settings.pg_dsn, autocommit=True,
+                                 connect_timeout=3) as conn, conn.transaction():
+                changes, result = vouchers.redeem(conn, code, account_id)
+        except BadInput as exc:
+            log.info("[-] VOUCHER: not redeemed for %s: %s", account_id, exc)
+            return VOUCHER_INVALID
+        except (psycopg.Error, OSError) as exc:
+            log.warning("[-] VOUCHER: %s", exc)
+            return VOUCHER_UNAVAILABLE
+        try:
+            loader.publish(self.directory.client, changes)
+        except redis.RedisError as exc:  # committed: `tollgate resync` brings Redis level
+            log.warning("[-] VOUCHER: credited in PostgreSQL, Redis not updated: %s", exc)
+        self.directory.poll()
+        return Decimal(str(result["amount"]))
 
     def _write(self, fn: Callable[[psycopg.Connection], loader.Changes]) -> bool:
         try:

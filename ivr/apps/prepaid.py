@@ -70,6 +70,7 @@ class Services(Protocol):
     def record_failure(self, key: str, ttl: int) -> int: ...
     def take_slot(self, customer: Record, call_id: str) -> bool: ...
     def give_back_slot(self, customer_id: object, call_id: str) -> None: ...
+    def redeem_voucher(self, code: str, account_id: str) -> Decimal | str: ...
 
 
 @dataclass
@@ -727,8 +728,7 @@ class Prepaid:
             self.card, self.ani_alias = None, ""
             return self._ask_card()
         if key == VOUCHER and self.settings["account_top_up"]:
-            self._log("SELF-CARE", "voucher top-up not available")
-            return self._chain(["voucher_unavailable"], self._dial)
+            return self._ask_voucher()
         if key == DEREGISTER and self.settings["allow_ani_deregistration"] and self.ani_alias:
             assert self.card is not None
             done = self.services.deregister_ani(self.ani_alias, str(self.card["id"]))
@@ -738,6 +738,32 @@ class Prepaid:
         if key == BALANCE:
             return self._chain(self._balance_prompts(), self._dial)
         return self._dial()
+
+    def _ask_voucher(self) -> list[Action]:
+        """Account top-up via voucher: the voucher number, then the new balance."""
+        self._log("SELF-CARE", "voucher top-up")
+        ask = self._question(("enter_voucher",), self._int("min_voucher_length"),
+                             self._int("max_voucher_length"))
+        return self._ask(ask, on_value=self._redeem_voucher, on_fail=self._dial)
+
+    def _redeem_voucher(self, code: str) -> list[Action]:
+        """Credit the card (never logging the number); a wrong number counts toward the
+        caller's lockout like a wrong card number."""
+        assert self.card is not None
+        outcome = self.services.redeem_voucher(code, str(self.card["id"]))
+        if outcome == prepaid.VOUCHER_UNAVAILABLE:
+            self._log("VOUCHER", "top-up unavailable (provisioning database unreachable)")
+            metrics.VOUCHERS.labels("unavailable").inc()
+            return self._chain(["voucher_unavailable"], self._dial)
+        if not isinstance(outcome, Decimal):
+            self._log("VOUCHER", "voucher number not valid")
+            metrics.VOUCHERS.labels("invalid").inc()
+            return self._wrong(("invalid_voucher",))
+        metrics.VOUCHERS.labels("redeemed").inc()
+        self._log("VOUCHER", f"card {self.card['id']} credited {outcome}")
+        self.card = self.services.account(str(self.card["id"])) or self.card
+        self.ask = None
+        return self._chain(["voucher_accepted"] + self._balance_prompts(), self._dial)
 
     # --- the end ------------------------------------------------------------------------
     def _hang_up(self) -> list[Action]:

@@ -10,6 +10,9 @@ IVR's log lines, audio reaching the phone, xDR rows and metrics, never on a paus
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -137,23 +140,54 @@ def test_another_card_from_self_care_pays_for_the_next_call(tg, sip, gateway, re
     assert records.balance(other) == Decimal("3.00") - legs["toll"][4]
 
 
-def test_voucher_top_up_says_it_is_not_available_and_the_session_goes_on(
+def new_voucher(tg, amount: str) -> str:
+    """One voucher of a batch of its own, generated and exported as an operator does."""
+    made = json.loads(tg.cli("--json", "voucher", "generate", "--count", "1", "--amount",
+                             amount, "--currency", "USD").stdout)
+    exported = tg.cli("voucher", "export", str(made["batch"])).stdout
+    return next(csv.DictReader(io.StringIO(exported)))["voucher"]
+
+
+def test_a_voucher_from_self_care_tops_up_the_card_before_the_next_call(
         tg, sip, gateway, records, calls_end):
     card = tenants.prepaid_card(tg, settings={**QUIET, "self_care_menu": True})
+    voucher = new_voucher(tg, "2.50")
     call = at_destination_prompt(tg, sip, card)
     call.send_dtmf("#")
     heard(tg, sip, call, "sc_voucher")
     call.send_dtmf("2")
-    heard(tg, sip, call, "voucher_unavailable")
+    heard(tg, sip, call, "enter_voucher")
+    call.send_dtmf(voucher)
+    heard(tg, sip, call, "voucher_accepted")
     heard(tg, sip, call, "enter_destination", times=2)
-    assert logged(tg, call, "SELF-CARE: voucher top-up not available")
-    assert not call.disconnected
+    assert logged(tg, call, f"VOUCHER: card {card.card} credited 2.5")
+    assert voucher not in ivr_log(tg)  # a voucher number is never logged
+    assert records.balance(card.card) == Decimal("7.50")
+    assert records.query("SELECT kind, amount FROM balance_operations WHERE account_id = %s",
+                         card.card) == [("voucher", Decimal("2.50000"))]
+    # the session goes on: the next call is paid from the topped-up card
     call.send_dtmf(TOLL + "#")
     leg = gateway.wait_incoming(15)
     sip.wait_for(lambda: leg.confirmed, 10, "the destination answering")
     call.hangup_with()
     sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the destination")
     assert xdrs(records, call.call_id, 2)["toll"][:2] == (card.card, TOLL)
+
+
+def test_a_used_voucher_is_refused_and_the_card_keeps_its_balance(tg, sip, records,
+                                                                   calls_end):
+    card = tenants.prepaid_card(tg, settings={**QUIET, "self_care_menu": True})
+    voucher = new_voucher(tg, "1")
+    tg.cli("voucher", "redeem", voucher, card.card)  # used already (by the operator)
+    call = at_destination_prompt(tg, sip, card)
+    call.send_dtmf("#")
+    heard(tg, sip, call, "sc_voucher")
+    call.send_dtmf("2")
+    heard(tg, sip, call, "enter_voucher")
+    call.send_dtmf(voucher)
+    heard(tg, sip, call, "invalid_voucher")
+    assert logged(tg, call, "VOUCHER: voucher number not valid")
+    assert records.balance(card.card) == Decimal("6.00")  # 5.00 + the operator's 1.00
 
 
 def test_ani_deregistration_removes_the_alias_and_the_next_call_asks_for_the_card(

@@ -8,7 +8,13 @@ from decimal import Decimal
 import pytest
 
 import hotpath
-from billing.prepaid import OutgoingCall, password_step, session_charge
+from billing.prepaid import (
+    VOUCHER_INVALID,
+    VOUCHER_UNAVAILABLE,
+    OutgoingCall,
+    password_step,
+    session_charge,
+)
 from ivr.actions import Bridge, Hangup, Originate, Play, SessionXdr, SetTimer, StopPlay
 from ivr.apps.prepaid import BRIDGED, DONE, WARN_TIMER, Caller, Prepaid
 from provisioning.app_settings import defaults
@@ -51,6 +57,9 @@ class FakeServices:
         self.free_slots: int | None = None     # None: the client has no max calls
         self.slots: list[tuple[object, str]] = []
         self.given_back: list[tuple[object, str]] = []
+        self.vouchers: dict[str, Decimal] = {}   # unused voucher number -> amount
+        self.redeemed: list[tuple[str, str]] = []
+        self.database_down = False
 
     def identity(self, some_id):
         if some_id in self.accounts:
@@ -112,6 +121,16 @@ class FakeServices:
     def give_back_slot(self, customer_id, call_id):
         self.given_back.append((customer_id, call_id))
         self.slots.remove((customer_id, call_id))
+
+    def redeem_voucher(self, code, account_id):
+        if self.database_down:
+            return VOUCHER_UNAVAILABLE
+        if code not in self.vouchers:
+            return VOUCHER_INVALID
+        self.redeemed.append((code, account_id))
+        amount = self.vouchers.pop(code)
+        self.balance += amount
+        return amount
 
 
 class Clock:
@@ -499,9 +518,48 @@ def test_self_care_menu_balance_voucher_and_another_card():
     said = played(keys(app, "4"))
     assert said[:4] == ["your_balance_is", "num_10", "cur_USD_majors", "enter_destination"]
     keys(app, "#")
-    assert played(keys(app, "2"))[:2] == ["voucher_unavailable", "enter_destination"]
+    assert played(keys(app, "2")) == ["enter_voucher"]
+
+
+VOUCHER_NUMBER = "48213370551"
+
+
+def voucher_menu(services, **settings):
+    app = card_app(services, self_care_menu=True, play_welcome_message=False, **settings)
+    app.start()
+    keys(app, CARD["id"])
     keys(app, "#")
-    assert played(keys(app, "1")) == ["enter_card"]
+    assert played(keys(app, "2")) == ["enter_voucher"]
+    return app
+
+
+def test_a_voucher_tops_the_card_up_and_the_new_balance_is_announced():
+    services = FakeServices(balance="10.00")
+    services.vouchers[VOUCHER_NUMBER] = Decimal("5")
+    app = voucher_menu(services)
+    said = played(keys(app, VOUCHER_NUMBER))
+    assert said[:4] == ["voucher_accepted", "your_balance_is", "num_15", "cur_USD_majors"]
+    assert said[-1] == "enter_destination"
+    assert services.redeemed == [(VOUCHER_NUMBER, CARD["id"])]
+
+
+def test_a_wrong_voucher_number_is_asked_again_and_counts_toward_the_lockout():
+    services = FakeServices()
+    app = voucher_menu(services, lockout_failures=2)
+    assert played(keys(app, "11111111111"))[:1] == ["invalid_voucher"]
+    assert services.fails == {"ani:0212345678": 1}
+    assert played(keys(app, "22222222222")) == ["locked_out"]
+    assert services.redeemed == []
+
+
+def test_a_voucher_when_the_database_is_down_is_not_the_callers_fault():
+    services = FakeServices()
+    services.database_down = True
+    services.vouchers[VOUCHER_NUMBER] = Decimal("5")
+    app = voucher_menu(services)
+    said = played(keys(app, VOUCHER_NUMBER))
+    assert said[:2] == ["voucher_unavailable", "enter_destination"]
+    assert services.fails == {}
 
 
 def test_ani_deregistration_in_self_care():
