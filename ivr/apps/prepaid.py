@@ -45,6 +45,9 @@ REAUTH_TIMER = "reauthorize"    # the next dynamic reauthorization
 REAUTH_EVERY_S = 10.0           # at most this long between two reauthorizations
 DESTINATION_DIGITS = 32
 REGISTER, SKIP_REGISTER = "1", "2"
+# wrong voucher numbers one access number takes (from all its callers together) for each
+# one a single caller may key before the lockout
+VOUCHER_GUESSES_PER_LOCKOUT = 10
 # self-care menu keys
 ANOTHER_CARD, VOUCHER, DEREGISTER, BALANCE, BACK = "1", "2", "3", "4", "*"
 # prompts of a refused outgoing call, by its final SIP code
@@ -403,6 +406,14 @@ class Prepaid:
         one access number share one counter)."""
         return f"ani:{self.caller.ani or 'anonymous@' + self.caller.access_number}"
 
+    def _voucher_key(self) -> str:
+        """Wrong voucher numbers keyed at this access number, whoever keyed them."""
+        return f"voucher@{self.caller.access_number}"
+
+    def _voucher_limit(self) -> int:
+        """Wrong voucher numbers an access number takes within lockout_seconds."""
+        return VOUCHER_GUESSES_PER_LOCKOUT * self._int("lockout_failures")
+
     def _wrong(self, prompts: tuple[str, ...]) -> list[Action]:
         """A wrong card number, auth code or password: counted across calls."""
         failures = self.services.record_failure(self._guess_key(), self._int("lockout_seconds"))
@@ -740,7 +751,13 @@ class Prepaid:
         return self._dial()
 
     def _ask_voucher(self) -> list[Action]:
-        """Account top-up via voucher: the voucher number, then the new balance."""
+        """Account top-up via voucher: the voucher number, then the new balance. An access
+        number that heard too many wrong voucher numbers lately (from any callers: a
+        guesser may change caller numbers) takes none until the count expires."""
+        if self.services.failures(self._voucher_key()) >= self._voucher_limit():
+            self._log("LOCKOUT", f"voucher top-up at {self.caller.access_number} is locked")
+            metrics.VOUCHERS.labels("locked").inc()
+            return self._chain(["voucher_unavailable"], self._dial)
         self._log("SELF-CARE", "voucher top-up")
         ask = self._question(("enter_voucher",), self._int("min_voucher_length"),
                              self._int("max_voucher_length"))
@@ -758,6 +775,7 @@ class Prepaid:
         if not isinstance(outcome, Decimal):
             self._log("VOUCHER", "voucher number not valid")
             metrics.VOUCHERS.labels("invalid").inc()
+            self.services.record_failure(self._voucher_key(), self._int("lockout_seconds"))
             return self._wrong(("invalid_voucher",))
         metrics.VOUCHERS.labels("redeemed").inc()
         self._log("VOUCHER", f"card {self.card['id']} credited {outcome}")

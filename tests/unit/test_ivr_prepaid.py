@@ -547,8 +547,21 @@ def test_a_wrong_voucher_number_is_asked_again_and_counts_toward_the_lockout():
     services = FakeServices()
     app = voucher_menu(services, lockout_failures=2)
     assert played(keys(app, "11111111111"))[:1] == ["invalid_voucher"]
-    assert services.fails == {"ani:0212345678": 1}
+    assert services.fails == {"ani:0212345678": 1, f"voucher@{ACCESS}": 1}
     assert played(keys(app, "22222222222")) == ["locked_out"]
+    assert services.redeemed == []
+
+
+def test_an_access_number_that_heard_too_many_wrong_vouchers_takes_none_for_a_while():
+    services = FakeServices()
+    services.vouchers[VOUCHER_NUMBER] = Decimal("5")
+    # ten times what one caller may get wrong, keyed by many callers together
+    services.fails[f"voucher@{ACCESS}"] = 10 * defaults("prepaid")["lockout_failures"]
+    app = card_app(services, self_care_menu=True, play_welcome_message=False)
+    app.start()
+    keys(app, CARD["id"])
+    keys(app, "#")
+    assert played(keys(app, "2"))[:2] == ["voucher_unavailable", "enter_destination"]
     assert services.redeemed == []
 
 
