@@ -10,7 +10,8 @@ CARD_LOGINS = Counter("ivr_card_logins_total",
                       "Prepaid card authentications, by method (ani, pin) and result", ["method",
                                                                                        "result"])
 VOUCHERS = Counter("ivr_voucher_redemptions_total",
-                   "Vouchers keyed in by callers, by result (redeemed, invalid, unavailable, locked)",
+                   "Vouchers keyed in by callers, by result (redeemed, invalid, "
+                   "unavailable, locked)",
                    ["result"])
 TOLL_LEGS = Counter("ivr_toll_legs_total", "Toll legs originated, by final SIP code", ["code"])
 SESSION_XDRS = Counter("ivr_session_xdrs_total",
