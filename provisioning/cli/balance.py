@@ -94,6 +94,13 @@ def add_funds(conn: psycopg.Connection, account: str, funds: Decimal, kind: str,
                      "change": loader.money(delta)}, operation
 
 
+def _transfer(ctx: Context, a: Any) -> int:
+    from provisioning import transfers  # it credits through add_funds, above
+
+    minimum = v.money("minimum", a.minimum)
+    return write(ctx, lambda c: transfers.transfer(c, a.donor, a.recipient, minimum))
+
+
 def _show(ctx: Context, account: str) -> int:
     client = ctx.redis()
     try:
@@ -116,3 +123,9 @@ def register(sub: Any) -> None:
     p.add_argument("--comment", default="", help="why (kept with the operation)")
     p.set_defaults(func=lambda ctx, a: write(ctx, lambda c: adjust(c, a.account, a.amount,
                                                                    a.comment)))
+    p = actions.add_parser("transfer", help="move an unused prepaid card's whole balance to "
+                                            "an account of the same product and currency")
+    p.add_argument("donor", help="the debit account (card) that gives all it holds")
+    p.add_argument("recipient")
+    p.add_argument("--minimum", default="0", help="refused when the donor holds less")
+    p.set_defaults(func=_transfer)

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 import redis
 
-from provisioning import cli
 from provisioning.migrate import migrate
+from tests.cli import Tollgate
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -21,21 +21,6 @@ DEMO = ROOT / "demo" / "smart-calls.yaml"
 TABLES = ("customers", "accounts", "aliases", "ids", "products", "tariffs", "rates",
           "rating_entries", "voice_applications", "access_numbers", "balance_operations",
           "rating_profiles")
-
-
-class Tollgate:
-    """Runs `tollgate ...` in-process against the test's servers and keeps its output."""
-
-    def __init__(self, dsn: str, redis_url: str, capsys):
-        self.dsn, self.redis_url, self.capsys = dsn, redis_url, capsys
-        self.out = self.err = ""
-
-    def __call__(self, *argv: str) -> int:
-        self.capsys.readouterr()
-        code = cli.main(["--dsn", self.dsn, "--redis", self.redis_url, *argv])
-        captured = self.capsys.readouterr()
-        self.out, self.err = captured.out, captured.err
-        return code
 
 
 @pytest.fixture

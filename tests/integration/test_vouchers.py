@@ -8,43 +8,22 @@ import csv
 import io
 import threading
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from provisioning import cli, vouchers
-from provisioning.migrate import migrate
+from provisioning import vouchers
 from provisioning.validate import BadInput
 
 pytestmark = pytest.mark.integration
 
-DEMO = Path(__file__).resolve().parents[2] / "demo" / "smart-calls.yaml"
 CARD = "55500000001"      # demo: a debit card holding 5.00 USD
 RACHEL = "17785551209"    # demo: a credit account (owes 0.00, limit 50.00 USD)
 
 
-class Tollgate:
-    """`tollgate ...` in-process against the test's servers, keeping its output."""
-
-    def __init__(self, dsn: str, redis_url: str, capsys):
-        self.dsn, self.redis_url, self.capsys = dsn, redis_url, capsys
-        self.out = self.err = ""
-
-    def __call__(self, *argv: str) -> int:
-        self.capsys.readouterr()
-        code = cli.main(["--dsn", self.dsn, "--redis", self.redis_url, *argv])
-        captured = self.capsys.readouterr()
-        self.out, self.err = captured.out, captured.err
-        return code
-
-
 @pytest.fixture
-def tg(pg_dsn, redis_server, redis_client, capsys):
-    migrate(pg_dsn)
-    tool = Tollgate(pg_dsn, redis_server.url(), capsys)
-    assert tool("import", str(DEMO)) == 0, tool.err
-    return tool
+def tg(demo_cli):
+    return demo_cli
 
 
 def batch_of(tg, count: int = 3, amount: str = "10", *extra: str) -> list[str]:
