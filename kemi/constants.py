@@ -31,6 +31,7 @@ AVP_FM_NEXT = "$avp(tg_fm_next)"          # index of the next follow-me number t
 ROUTE_ONREPLY = "ksr_onreply_manage"
 ROUTE_FAILURE = "ksr_failure_manage"
 ROUTE_BRANCH_IVR = "ksr_branch_ivr"
+ROUTE_BRANCH_FOLLOW_ME = "ksr_branch_follow_me"
 ROUTE_TIMEOUT = "dialog:timeout"   # the dialog event a capped call's timeout runs
 
 

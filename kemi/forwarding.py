@@ -10,6 +10,8 @@ forwarded one (`out`, the DID account at its rate) and the incoming one (`in`).
 """
 from __future__ import annotations
 
+import re
+
 import KSR
 
 from billing import classify
@@ -17,10 +19,13 @@ from billing import forwarding as rules
 from billing.classify import Decision
 from kemi import authorize, calls, log, message, policy
 from kemi.constants import (
+    ACCESS_INCOMING,
     AVP_FM_ACCOUNT,
     AVP_FM_NEXT,
     EXIT,
+    LEG_IN,
     LEG_OUT,
+    ROUTE_BRANCH_FOLLOW_ME,
     ROUTE_FAILURE,
     ROUTE_ONREPLY,
     dlg_var,
@@ -45,11 +50,20 @@ def follow_me(rt: Runtime) -> int | None:
         return calls.refuse(rules.LOOP)
     KSR.pv.sets(AVP_FM_ACCOUNT, account["id"])
     KSR.pv.seti(AVP_FM_NEXT, 0)
-    KSR.hdr.append(f"Diversion: <sip:{account['id']}@{rt.settings.sip_domain}>"
-                   ";reason=unconditional\r\n")
-    if next_target(rt, account, first=True):
-        return EXIT
-    return calls.refuse(rules.NO_TARGET)
+    picked = _pick(rt, account)
+    if picked is None:  # no number it may call: its phones ring as for any call in
+        KSR.pv.unset(AVP_FM_ACCOUNT)
+        return None
+    target, decision = picked
+    # the account's registered phones ring with the first number, for its timeout
+    KSR.pv.sets("$rU", account["id"])
+    if KSR.registrar.lookup("location") > 0:
+        KSR.corex.append_branch_uri(rt.gateway_uri(target.number))
+        log.info("FOLLOW-ME", f"{account['id']}'s phones ring with {target.number}")
+    else:
+        KSR.pv.sets("$ru", rt.gateway_uri(target.number))
+    _relay(rt, account, target, decision, first=True)
+    return EXIT
 
 
 def on_failure(rt: Runtime) -> int:
@@ -65,13 +79,25 @@ def on_failure(rt: Runtime) -> int:
             log.info("FOLLOW-ME", f"{KSR.pv.get('$ru')} answered {status}: next number")
             authorize.release(rt, KSR.pv.get("$ci"), account["id"],
                               str(account.get("customer_id")))
-            if next_target(rt, account, first=False):
+            if next_target(rt, account):
                 return 1
     return calls.on_failure(rt)
 
 
-def next_target(rt: Runtime, account: Record, first: bool) -> bool:
-    """Relay the call to the next follow-me number that may be called; False when none."""
+def next_target(rt: Runtime, account: Record) -> bool:
+    """From the failure route: relay the call to the next follow-me number that may be
+    called; False when none is left."""
+    picked = _pick(rt, account)
+    if picked is None:
+        return False
+    target, decision = picked
+    KSR.pv.sets("$ru", rt.gateway_uri(target.number))
+    return _relay(rt, account, target, decision, first=False)
+
+
+def _pick(rt: Runtime, account: Record) -> tuple[rules.Target, Decision] | None:
+    """The next follow-me number that does not loop and that the account may call, its
+    funds or call slot taken; None when none is left."""
     plan = rules.targets(account)
     index = KSR.pv.get(AVP_FM_NEXT)
     index = index if isinstance(index, int) else len(plan)
@@ -84,12 +110,11 @@ def next_target(rt: Runtime, account: Record, first: bool) -> bool:
             metrics.FOLLOW_ME.labels("loop").inc()
             continue
         decision = _authorized(rt, account, target.number)
-        if decision is None:
-            continue
-        metrics.FOLLOW_ME.labels("branch").inc()
-        return _relay(rt, account, target, decision, first)
+        if decision is not None:
+            metrics.FOLLOW_ME.labels("branch").inc()
+            return target, decision
     metrics.FOLLOW_ME.labels("exhausted").inc()
-    return False
+    return None
 
 
 def _authorized(rt: Runtime, account: Record, number: str) -> Decision | None:
@@ -116,14 +141,13 @@ def _authorized(rt: Runtime, account: Record, number: str) -> Decision | None:
 
 def _relay(rt: Runtime, account: Record, target: rules.Target, decision: Decision,
            first: bool) -> bool:
-    """Ring `target` for its timeout: the first number through calls.relay (media, dialog,
-    billing context), the next ones from the failure route (the dialog's context updated)."""
-    KSR.pv.sets("$ru", rt.gateway_uri(target.number))
+    """Ring `target` (the request's branches) for its timeout: the first number through
+    calls.relay (media, dialog, billing context), the next ones from the failure route
+    (the dialog's context updated). The branch route dresses the gateway's branches."""
     KSR.tm.t_set_fr(target.ring_s * 1000, target.ring_s * 1000)
+    KSR.tm.t_on_branch(ROUTE_BRANCH_FOLLOW_ME)
     if first:
         caller = message.pv("$fU")
-        policy.present_ddi(None, None, rt.settings.sip_domain)  # no identity from outside
-        KSR.hdr.append(f"P-Asserted-Identity: <sip:{account['id']}@{rt.settings.sip_domain}>\r\n")
         calls.relay(rt, decision, LEG_OUT, KSR.pv.get("$ci"), account["id"],
                     target.number)
         KSR.pv.sets(dlg_var("in_cli"), caller if calls.ANI.fullmatch(caller) else "")
@@ -143,6 +167,37 @@ def _relay(rt: Runtime, account: Record, target: rules.Target, decision: Decisio
     log.info("RELAY", f"follow-me {account['id']} -> {target.number} "
                       f"(max {decision.max_duration})")
     return True
+
+
+def dress_branch(rt: Runtime) -> int:
+    """The branch route: a branch to the gateway (a follow-me number) presents the DID and
+    says where it was forwarded from; a branch to the account's own phone keeps the
+    caller's identity."""
+    hostport = re.split(r"[;>?]", str(KSR.pv.get("$ru") or "").split("@", 1)[-1])[0]
+    if hostport != rt.settings.pstn_gateway:
+        return 1
+    did, domain = message.pv(AVP_FM_ACCOUNT), rt.settings.sip_domain
+    policy.present_ddi(None, None, domain)  # no identity from outside goes on
+    KSR.hdr.append(f"P-Asserted-Identity: <sip:{did}@{domain}>\r\n")
+    KSR.hdr.append(f"Diversion: <sip:{did}@{domain}>;reason=unconditional\r\n")
+    return 1
+
+
+def on_reply(rt: Runtime) -> int:
+    """The reply route: a forwarded call that one of the account's own phones answered is
+    a plain call in (no follow-me leg to bill, its funds given back); then calls.on_reply."""
+    status = KSR.pv.get("$rs")
+    if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300 \
+            and message.pv(dlg_var("forwarded")) and not calls.from_pstn_gateway(rt):
+        values = {name: message.pv(dlg_var(name)) for name in ("payer", "customer", "in_cli")}
+        authorize.release(rt, KSR.pv.get("$ci"), values["payer"], values["customer"])
+        for name, value in (("leg", LEG_IN), ("cli", values["in_cli"]),
+                            ("cld", values["payer"]), ("access_code", ACCESS_INCOMING),
+                            ("reserved", ""), ("max_duration", ""), ("forwarded", "")):
+            KSR.pv.sets(dlg_var(name), value)
+        KSR.dialog.dlg_set_timeout(rt.settings.max_call_duration)
+        log.info("FOLLOW-ME", f"{values['payer']}'s own phone answered: a call in")
+    return calls.on_reply(rt)
 
 
 def _on_net(rt: Runtime, number: str) -> bool:

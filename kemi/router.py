@@ -57,13 +57,18 @@ class Router:
     def ksr_onsend_route(self, msg: object) -> int:
         return 1
 
-    # replies to calls we relayed: rtpengine answers for SDP in 18x/2xx
+    # replies to calls we relayed: rtpengine answers for SDP in 18x/2xx (a forwarded call
+    # its own phone answered is a call in)
     def ksr_onreply_manage(self, msg: object) -> int:
-        return _guarded("REPLY", calls.on_reply, self.rt)
+        return _guarded("REPLY", forwarding.on_reply, self.rt)
 
     # each branch to an IVR worker: its own signature, good while we wait for that worker
     def ksr_branch_ivr(self, msg: object) -> int:
         return _guarded("IVR-BRANCH", calls.sign_ivr_branch, self.rt)
+
+    # each branch of a forwarded call: the gateway's present the DID
+    def ksr_branch_follow_me(self, msg: object) -> int:
+        return _guarded("FOLLOW-ME-BRANCH", forwarding.dress_branch, self.rt)
 
     # a branch failed: the next follow-me number, the next IVR worker, or the answer upstream
     def ksr_failure_manage(self, msg: object) -> int:

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from tests import tenants
-from tests.calls import TOLL, from_the_pstn, talking
+from tests.calls import TOLL, from_the_pstn, phone, talking
 from tollgate import keyspace
 
 pytestmark = pytest.mark.e2e
@@ -145,3 +145,31 @@ def test_an_account_that_rings_keeps_ringing_its_phones(tg, sip, gateway, calls_
     sip.wait_for(lambda: call.disconnected, 10, "the answer")
     assert call.last_code == 480  # no phone registered
     assert gateway.incoming == []
+
+
+def test_the_dids_own_phone_rings_with_the_first_number_and_answering_it_is_a_call_in(
+        tg, sip, gateway, records, calls_end):
+    office = tenants.office(tg, "jake")
+    did = forwarding(tg, office, "jake", f"{TOLL}/30")
+    desk = phone(tg, sip, "jake-desk", office.jake)
+    gateway.answer = None  # the mobile rings and is never answered
+    call = from_the_pstn(tg, gateway, did, CALLER)
+    mobile = next_invite(sip, gateway, 1, call)
+    at_desk = desk.wait_incoming(15)
+    # the desk phone sees who calls; the mobile sees the DID
+    assert "Diversion" not in at_desk.request and f"sip:{did}@" not in \
+        at_desk.header("P-Asserted-Identity")
+    assert f"sip:{did}@" in mobile.header("P-Asserted-Identity")
+    # (the desk phone answers at once)
+    sip.wait_for(lambda: call.confirmed, 10, "the caller connected to the desk phone")
+    sip.wait_for(lambda: mobile.disconnected, 10, "the CANCEL of the mobile")
+    talking(sip, call, at_desk)
+    call.hangup_with()
+    sip.wait_for(lambda: at_desk.disconnected, 10, "the BYE reaching the desk")
+    rows = records.settled_xdrs(call.call_id, 1)
+    assert [(leg, account, cld, amount) for leg, account, cld, _, amount in rows] == [
+        ("in", did, did, 0)]
+    assert records.query("SELECT cli, access_code FROM xdrs WHERE call_id = %s",
+                         call.call_id) == [(CALLER, "IN")]
+    client = records.redis()
+    assert not client.hexists(keyspace.reservations("account", did), call.call_id)

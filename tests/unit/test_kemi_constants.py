@@ -29,7 +29,8 @@ def test_every_route_name_is_a_router_method():
     from tests.unit import fake_ksr
     fake_ksr.install()
     from kemi.router import Router
-    for name in (constants.ROUTE_ONREPLY, constants.ROUTE_FAILURE, constants.ROUTE_BRANCH_IVR):
+    for name in (constants.ROUTE_ONREPLY, constants.ROUTE_FAILURE, constants.ROUTE_BRANCH_IVR,
+                 constants.ROUTE_BRANCH_FOLLOW_ME):
         assert callable(getattr(Router, name, None)), name
     assert '"event_callback", "ksr_dialog_event"' in CFG.read_text()
 
