@@ -137,7 +137,11 @@ def from_phone(rt: Runtime) -> int | None:
             return refuse(refusal, rt, caller, customer)
     session = KSR.pv.get("$ci")
     if decision.route == classify.ONNET:
-        return to_registered(rt, rt.directory.account(dialed), decision, LEG_ONNET)
+        callee = rt.directory.account(dialed)
+        from kemi import forwarding  # it builds on this module's steps
+        if callee is not None and forwarding.from_phone(rt, caller, callee) == EXIT:
+            return EXIT
+        return to_registered(rt, callee, decision, LEG_ONNET)
     if decision.route == classify.IVR:
         return to_ivr(rt, caller, dialed, session)
     return toll_out(rt, decision, dialed, LEG_OUT, session, cli=caller["id"], presenter=caller)
@@ -295,9 +299,11 @@ def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: s
 
 
 def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld: str,
-          access_code: str = "", before: int = 0) -> int:
+          access_code: str = "", before: int = 0,
+          context: dict[str, str] | None = None) -> int:
     """Anchor media in rtpengine (the client's media relay set), track the dialog (with its
-    billing context), relay."""
+    billing context, and any more `context` dialog variables: all set before the INVITE
+    leaves, as its replies may be handled at once by another worker), relay."""
     KSR.rr.record_route()
     customer = (rt.directory.customer(decision.customer_id)
                 if decision.customer_id is not None else None)
@@ -327,7 +333,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("cap_before", before or ""), ("slot", rt.req.slot),
                         ("media_set", rt.req.media_set),
                         ("recorded", "1" if rt.req.record else ""),
-                        ("keys_watched", "1" if watched else "")):
+                        ("keys_watched", "1" if watched else ""),
+                        *(context or {}).items()):
         KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)

@@ -45,7 +45,8 @@ def dlg_var(name: str) -> str:
 DLG_VARS = ("payer", "customer", "leg", "session", "cli", "cld", "access_code", "setup_ts",
             "connect_ts", "reserved", "max_duration", "cap_before", "slot", "media_set",
             "recorded", "dtmf", "keys_watched", "final_code",
-            "final_reason", "forwarded", "in_cli")
+            "final_reason", "forwarded", "in_leg", "in_payer", "in_customer", "in_cli",
+            "in_access_code")
 
 # legs of a call, as xDRs name them
 LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"

@@ -10,7 +10,7 @@ import redis
 
 from billing.xdr import XdrError, XdrEvent
 from kemi import authorize, message, policy
-from kemi.constants import ACCESS_INCOMING, DLG_VARS, LEG_IN, ROUTE_TIMEOUT, dlg_var
+from kemi.constants import DLG_VARS, LEG_IN, ROUTE_TIMEOUT, dlg_var
 from kemi.runtime import Runtime
 from tollgate import keyspace, metrics
 
@@ -52,7 +52,7 @@ def on_event(rt: Runtime, event: str) -> int:
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
     _emit(rt, call_id, values, code, reason, answered=event != FAILED)
-    if values["forwarded"]:  # a call in forwarded to a follow-me number: its incoming leg
+    if values["forwarded"]:  # forwarded to a follow-me number: the leg that reached it
         _emit(rt, call_id, incoming_leg(values), code, reason, answered=event != FAILED)
     keyed = bool(values["keys_watched"]) and policy.keys_recorded(rt, call_id)
     if (values["recorded"] or keyed) and event != FAILED:
@@ -72,11 +72,15 @@ def _recorded(rt: Runtime, call_id: str, values: dict[str, str]) -> None:
 
 
 def incoming_leg(values: dict[str, str]) -> dict[str, str]:
-    """The leg in from the PSTN of a forwarded call: the caller to the DID, rated with the
-    incoming access code (free unless the DID's product rates IN), as a call in that rings
-    the account's phones is."""
-    return {**values, "leg": LEG_IN, "cli": values["in_cli"], "cld": values["payer"],
-            "access_code": ACCESS_INCOMING}
+    """The leg that reached a forwarded account (kemi/forwarding.py): from the PSTN, the
+    caller to the DID at the incoming access code (free unless the DID's product rates
+    IN), as a call in that rings the account's phones is; from a phone of the platform,
+    its on-net call, paid by that caller."""
+    return {**values, "leg": values["in_leg"] or LEG_IN,
+            "payer": values["in_payer"] or values["payer"],
+            "customer": values["in_customer"] or values["customer"],
+            "cli": values["in_cli"], "cld": values["payer"],
+            "access_code": values["in_access_code"], "max_duration": ""}
 
 
 def mark_connected() -> None:

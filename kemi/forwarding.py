@@ -6,24 +6,28 @@ Each number is authorized as an outgoing call of the DID account (its rate, its 
 reserved, one of its client's external call slots), the far end sees the DID, and a
 Diversion header names it. The failure route moves on to the next number; the caller
 hears the last number's answer when none picks up. The dialog's end bills two legs: the
-forwarded one (`out`, the DID account at its rate) and the incoming one (`in`).
+forwarded one (`out`, the DID account at its rate) and the one that reached the DID (`in`
+from the PSTN, or `onnet` from a phone of the platform, paid by its caller).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import KSR
 
 from billing import classify
 from billing import forwarding as rules
 from billing.classify import Decision
-from kemi import authorize, calls, log, message, policy
+from kemi import authorize, calls, dialogs, log, message, policy
 from kemi.constants import (
     ACCESS_INCOMING,
     AVP_FM_ACCOUNT,
     AVP_FM_NEXT,
+    DLG_VARS,
     EXIT,
     LEG_IN,
+    LEG_ONNET,
     LEG_OUT,
     ROUTE_BRANCH_FOLLOW_ME,
     ROUTE_FAILURE,
@@ -48,10 +52,41 @@ def follow_me(rt: Runtime) -> int | None:
     if account["id"] in _forwarded_from():
         metrics.FOLLOW_ME.labels("loop").inc()
         return calls.refuse(rules.LOOP)
+    caller = message.pv("$fU")
+    incoming = Incoming(LEG_IN, account["id"], str(account.get("customer_id") or ""),
+                        caller if calls.ANI.fullmatch(caller) else "", ACCESS_INCOMING)
+    return forward(rt, account, incoming)
+
+
+def from_phone(rt: Runtime, caller: Record, callee: Record) -> int | None:
+    """An on-net call from a phone of the platform to an account that forwards (called by
+    calls.from_phone): forwarded as a call in from the PSTN is, the caller's own leg an
+    on-net one it pays for as usual; None when the callee does not forward."""
+    if not rules.targets(callee):
+        return None
+    incoming = Incoming(LEG_ONNET, str(caller["id"]), str(caller.get("customer_id") or ""),
+                        str(caller["id"]), "")
+    return forward(rt, callee, incoming)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """The leg that reached the forwarding account, billed when the call ends: a call in
+    from the PSTN (`in`, the DID pays at IN) or an on-net call (`onnet`, its caller)."""
+    leg: str
+    payer: str
+    customer: str
+    cli: str
+    access_code: str
+
+
+def forward(rt: Runtime, account: Record, incoming: Incoming) -> int | None:
+    """Ring the account's first follow-me number it may call, with its registered phones;
+    None (nothing relayed) when it may call none: its phones ring as for any call."""
     KSR.pv.sets(AVP_FM_ACCOUNT, account["id"])
     KSR.pv.seti(AVP_FM_NEXT, 0)
     picked = _pick(rt, account)
-    if picked is None:  # no number it may call: its phones ring as for any call in
+    if picked is None:
         KSR.pv.unset(AVP_FM_ACCOUNT)
         return None
     target, decision = picked
@@ -62,7 +97,7 @@ def follow_me(rt: Runtime) -> int | None:
         log.info("FOLLOW-ME", f"{account['id']}'s phones ring with {target.number}")
     else:
         KSR.pv.sets("$ru", rt.gateway_uri(target.number))
-    _relay(rt, account, target, decision, first=True)
+    _relay(rt, account, target, decision, incoming)
     return EXIT
 
 
@@ -92,7 +127,7 @@ def next_target(rt: Runtime, account: Record) -> bool:
         return False
     target, decision = picked
     KSR.pv.sets("$ru", rt.gateway_uri(target.number))
-    return _relay(rt, account, target, decision, first=False)
+    return _relay(rt, account, target, decision, None)
 
 
 def _pick(rt: Runtime, account: Record) -> tuple[rules.Target, Decision] | None:
@@ -140,18 +175,17 @@ def _authorized(rt: Runtime, account: Record, number: str) -> Decision | None:
 
 
 def _relay(rt: Runtime, account: Record, target: rules.Target, decision: Decision,
-           first: bool) -> bool:
+           incoming: Incoming | None) -> bool:
     """Ring `target` (the request's branches) for its timeout: the first number through
     calls.relay (media, dialog, billing context), the next ones from the failure route
     (the dialog's context updated). The branch route dresses the gateway's branches."""
     KSR.tm.t_set_fr(target.ring_s * 1000, target.ring_s * 1000)
     KSR.tm.t_on_branch(ROUTE_BRANCH_FOLLOW_ME)
-    if first:
-        caller = message.pv("$fU")
-        calls.relay(rt, decision, LEG_OUT, KSR.pv.get("$ci"), account["id"],
-                    target.number)
-        KSR.pv.sets(dlg_var("in_cli"), caller if calls.ANI.fullmatch(caller) else "")
-        KSR.pv.sets(dlg_var("forwarded"), "1")
+    if incoming is not None:  # the first number: the request route
+        calls.relay(rt, decision, LEG_OUT, KSR.pv.get("$ci"), account["id"], target.number,
+                    context={"in_leg": incoming.leg, "in_payer": incoming.payer,
+                             "in_customer": incoming.customer, "in_cli": incoming.cli,
+                             "in_access_code": incoming.access_code, "forwarded": "1"})
         return True
     for name, value in (("cld", target.number), ("reserved", decision.reserve or ""),
                         ("max_duration", decision.max_duration or "")):
@@ -189,14 +223,15 @@ def on_reply(rt: Runtime) -> int:
     status = KSR.pv.get("$rs")
     if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300 \
             and message.pv(dlg_var("forwarded")) and not calls.from_pstn_gateway(rt):
-        values = {name: message.pv(dlg_var(name)) for name in ("payer", "customer", "in_cli")}
+        values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
         authorize.release(rt, KSR.pv.get("$ci"), values["payer"], values["customer"])
-        for name, value in (("leg", LEG_IN), ("cli", values["in_cli"]),
-                            ("cld", values["payer"]), ("access_code", ACCESS_INCOMING),
-                            ("reserved", ""), ("max_duration", ""), ("forwarded", "")):
-            KSR.pv.sets(dlg_var(name), value)
+        for name, value in dialogs.incoming_leg(values).items():
+            if name in ("leg", "payer", "customer", "cli", "cld", "access_code"):
+                KSR.pv.sets(dlg_var(name), value)
+        for name in ("reserved", "max_duration", "forwarded"):
+            KSR.pv.sets(dlg_var(name), "")
         KSR.dialog.dlg_set_timeout(rt.settings.max_call_duration)
-        log.info("FOLLOW-ME", f"{values['payer']}'s own phone answered: a call in")
+        log.info("FOLLOW-ME", f"{values['payer']}'s own phone answered: no forwarded leg")
     return calls.on_reply(rt)
 
 

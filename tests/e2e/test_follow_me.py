@@ -152,7 +152,7 @@ def test_the_dids_own_phone_rings_with_the_first_number_and_answering_it_is_a_ca
     office = tenants.office(tg, "jake")
     did = forwarding(tg, office, "jake", f"{TOLL}/30")
     desk = phone(tg, sip, "jake-desk", office.jake)
-    gateway.answer = None  # the mobile rings and is never answered
+    desk.answer = gateway.answer = None  # both ring; Jake picks up at his desk
     call = from_the_pstn(tg, gateway, did, CALLER)
     mobile = next_invite(sip, gateway, 1, call)
     at_desk = desk.wait_incoming(15)
@@ -160,7 +160,7 @@ def test_the_dids_own_phone_rings_with_the_first_number_and_answering_it_is_a_ca
     assert "Diversion" not in at_desk.request and f"sip:{did}@" not in \
         at_desk.header("P-Asserted-Identity")
     assert f"sip:{did}@" in mobile.header("P-Asserted-Identity")
-    # (the desk phone answers at once)
+    at_desk.answer_with(200)
     sip.wait_for(lambda: call.confirmed, 10, "the caller connected to the desk phone")
     sip.wait_for(lambda: mobile.disconnected, 10, "the CANCEL of the mobile")
     talking(sip, call, at_desk)
@@ -173,3 +173,21 @@ def test_the_dids_own_phone_rings_with_the_first_number_and_answering_it_is_a_ca
                          call.call_id) == [(CALLER, "IN")]
     client = records.redis()
     assert not client.hexists(keyspace.reservations("account", did), call.call_id)
+
+
+def test_a_colleague_calling_the_did_from_the_platform_is_forwarded_too(
+        tg, sip, gateway, records, calls_end):
+    office = tenants.office(tg, "jake", "mark")
+    did = forwarding(tg, office, "jake", f"{TOLL}/30")
+    mark = phone(tg, sip, "mark-desk", office.mark)
+    call = mark.call(f"sip:{did}@{tg.sip_target}")
+    leg = next_invite(sip, gateway, 1, call)
+    assert TOLL in request_line(leg) and f"sip:{did}@" in leg.header("P-Asserted-Identity")
+    sip.wait_for(lambda: call.confirmed, 10, "Mark connected to Jake's mobile")
+    talking(sip, call, leg)
+    call.hangup_with()
+    sip.wait_for(lambda: leg.disconnected, 10, "the BYE reaching the mobile")
+    rows = records.settled_xdrs(call.call_id, 2)
+    # Mark's own call stays an on-net one (free); Jake's DID pays the forwarded minute
+    assert [(leg, account, cld, amount) for leg, account, cld, _, amount in rows] == [
+        ("onnet", office.mark.id, did, 0), ("out", did, TOLL, Decimal("0.02"))]
