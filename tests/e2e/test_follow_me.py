@@ -41,6 +41,15 @@ def next_invite(sip, gateway, count: int, call, timeout: float = 15):
     return leg
 
 
+def billed_after_talking(sip, records, call, far, legs: int) -> list[tuple]:
+    """Audio both ways, the caller hangs up: (leg, account, cld, amount) of each xDR."""
+    talking(sip, call, far)
+    call.hangup_with()
+    sip.wait_for(lambda: far.disconnected, 10, "the BYE reaching the far end")
+    rows = records.settled_xdrs(call.call_id, legs)
+    return [(leg, account, cld, amount) for leg, account, cld, _, amount in rows]
+
+
 def request_line(leg) -> str:
     return leg.request.split("\n", 1)[0]
 
@@ -163,12 +172,7 @@ def test_the_dids_own_phone_rings_with_the_first_number_and_answering_it_is_a_ca
     at_desk.answer_with(200)
     sip.wait_for(lambda: call.confirmed, 10, "the caller connected to the desk phone")
     sip.wait_for(lambda: mobile.disconnected, 10, "the CANCEL of the mobile")
-    talking(sip, call, at_desk)
-    call.hangup_with()
-    sip.wait_for(lambda: at_desk.disconnected, 10, "the BYE reaching the desk")
-    rows = records.settled_xdrs(call.call_id, 1)
-    assert [(leg, account, cld, amount) for leg, account, cld, _, amount in rows] == [
-        ("in", did, did, 0)]
+    assert billed_after_talking(sip, records, call, at_desk, 1) == [("in", did, did, 0)]
     assert records.query("SELECT cli, access_code FROM xdrs WHERE call_id = %s",
                          call.call_id) == [(CALLER, "IN")]
     client = records.redis()
@@ -184,10 +188,6 @@ def test_a_colleague_calling_the_did_from_the_platform_is_forwarded_too(
     leg = next_invite(sip, gateway, 1, call)
     assert TOLL in request_line(leg) and f"sip:{did}@" in leg.header("P-Asserted-Identity")
     sip.wait_for(lambda: call.confirmed, 10, "Mark connected to Jake's mobile")
-    talking(sip, call, leg)
-    call.hangup_with()
-    sip.wait_for(lambda: leg.disconnected, 10, "the BYE reaching the mobile")
-    rows = records.settled_xdrs(call.call_id, 2)
     # Mark's own call stays an on-net one (free); Jake's DID pays the forwarded minute
-    assert [(leg, account, cld, amount) for leg, account, cld, _, amount in rows] == [
+    assert billed_after_talking(sip, records, call, leg, 2) == [
         ("onnet", office.mark.id, did, 0), ("out", did, TOLL, Decimal("0.02"))]

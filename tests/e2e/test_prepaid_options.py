@@ -148,16 +148,21 @@ def new_voucher(tg, amount: str) -> str:
     return next(csv.DictReader(io.StringIO(exported)))["voucher"]
 
 
-def test_a_voucher_from_self_care_tops_up_the_card_before_the_next_call(
-        tg, sip, gateway, records, calls_end):
-    card = tenants.prepaid_card(tg, settings={**QUIET, "self_care_menu": True})
-    voucher = new_voucher(tg, "2.50")
-    call = at_destination_prompt(tg, sip, card)
+def key_voucher(tg, sip, call, voucher: str) -> None:
+    """From the destination prompt: the self-care menu, voucher top-up, the number."""
     call.send_dtmf("#")
     heard(tg, sip, call, "sc_voucher")
     call.send_dtmf("2")
     heard(tg, sip, call, "enter_voucher")
     call.send_dtmf(voucher)
+
+
+def test_a_voucher_from_self_care_tops_up_the_card_before_the_next_call(
+        tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(tg, settings={**QUIET, "self_care_menu": True})
+    voucher = new_voucher(tg, "2.50")
+    call = at_destination_prompt(tg, sip, card)
+    key_voucher(tg, sip, call, voucher)
     heard(tg, sip, call, "voucher_accepted")
     heard(tg, sip, call, "enter_destination", times=2)
     assert logged(tg, call, f"VOUCHER: card {card.card} credited 2.5")
@@ -180,11 +185,7 @@ def test_a_used_voucher_is_refused_and_the_card_keeps_its_balance(tg, sip, recor
     voucher = new_voucher(tg, "1")
     tg.cli("voucher", "redeem", voucher, card.card)  # used already (by the operator)
     call = at_destination_prompt(tg, sip, card)
-    call.send_dtmf("#")
-    heard(tg, sip, call, "sc_voucher")
-    call.send_dtmf("2")
-    heard(tg, sip, call, "enter_voucher")
-    call.send_dtmf(voucher)
+    key_voucher(tg, sip, call, voucher)
     heard(tg, sip, call, "invalid_voucher")
     assert logged(tg, call, "VOUCHER: voucher number not valid")
     assert records.balance(card.card) == Decimal("6.00")  # 5.00 + the operator's 1.00

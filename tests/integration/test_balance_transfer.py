@@ -3,15 +3,13 @@ transfer the balance from debit accounts") against real PostgreSQL and Redis: th
 balance moves in one transaction, once, and only between cards the seed allows."""
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
-import psycopg
 import pytest
 
 from provisioning import transfers
-from provisioning.validate import BadInput
 from tests.integration.test_vouchers import CARD, RACHEL, query
+from tests.races import at_once
 
 pytestmark = pytest.mark.integration
 
@@ -86,23 +84,8 @@ def test_a_card_of_another_product_cannot_give(tg, pg_dsn):
 def test_one_card_given_to_two_accounts_at_once_moves_its_balance_once(tg, pg_dsn):
     card(tg, DONOR, "4")
     card(tg, OTHER, "0")
-    gate = threading.Barrier(2)
-    outcomes: list[str] = []
-
-    def give(recipient: str) -> None:
-        with psycopg.connect(pg_dsn) as conn:
-            try:
-                with conn.transaction():
-                    gate.wait(5)
-                    transfers.transfer(conn, DONOR, recipient)
-                    outcomes.append("moved")
-            except BadInput as exc:
-                outcomes.append(str(exc))
-    racers = [threading.Thread(target=give, args=(r,)) for r in (CARD, OTHER)]
-    for racer in racers:
-        racer.start()
-    for racer in racers:
-        racer.join(20)
-    assert sorted(outcomes) == [f"account {DONOR} holds nothing to transfer", "moved"]
+    outcomes = at_once(pg_dsn, *[
+        lambda conn, to=to: transfers.transfer(conn, DONOR, to) for to in (CARD, OTHER)])
+    assert outcomes == [f"account {DONOR} holds nothing to transfer", "done"]
     assert balance(pg_dsn, DONOR) == 0
     assert balance(pg_dsn, CARD) + balance(pg_dsn, OTHER) == Decimal("9")

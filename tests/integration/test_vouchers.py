@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from decimal import Decimal
 
 import psycopg
 import pytest
 
 from provisioning import vouchers
-from provisioning.validate import BadInput
+from tests.races import at_once
 
 pytestmark = pytest.mark.integration
 
@@ -85,24 +84,8 @@ def test_a_voucher_lowers_what_a_credit_account_owes(tg, pg_dsn):
 
 def test_two_callers_redeeming_one_voucher_at_once_credit_it_exactly_once(tg, pg_dsn):
     code = batch_of(tg, 1, "10")[0]
-    gate = threading.Barrier(2)
-    outcomes: list[str] = []
-
-    def redeem() -> None:
-        with psycopg.connect(pg_dsn) as conn:
-            try:
-                with conn.transaction():
-                    gate.wait(5)
-                    vouchers.redeem(conn, code, CARD)
-                    outcomes.append("credited")
-            except BadInput as exc:
-                outcomes.append(str(exc))
-    racers = [threading.Thread(target=redeem) for _ in range(2)]
-    for racer in racers:
-        racer.start()
-    for racer in racers:
-        racer.join(20)
-    assert sorted(outcomes) == ["credited", "voucher already used"]
+    outcomes = at_once(pg_dsn, *[lambda conn: vouchers.redeem(conn, code, CARD)] * 2)
+    assert outcomes == ["done", "voucher already used"]
     assert query(pg_dsn, "SELECT balance FROM accounts WHERE id = %s", CARD) == [
         (Decimal("15.00000"),)]
     assert query(pg_dsn, "SELECT count(*) FROM balance_operations WHERE kind = 'voucher'") == [
