@@ -165,6 +165,16 @@ def seconds(kind: str, value: object, *, minimum: int = 0) -> int:
     return number
 
 
+def whole_number(kind: str, value: object, low: int, high: int) -> int:
+    """A whole number from low to high."""
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,9}", str(value).strip()):
+        raise BadInput(f"{kind} {value!r}: a whole number from {low} to {high} expected")
+    number = int(str(value).strip())
+    if not low <= number <= high:
+        raise BadInput(f"{kind} {number}: a whole number from {low} to {high} expected")
+    return number
+
+
 def intervals(value: object) -> tuple[int, int]:
     """'60/60' (first/next), '1/1' or '60' (both) -> (first, next), each > 0."""
     text = _text("interval", value)

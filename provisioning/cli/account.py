@@ -43,6 +43,11 @@ FIELDS = {
     "follow_me": "forward modes: numbers in ring order, each <number>[/<seconds>] (default 20)",
     "expires": "ISO time after which the account is unusable ('' = never)",
     "outgoing_ddi": "caller ID of its external calls, over the customer's ('' = the customer's)",
+    "voicemail_email": "where each new voicemail message is e-mailed, WAV attached ('' = none)",
+    "voicemail_max_messages": "voicemail messages kept, new and saved (1-10000, default 100)",
+    "voicemail_max_seconds": "longest voicemail message, seconds (10-3600, default 180)",
+    "voicemail_pin_required": "true: the owner calling from the number keys the service "
+                              "password too",
 }
 VALIDATORS: dict[str, Any] = {
     "password": partial(v.short_text, "password", limit=128),
@@ -57,11 +62,18 @@ VALIDATORS: dict[str, Any] = {
     "follow_me": v.follow_me,
     "expires": partial(v.timestamp, "expiry"),
     "outgoing_ddi": v.ddi,
+    "voicemail_email": v.email,
+    "voicemail_max_messages": partial(v.whole_number, "voicemail max messages", low=1,
+                                      high=10000),
+    "voicemail_max_seconds": partial(v.whole_number, "voicemail max seconds", low=10,
+                                     high=3600),
+    "voicemail_pin_required": partial(v.boolean, "voicemail PIN required"),
 }
 COLUMNS = ("a.id, c.name AS customer, p.name AS product, a.password, a.service_password, "
            "a.associated_number, i.name AS ivr_app, a.language, a.blocked, a.billing_model, "
            "a.balance, a.credit_limit, a.answering_mode, a.follow_me, a.expires, a.first_use, "
-           "a.outgoing_ddi")
+           "a.outgoing_ddi, a.voicemail_email, a.voicemail_max_messages, a.voicemail_max_seconds, "
+           "a.voicemail_pin_required")
 FROM = ("FROM accounts a JOIN customers c ON c.id = a.customer_id"
         " JOIN products p ON p.id = a.product_id"
         " LEFT JOIN voice_applications i ON i.id = a.ivr_app_id")

@@ -73,7 +73,7 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "service_password": "", "associated_number": "1778555", "ivr_app_id": 1,
         "language": None, "blocked": False, "billing_model": "credit", "credit_limit": "50.00000",
         "answering_mode": "ring", "follow_me": [], "expires": None, "first_use": None,
-        "outgoing_ddi": None}
+        "outgoing_ddi": None, "voicemail_pin_required": False}
     assert record(r, "tg:alias:1778555#4545") == {
         "id": "1778555#4545", "account_id": "17785551209", "allow_auth": False}
     assert record(r, "tg:alias:1778555#8989")["account_id"] == "17785551210"
