@@ -1,5 +1,6 @@
-"""Operator e-mails through the SMTP relay of the settings (smtp_*): plain text, one
-message per call, the relay's refusal raised to the caller (who retries later).
+"""E-mails through the SMTP relay of the settings (smtp_*): plain text, optionally with
+files attached (a voicemail message's WAV), one message per call, the relay's refusal
+raised to the caller (who retries later).
 
 With no relay configured (smtp_host empty) a message is logged, not sent, and counts as
 delivered: an operator who wants the e-mails sets the relay.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -19,13 +22,23 @@ log = logging.getLogger("tollgate.mail")
 MailError = (smtplib.SMTPException, OSError)
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message, e.g. Attachment("message.wav", data, "audio", "wav")."""
+    filename: str
+    content: bytes
+    maintype: str = "application"
+    subtype: str = "octet-stream"
+
+
 class Mailer:
-    """Sends plain-text messages through one SMTP relay."""
+    """Sends plain-text messages, with or without attachments, through one SMTP relay."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def send(self, to: str, subject: str, body: str) -> bool:
+    def send(self, to: str, subject: str, body: str,
+             attachments: Sequence[Attachment] = ()) -> bool:
         """Send one message; False when no relay is configured (logged instead)."""
         s = self.settings
         if not s.smtp_host:
@@ -35,6 +48,9 @@ class Mailer:
         msg["From"], msg["To"], msg["Subject"] = s.smtp_from, to, subject
         msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid("tollgate")
         msg.set_content(body)
+        for item in attachments:
+            msg.add_attachment(item.content, maintype=item.maintype, subtype=item.subtype,
+                               filename=item.filename)
         with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as smtp:
             if s.smtp_starttls:
                 smtp.starttls()

@@ -25,6 +25,7 @@ from provisioning.cli import (
     recording,
     tariff,
     tenant,
+    voicemail,
     voucher,
     xdr,
 )
@@ -33,7 +34,7 @@ from provisioning.validate import BadInput
 from tollgate import config
 
 GROUPS = (customer, profile, account, alias, product, tariff, app, balance, recording, tenant,
-          voucher, admin, xdr)
+          voucher, voicemail, admin, xdr)
 
 
 class Parser(argparse.ArgumentParser):
