@@ -118,10 +118,15 @@ def message_key(account: str, key: str | bytes) -> str:
     return hashlib.sha256(account.encode() + b"\n" + raw).hexdigest()[:32]
 
 
+def _is_account(account: object) -> bool:
+    """Spelled like an account ID, and one safe folder name (never . or ..)."""
+    return isinstance(account, str) and _ACCOUNT.fullmatch(account) is not None and \
+        set(account) != {"."}
+
+
 def check_account(account: str) -> str:
     """An account ID that is one safe folder name; ValueError otherwise."""
-    if not isinstance(account, str) or not _ACCOUNT.fullmatch(account) or \
-            set(account) == {"."}:
+    if not _is_account(account):
         raise ValueError(f"voicemail: not an account ID: {account!r}")
     return account
 
@@ -212,6 +217,8 @@ class Mailboxes:
 
     def settings(self, account: str) -> MailboxSettings | None:
         """The account's mailbox settings; None for an unknown account."""
+        if not _is_account(account):
+            return None
         with self._db() as conn:
             row = conn.execute(SETTINGS, (account,)).fetchone()
         if row is None:
@@ -221,12 +228,16 @@ class Mailboxes:
 
     def is_full(self, account: str) -> bool:
         """True when the mailbox holds its max_messages (an unknown account has no room)."""
+        if not _is_account(account):
+            return True
         with self._db() as conn:
             row = conn.execute(FULL, (account,)).fetchone()
         return row is None or bool(row[0])
 
     def messages(self, account: str, heard: bool | None = None) -> list[Message]:
         """The account's messages, oldest first: all, only new (False) or only saved (True)."""
+        if not _is_account(account):
+            return []
         with self._db() as conn:
             rows = conn.execute(MESSAGES, (account, heard, heard)).fetchall()
         return [Message(ident, owner, caller, _utc(received), duration, was_heard,
@@ -235,6 +246,8 @@ class Mailboxes:
 
     def counts(self, account: str) -> tuple[int, int]:
         """(new, saved): messages not heard yet, and heard ones kept."""
+        if not _is_account(account):
+            return 0, 0
         with self._db() as conn:
             row = conn.execute(COUNTS, (account,)).fetchone()
         assert row is not None
@@ -244,7 +257,7 @@ class Mailboxes:
 
     def mark_heard(self, message_id: int, account: str) -> bool:
         """Mark one of the account's messages heard (saved); False if it is not theirs."""
-        if not 0 < int(message_id) <= MAX_ID:
+        if not 0 < int(message_id) <= MAX_ID or not _is_account(account):
             return False
         with self._db() as conn:
             row = conn.execute("UPDATE voicemail_messages SET heard = true"
@@ -254,7 +267,7 @@ class Mailboxes:
 
     def delete(self, message_id: int, account: str) -> bool:
         """Delete one of the account's messages: the row (committed), then its file."""
-        if not 0 < int(message_id) <= MAX_ID:
+        if not 0 < int(message_id) <= MAX_ID or not _is_account(account):
             return False
         with self._db() as conn:
             row = conn.execute("DELETE FROM voicemail_messages"

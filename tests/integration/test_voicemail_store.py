@@ -194,9 +194,11 @@ def test_hostile_call_id_and_caller_bytes_are_made_harmless(boxes, pg_dsn):
     assert boxes.deposit(record(boxes, JOHN, "anonymous", caller="")) is True
     assert boxes.messages(JOHN)[-1].caller == ""
     # an account ID is a folder name: nothing that leaves the voicemail root
-    for bad in ("..", ".", "../x", "a/b", "", "x" * 65, "a\x00"):
+    for bad in ("..", ".", "../x", "a/b", "", "x" * 65, "a\x00", "\udcff"):
         with pytest.raises(ValueError):
             boxes.recording_path(bad, "k")
+        assert (boxes.settings(bad), boxes.is_full(bad), boxes.messages(bad),
+                boxes.counts(bad), boxes.delete(1, bad)) == (None, True, [], (0, 0), False)
     assert rows(pg_dsn, "SELECT count(*) FROM voicemail_messages") == [(3,)]
 
 
