@@ -23,6 +23,10 @@ ANI = "X-TG-ANI"              # the caller's number as Kamailio vouches for it (
 ACCESS_CODE = "X-TG-Access-Code"  # the rating entry a toll leg is rated by ("" = plain calls)
 # a refused call the IVR explains (voice notifications): "<code>;<locution>;<reason>"
 NOTIFY = "X-TG-Notify"
+# X-TG-App values that are no operator's application: Kamailio's own choices
+APP_VOICEMAIL_DEPOSIT = "vm-deposit"   # leave a message in the account's mailbox
+APP_VOICEMAIL_ACCESS = "vm-access"     # the account's mailbox (its owner calling)
+APP_MWI = "mwi"                        # the IVR's message-waiting NOTIFY for the account
 EXPIRES = "X-TG-Expires"      # unix time in milliseconds after which the signature is void
 NONCE = "X-TG-Nonce"          # random, unique per signature: a signature is good once
 SIGNATURE = "X-TG-Sig"        # hex HMAC-SHA256

@@ -17,10 +17,34 @@ class Play:
     prompts: tuple[str, ...]
     loop: bool = False
     folder: str = ""   # "moh/<class>": the prompts are files of a music-on-hold class
+    # WAV files of the platform's own (a voicemail message, a greeting), played where they
+    # stand in `prompts` as "file:<index>" (ivr.actions.file_prompt)
+    files: tuple[str, ...] = ()
+
+
+def file_prompt(index: int) -> str:
+    """The place of Play.files[index] among a Play's prompts."""
+    return f"file:{index}"
 
 
 @dataclass(frozen=True)
 class StopPlay:
+    pass
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record the caller into the WAV file `path` (8 kHz mono 16-bit, as the prompts are)
+    until StopRecord, `max_seconds`, or `silence_seconds` of silence; on_recorded(seconds,
+    why) follows with the length kept (trailing silence cut) and why it ended: "stopped",
+    "max_length", "silence" or "hangup"."""
+    path: str
+    max_seconds: int
+    silence_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class StopRecord:
     pass
 
 
@@ -74,4 +98,5 @@ class SessionXdr:
     reason: str
 
 
-Action = Play | StopPlay | SetTimer | Originate | Bridge | Hangup | Reauthorize | SessionXdr
+Action = (Play | StopPlay | SetTimer | Originate | Bridge | Hangup | Reauthorize | SessionXdr
+          | Record | StopRecord)

@@ -51,10 +51,11 @@ class Ask:
     tries: int = 0
     playing: bool = False
     retry_prompts: tuple[str, ...] = field(default=())
+    files: tuple[str, ...] = ()   # the Play's own files ("file:<i>" among the prompts)
 
     def start(self) -> list[Action]:
         self.digits, self.playing = "", True
-        return [SetTimer(None), Play(self.prompts)]
+        return [SetTimer(None), Play(self.prompts, files=self.files)]
 
     def on_prompt_done(self) -> list[Action]:
         """The question was asked: wait `timeout` seconds for a key."""
@@ -99,7 +100,7 @@ class Ask:
         if self.tries >= self.attempts:
             return Failed()
         self.playing = True
-        return [SetTimer(None), StopPlay(), Play(prompts + self.prompts)]
+        return [SetTimer(None), StopPlay(), Play(prompts + self.prompts, files=self.files)]
 
     def _got(self) -> Got:
         value, self.digits = self.digits, ""

@@ -17,3 +17,7 @@ TOLL_LEGS = Counter("ivr_toll_legs_total", "Toll legs originated, by final SIP c
 SESSION_XDRS = Counter("ivr_session_xdrs_total",
                        "Session (caller leg) xDRs the IVR emitted, by where they went", ["sink"])
 FAULTS = Counter("ivr_faults_total", "Sessions ended by a fault (backend down, bug)", ["error"])
+VOICEMAILS = Counter("ivr_voicemails_total",
+                     "Voicemail messages, by step (recorded, stored, spooled, replayed, "
+                     "emailed, email_failed)", ["step"])
+MWI = Counter("ivr_mwi_notifies_total", "Message-waiting NOTIFYs sent to Kamailio")

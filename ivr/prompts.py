@@ -71,6 +71,39 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "The number you dialed is busy. Please try again later.",
         "unavailable": "The number you dialed cannot be reached now. Please try again later.",
         "please_wait": "Please wait while your call is connected.",
+        "vm_not_available": ("The person you are calling is not available. Please leave a "
+            "message after the tone, and press the pound key when you are "
+            "done."),
+        "vm_mailbox_full": "The mailbox is full and cannot take new messages.",
+        "vm_message_saved": "Your message has been saved.",
+        "vm_enter_mailbox": "Please enter your mailbox number, followed by the pound key.",
+        "vm_you_have": "You have",
+        "vm_new_message": "new message",
+        "vm_new_messages": "new messages",
+        "vm_and": "and",
+        "vm_saved_message": "saved message.",
+        "vm_saved_messages": "saved messages.",
+        "vm_main_menu": ("To listen to your new messages, press one. For your saved "
+            "messages, press two. To record your greeting, press three. To "
+            "change your password, press four. To make a call, press five. "
+            "To end, press star."),
+        "vm_no_messages": "There are no messages.",
+        "vm_no_more_messages": "There are no more messages.",
+        "vm_message": "Message",
+        "vm_from": "from",
+        "vm_unknown_caller": "an unknown caller",
+        "vm_received": "received",
+        "vm_ago": "ago.",
+        "vm_message_menu": ("To hear it again, press one. To save it, press two. To delete "
+            "it, press three. To skip it, press four. For the next message, "
+            "press the pound key. For the main menu, press star."),
+        "vm_deleted": "Message deleted.",
+        "vm_saved": "Message saved.",
+        "vm_record_greeting": "Record your greeting after the tone, then press the pound key.",
+        "vm_greeting_saved": "Your greeting has been saved.",
+        "vm_enter_new_password": ("Please enter your new password, at least four digits, followed "
+            "by the pound key."),
+        "vm_password_changed": "Your password has been changed.",
     },
     "es": {
         "welcome": "Bienvenido.",
@@ -119,6 +152,39 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "El número marcado está ocupado. Inténtelo más tarde.",
         "unavailable": "El número marcado no está disponible. Inténtelo más tarde.",
         "please_wait": "Espere mientras conectamos su llamada.",
+        "vm_not_available": ("La persona a la que llama no está disponible. Deje su mensaje "
+            "después del tono y marque la tecla numeral al terminar."),
+        "vm_mailbox_full": "El buzón está lleno y no admite mensajes nuevos.",
+        "vm_message_saved": "Su mensaje ha sido guardado.",
+        "vm_enter_mailbox": "Marque el número de su buzón, seguido de la tecla numeral.",
+        "vm_you_have": "Tiene",
+        "vm_new_message": "mensaje nuevo",
+        "vm_new_messages": "mensajes nuevos",
+        "vm_and": "y",
+        "vm_saved_message": "mensaje guardado.",
+        "vm_saved_messages": "mensajes guardados.",
+        "vm_main_menu": ("Para escuchar sus mensajes nuevos, marque uno. Para los "
+            "mensajes guardados, marque dos. Para grabar su saludo, marque "
+            "tres. Para cambiar su contraseña, marque cuatro. Para hacer "
+            "una llamada, marque cinco. Para terminar, marque asterisco."),
+        "vm_no_messages": "No hay mensajes.",
+        "vm_no_more_messages": "No hay más mensajes.",
+        "vm_message": "Mensaje",
+        "vm_from": "de",
+        "vm_unknown_caller": "un número desconocido",
+        "vm_received": "recibido hace",
+        "vm_ago": "atrás.",
+        "vm_message_menu": ("Para escucharlo de nuevo, marque uno. Para guardarlo, marque "
+            "dos. Para borrarlo, marque tres. Para omitirlo, marque cuatro. "
+            "Para el siguiente mensaje, marque la tecla numeral. Para el "
+            "menú principal, marque asterisco."),
+        "vm_deleted": "Mensaje borrado.",
+        "vm_saved": "Mensaje guardado.",
+        "vm_record_greeting": "Grabe su saludo después del tono y marque la tecla numeral.",
+        "vm_greeting_saved": "Su saludo ha sido guardado.",
+        "vm_enter_new_password": ("Marque su nueva contraseña, de al menos cuatro dígitos, "
+            "seguida de la tecla numeral."),
+        "vm_password_changed": "Su contraseña ha sido cambiada.",
     },
     "fr": {
         "welcome": "Bienvenue.",
@@ -168,6 +234,41 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "Le numéro composé est occupé. Veuillez réessayer plus tard.",
         "unavailable": "Le numéro composé est injoignable. Veuillez réessayer plus tard.",
         "please_wait": "Veuillez patienter, nous connectons votre appel.",
+        "vm_not_available": ("Votre correspondant n'est pas disponible. Laissez un message "
+            "après le bip, puis appuyez sur la touche dièse."),
+        "vm_mailbox_full": "La messagerie est pleine et ne peut plus recevoir de messages.",
+        "vm_message_saved": "Votre message a été enregistré.",
+        "vm_enter_mailbox": ("Veuillez composer le numéro de votre messagerie, suivi de la "
+            "touche dièse."),
+        "vm_you_have": "Vous avez",
+        "vm_new_message": "nouveau message",
+        "vm_new_messages": "nouveaux messages",
+        "vm_and": "et",
+        "vm_saved_message": "message sauvegardé.",
+        "vm_saved_messages": "messages sauvegardés.",
+        "vm_main_menu": ("Pour écouter vos nouveaux messages, appuyez sur un. Pour vos "
+            "messages sauvegardés, appuyez sur deux. Pour enregistrer votre "
+            "annonce, appuyez sur trois. Pour changer votre mot de passe, "
+            "appuyez sur quatre. Pour passer un appel, appuyez sur cinq. "
+            "Pour terminer, appuyez sur étoile."),
+        "vm_no_messages": "Il n'y a aucun message.",
+        "vm_no_more_messages": "Il n'y a plus de messages.",
+        "vm_message": "Message",
+        "vm_from": "de",
+        "vm_unknown_caller": "un numéro inconnu",
+        "vm_received": "reçu il y a",
+        "vm_ago": "auparavant.",
+        "vm_message_menu": ("Pour le réécouter, appuyez sur un. Pour le sauvegarder, "
+            "appuyez sur deux. Pour le supprimer, appuyez sur trois. Pour "
+            "le passer, appuyez sur quatre. Pour le message suivant, "
+            "appuyez sur dièse. Pour le menu principal, appuyez sur étoile."),
+        "vm_deleted": "Message supprimé.",
+        "vm_saved": "Message sauvegardé.",
+        "vm_record_greeting": "Enregistrez votre annonce après le bip, puis appuyez sur dièse.",
+        "vm_greeting_saved": "Votre annonce a été enregistrée.",
+        "vm_enter_new_password": ("Composez votre nouveau mot de passe, d'au moins quatre "
+            "chiffres, suivi de la touche dièse."),
+        "vm_password_changed": "Votre mot de passe a été changé.",
     },
     "de": {
         "welcome": "Willkommen.",
@@ -218,6 +319,41 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "Die gewählte Nummer ist besetzt. Bitte versuchen Sie es später.",
         "unavailable": "Die gewählte Nummer ist nicht erreichbar. Bitte versuchen Sie es später.",
         "please_wait": "Bitte warten Sie, Ihr Anruf wird verbunden.",
+        "vm_not_available": ("Der Teilnehmer ist nicht erreichbar. Bitte hinterlassen Sie "
+            "nach dem Signalton eine Nachricht und drücken Sie danach die "
+            "Raute-Taste."),
+        "vm_mailbox_full": "Die Mailbox ist voll und kann keine neuen Nachrichten aufnehmen.",
+        "vm_message_saved": "Ihre Nachricht wurde gespeichert.",
+        "vm_enter_mailbox": "Bitte geben Sie Ihre Mailbox-Nummer ein, gefolgt von der Raute-Taste.",
+        "vm_you_have": "Sie haben",
+        "vm_new_message": "neue Nachricht",
+        "vm_new_messages": "neue Nachrichten",
+        "vm_and": "und",
+        "vm_saved_message": "gespeicherte Nachricht.",
+        "vm_saved_messages": "gespeicherte Nachrichten.",
+        "vm_main_menu": ("Um Ihre neuen Nachrichten abzuhören, drücken Sie die Eins. Für "
+            "gespeicherte Nachrichten die Zwei. Um Ihre Ansage aufzunehmen, "
+            "die Drei. Um Ihr Kennwort zu ändern, die Vier. Um anzurufen, "
+            "die Fünf. Zum Beenden die Stern-Taste."),
+        "vm_no_messages": "Es sind keine Nachrichten vorhanden.",
+        "vm_no_more_messages": "Es sind keine weiteren Nachrichten vorhanden.",
+        "vm_message": "Nachricht",
+        "vm_from": "von",
+        "vm_unknown_caller": "einer unbekannten Nummer",
+        "vm_received": "empfangen vor",
+        "vm_ago": "zuvor.",
+        "vm_message_menu": ("Zum erneuten Abhören drücken Sie die Eins. Zum Speichern die "
+            "Zwei. Zum Löschen die Drei. Zum Überspringen die Vier. Für die "
+            "nächste Nachricht die Raute-Taste. Für das Hauptmenü die "
+            "Stern-Taste."),
+        "vm_deleted": "Nachricht gelöscht.",
+        "vm_saved": "Nachricht gespeichert.",
+        "vm_record_greeting": ("Sprechen Sie Ihre Ansage nach dem Signalton und drücken Sie "
+            "dann die Raute-Taste."),
+        "vm_greeting_saved": "Ihre Ansage wurde gespeichert.",
+        "vm_enter_new_password": ("Bitte geben Sie Ihr neues Kennwort mit mindestens vier Ziffern "
+            "ein, gefolgt von der Raute-Taste."),
+        "vm_password_changed": "Ihr Kennwort wurde geändert.",
     },
 }
 NAMES = tuple(TEXTS[DEFAULT_LANGUAGE])

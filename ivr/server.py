@@ -14,6 +14,8 @@ import resource
 import signal
 import sys
 import time
+import wave
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,16 +31,20 @@ from ivr.actions import (
     Originate,
     Play,
     Reauthorize,
+    Record,
     SessionXdr,
     SetTimer,
     StopPlay,
+    StopRecord,
 )
-from ivr.apps import prepaid
+from ivr.apps import prepaid, voicemail
 from ivr.apps.notice import Notice
+from ivr.mailboxes import Mailboxes
 from ivr.passthrough import Caller, PassThrough
 from ivr.services import Services
 from tollgate import config
 from tollgate.directory import Directory
+from tollgate.directory import Record as Account
 from tollgate.xdr_emit import XdrEmitter
 
 log = logging.getLogger("ivr")
@@ -51,7 +57,14 @@ PJSUA_MAX_CALLS = 1024
 SPARE_CALLS = 8
 
 
-App = PassThrough | prepaid.Prepaid | Notice
+App = PassThrough | prepaid.Prepaid | Notice | voicemail.Deposit | voicemail.Mailbox
+# a caller's audio at or below this level is silence: pjsua's level is the mean absolute
+# sample / 256 (measured: a half-scale sine reads 39), so 1 is below ~ -36 dBFS
+SILENCE_LEVEL = 1
+# a message that ended in silence keeps this much of it after the last sound
+SILENCE_KEPT_S = 0.5
+# pjmedia closes a recording's file this soon after its recorder goes (one clock tick)
+SEAL_WAIT_S = 2.0
 # a spool of xDR events (Redis was down when a session ended) is retried this often
 REPLAY_EVERY_S = 5.0
 # the IVR ends an outgoing call this long before Kamailio's hard cap would
@@ -69,6 +82,62 @@ class Player(pj.AudioMediaPlayer):
 
     def onEof2(self) -> None:
         self.events.append((self.session, "eof", self.token))
+
+
+@dataclass
+class Recording:
+    """The caller's audio going into a WAV file (a voicemail message, a greeting)."""
+    recorder: pj.AudioMediaRecorder
+    action: Record
+    started: float
+    last_voice: float
+
+
+@dataclass
+class Sealing:
+    """A recording whose recorder is gone: pjmedia flushes and closes the file a clock
+    tick later (its conference removes ports asynchronously since PJSIP 2.14)."""
+    path: str
+    why: str
+    keep_s: float | None
+    deadline: float
+
+
+def wav_sealed(path: str) -> bool:
+    """True once pjmedia wrote the RIFF sizes (it does when it closes the file)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return True  # nothing to wait for
+    return len(head) < 8 or head[4:8] != bytes(4)
+
+
+def trim_wav(path: str, keep_s: float | None) -> int:
+    """Rewrite a recording as a plain 8 kHz 16-bit WAV of its first `keep_s` seconds (None:
+    all of it); its length in whole seconds (0 when the file is missing or empty). The
+    data chunk is read to the end of the file: sizes pjmedia never wrote are not trusted."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return 0
+    rate = int.from_bytes(raw[24:28], "little") if raw[:4] == b"RIFF" else 0
+    pos = 12
+    while pos + 8 <= len(raw) and raw[pos:pos + 4] != b"data":
+        pos += 8 + int.from_bytes(raw[pos + 4:pos + 8], "little")
+    data = raw[pos + 8:]
+    if not rate or pos + 8 > len(raw):
+        return 0
+    frames = len(data) // 2
+    kept = frames if keep_s is None else min(frames, int(keep_s * rate))
+    tmp = f"{path}.trim"
+    with wave.open(tmp, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(data[:kept * 2])
+    os.replace(tmp, path)
+    return int(kept / rate + 0.5)
 
 
 class Leg(pj.Call):
@@ -174,14 +243,19 @@ class Session:
         self.started = self.bridged = self.failed = False
         self.outgoing: Originate | None = None
         self.toll_answered = 0.0
+        self.recording: Recording | None = None
+        self.sealing: Sealing | None = None
         self.default_language, self.brand = language, brand
         self.setup_ts = time.time()
         caller_leg.session = self
 
     @property
     def call_id(self) -> str:
-        caller = getattr(self.app, "caller", None)
-        return caller.call_id if caller is not None else str(getattr(self.app, "call_id", ""))
+        own = getattr(self.app, "call_id", None)  # Notice, the voicemail apps
+        if isinstance(own, str):
+            return own
+        caller = getattr(self.app, "caller", None)  # PassThrough, Prepaid
+        return str(getattr(caller, "call_id", ""))
 
     @property
     def language(self) -> str:
@@ -192,10 +266,15 @@ class Session:
     def kind(self) -> str:
         if isinstance(self.app, Notice):
             return "notification"
+        if isinstance(self.app, voicemail.Deposit):
+            return "voicemail"
+        if isinstance(self.app, voicemail.Mailbox):
+            return "mailbox"
         return "pass_through" if isinstance(self.app, PassThrough) else "prepaid"
 
     def finished(self) -> bool:
-        return self.caller_leg.ended and (self.toll is None or self.toll.ended)
+        return self.caller_leg.ended and (self.toll is None or self.toll.ended) \
+            and self.sealing is None  # a message being closed is still to be kept
 
     def close(self) -> None:
         """Give back what the application holds (a client's call slot), then break the
@@ -207,6 +286,8 @@ class Session:
             except redis.RedisError as exc:  # the slot expires on its own
                 log.error("[%s] POLICY: call slot not given back: %s", self.call_id, exc)
         self._stop_player()
+        if self.recording is not None:  # the app learns nothing more: the file is closed
+            self._close_recorder()
         for leg in (self.caller_leg, self.toll):
             if leg is not None:
                 release(leg)
@@ -261,6 +342,8 @@ class Session:
         self.apply(self.app.on_digit(str(digit)))
 
     def on_caller_disconnected(self, _: object) -> None:
+        if self.recording is not None:
+            self._finish_recording("hangup")
         self.apply(self.app.on_caller_hangup())
 
     def on_toll_ringing(self, _: object) -> None:
@@ -313,6 +396,10 @@ class Session:
             self.apply(self.app.on_prompt_done())
 
     def tick(self, now: float) -> None:
+        if self.recording is not None and not self.failed:
+            self._watch_recording(now)
+        if self.sealing is not None:
+            self._watch_sealing(now)
         for name, deadline in list(self.timers.items()):
             if now >= deadline and self.timers.get(name) == deadline:
                 del self.timers[name]
@@ -359,6 +446,82 @@ class Session:
                 self._session_xdr(action)
             elif isinstance(action, Reauthorize):
                 self._reauthorize()
+            elif isinstance(action, Record):
+                self._record(action)
+            elif isinstance(action, StopRecord):
+                if self.recording is not None:
+                    self._finish_recording("stopped")
+
+    # recording the caller
+    def _record(self, action: Record) -> None:
+        if self.recording is not None:
+            self._close_recorder()
+        audio = self.caller_leg.audio()
+        recorder = pj.AudioMediaRecorder()
+        try:
+            if audio is None:
+                raise ValueError("the caller has no audio")
+            recorder.createRecorder(action.path)
+            audio.startTransmit(recorder)
+        except (pj.Error, ValueError) as exc:
+            log.error("[%s] RECORD: cannot record %s: %s", self.call_id, action.path,
+                      exc.info() if isinstance(exc, pj.Error) else exc)
+            self.apply(self._recorded(0, "failed"))
+            return
+        now = time.monotonic()
+        self.recording = Recording(recorder, action, now, now)
+        log.info("[%s] RECORD: into %s, at most %d s", self.call_id, action.path,
+                 action.max_seconds)
+
+    def _watch_recording(self, now: float) -> None:
+        """Voice keeps a message going; its longest length or enough silence ends it."""
+        r = self.recording
+        assert r is not None
+        audio = self.caller_leg.audio()
+        try:
+            # what the caller's port sends into the bridge is its "tx" level in pjsua2
+            if audio is not None and audio.getTxLevel() > SILENCE_LEVEL:
+                r.last_voice = now
+        except pj.Error:
+            pass
+        if now - r.started >= r.action.max_seconds:
+            self._finish_recording("max_length")
+        elif now - r.last_voice >= r.action.silence_seconds:
+            self._finish_recording("silence")
+
+    def _close_recorder(self) -> Recording:
+        """Disconnect and destroy the recorder now: the WAV file is complete after this."""
+        r, self.recording = self.recording, None
+        assert r is not None
+        audio = self.caller_leg.audio()
+        if audio is not None:
+            try:
+                audio.stopTransmit(r.recorder)
+            except pj.Error:
+                pass
+        r.recorder = None  # type: ignore[assignment]  # the last reference: file closed
+        return r
+
+    def _finish_recording(self, why: str) -> None:
+        r = self._close_recorder()
+        keep = (r.last_voice - r.started) + SILENCE_KEPT_S if why == "silence" else None
+        self.sealing = Sealing(r.action.path, why, keep, time.monotonic() + SEAL_WAIT_S)
+
+    def _watch_sealing(self, now: float) -> None:
+        """Once pjmedia closed the file (or gave up): its length to the application."""
+        s = self.sealing
+        assert s is not None
+        if not wav_sealed(s.path) and now < s.deadline:
+            return
+        self.sealing = None
+        seconds = trim_wav(s.path, s.keep_s)
+        log.info("[%s] RECORD: %d s kept (%s)", self.call_id, seconds, s.why)
+        if not self.failed:
+            self.apply(self._recorded(seconds, s.why))
+
+    def _recorded(self, seconds: int, why: str) -> list:
+        recorded = getattr(self.app, "on_recorded", None)
+        return recorded(seconds, why) if recorded is not None else []
 
     def _files(self, action: Play) -> list[Path]:
         """The prompt files of a Play: named prompts, or every file of a MOH class."""
@@ -367,6 +530,14 @@ class Session:
         files = []
         for name in action.prompts:
             language = self.language
+            if name.startswith("file:"):  # a file of the platform's own (a message)
+                index = name.removeprefix("file:")
+                if index.isdigit() and int(index) < len(action.files) \
+                        and Path(action.files[int(index)]).is_file():
+                    files.append(Path(action.files[int(index)]))
+                else:
+                    log.error("[%s] PROMPT: no file %s", self.call_id, name)
+                continue
             if "/" in name:  # "es/for_language": a prompt of one language in a menu of many
                 language, name = name.split("/", 1)
             try:
@@ -526,6 +697,7 @@ class Server:
         self.secret = settings.secret()
         self.directory = Directory.from_settings(settings)
         self.services = Services(self.directory, settings)
+        self.mailboxes = Mailboxes(settings, self.services, self.secret)
         self.emitter = XdrEmitter(self.directory.client, settings.var_path / "spool" / "ivr")
         self.next_replay = 0.0
         self.events: collections.deque = collections.deque()
@@ -551,6 +723,7 @@ class Server:
         self._set_codecs()
         self.account = IvrAccount(self)
         self.account.create(self._account_config(tid))
+        self.mailboxes.start()
         log.info("[-] START: IVR on udp:%s:%d, Kamailio %s:%d", self.settings.ivr_address,
                  self.settings.ivr_sip_port, self.settings.sip_address, self.settings.sip_port)
 
@@ -613,6 +786,7 @@ class Server:
             release(self.rejected.pop())
         self.retired.clear()
         self.account.shutdown()
+        self.mailboxes.stop()
         gc.collect()  # nothing of pjsua2 may be freed after libDestroy
         self.ep.libDestroy()
 
@@ -716,6 +890,8 @@ class Server:
         if signed.account and account is None:
             log.warning("[%s] LOOKUP: unknown account %s", call_id, signed.account)
             return None
+        if signed.app in (voicemail.DEPOSIT_APP, voicemail.ACCESS_APP):
+            return self._voicemail(leg, call_id, signed, account)
         app_id = signed.app or str((account or {}).get("ivr_app_id") or "")
         app = self.directory.app(app_id) if app_id else None
         kind = app.get("type") if app else None
@@ -728,6 +904,11 @@ class Server:
                                                   longest=self.settings.max_call_duration),
                                    self.services)
             return Session(self, leg, card, signed, card.language, brand)
+        if app is not None and kind == "voicemail":  # a voicemail access number
+            mailbox = voicemail.Mailbox(call_id, "", signed.ani, self.mailboxes,
+                                        language=str(app.get("language") or
+                                                     prompts.DEFAULT_LANGUAGE))
+            return Session(self, leg, mailbox, signed, mailbox.language, brand)
         if app is not None and kind == "pass_through" and account is not None:
             passthrough = PassThrough(Caller(call_id=call_id, account=account, app=app,
                                              dest=signed.dest, session=session_id),
@@ -737,6 +918,24 @@ class Server:
         log.warning("[%s] LOOKUP: no voice application this server runs: %r (%s)",
                     call_id, app_id, kind)
         return None
+
+    def _voicemail(self, leg: Leg, call_id: str, signed: internal.Internal,
+                   owner: Account | None) -> Session | None:
+        """Leaving a message for the signed account, or its mailbox (Kamailio knows the
+        owner: by the ANI's @pstn alias, or its own phone dialing *98)."""
+        if owner is None:
+            log.warning("[%s] LOOKUP: voicemail without a mailbox", call_id)
+            return None
+        language = str(owner.get("language") or prompts.DEFAULT_LANGUAGE)
+        owner_id = str(owner["id"])
+        app: App
+        if signed.app == voicemail.DEPOSIT_APP:
+            app = voicemail.Deposit(call_id, owner_id, signed.ani, self.mailboxes, language)
+        else:
+            trusted = signed.ani == owner_id or not self.mailboxes.pin_required(owner_id)
+            app = voicemail.Mailbox(call_id, owner_id, signed.ani, self.mailboxes,
+                                    trusted=trusted, language=language)
+        return Session(self, leg, app, signed, language, "")
 
     def _reject(self, leg: Leg, code: int, reason: str) -> None:
         prm = pj.CallOpParam(True)

@@ -18,6 +18,7 @@ from billing import money
 from billing import policy as rules
 from billing.prepaid import VOUCHER_INVALID, VOUCHER_UNAVAILABLE
 from provisioning import loader, vouchers
+from provisioning.cli import account as account_cli
 from provisioning.cli import alias as alias_cli
 from provisioning.validate import BadInput
 from tollgate import keyspace
@@ -155,3 +156,8 @@ class Services:
             return False
         self.directory.poll()
         return True
+
+    def set_service_password(self, account_id: str, password: str) -> bool:
+        """The account's service password (the mailbox and card PIN), changed by its owner."""
+        return self._write(lambda conn: account_cli.change(conn, account_id,
+                                                           {"service_password": password}))

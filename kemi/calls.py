@@ -119,6 +119,10 @@ def from_phone(rt: Runtime) -> int | None:
     app = rt.directory.access_number(dialed)
     if app is not None:
         return to_access_number(rt, app, dialed, str(caller["id"]), str(caller["id"]))
+    from kemi import voicemail  # it builds on this module's steps
+    mailbox = voicemail.service_code(rt, caller, dialed)
+    if mailbox is not None:
+        return mailbox
     customer = rt.directory.customer(caller["customer_id"])
     recorded = rules.recorded_number(customer, dialed)
     if recorded:  # "*1" + number: the client's on-demand recording service code
@@ -286,6 +290,9 @@ def to_registered(rt: Runtime, callee: Record | None, decision: Decision, leg: s
     outgoing rate of the callee's own number."""
     if callee is None:
         return refuse(Decision(404, "Unknown number"))
+    from kemi import voicemail  # it builds on this module's steps
+    if voicemail.to_registered(rt, callee, decision, leg) is not None:
+        return EXIT
     KSR.pv.sets("$rU", callee["id"])
     if KSR.registrar.lookup("location") < 0:
         return refuse(Decision(480, "Temporarily Unavailable"))

@@ -26,6 +26,7 @@ AVP_IVR_NOTIFY = "$avp(tg_ivr_notify)"    # a refusal the IVR explains: "<code>;
 # transaction AVPs of a call in forwarded to follow-me numbers (kemi/forwarding.py)
 AVP_FM_ACCOUNT = "$avp(tg_fm_account)"    # the DID account that forwards
 AVP_FM_NEXT = "$avp(tg_fm_next)"          # index of the next follow-me number to try
+AVP_VM_ACCOUNT = "$avp(tg_vm_account)"    # unanswered, the call goes to this voicemail
 
 # route functions of kemi.router.Router that Kamailio calls by name
 ROUTE_ONREPLY = "ksr_onreply_manage"

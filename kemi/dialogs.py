@@ -137,6 +137,13 @@ def _failure(values: dict[str, str]) -> tuple[int, str]:
     return 487, "Request Terminated"
 
 
+def emit_failed(rt: Runtime, call_id: str, values: dict[str, str], code: int,
+                reason: str) -> None:
+    """The xDR of a leg that failed while the call goes on elsewhere (an unanswered
+    follow-me number before voicemail)."""
+    _emit(rt, call_id, values, code, reason, answered=False)
+
+
 def _emit(rt: Runtime, call_id: str, values: dict[str, str], code: int, reason: str,
           answered: bool) -> None:
     now = Decimal(f"{time.time():.3f}")

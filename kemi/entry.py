@@ -189,7 +189,9 @@ def internal_headers(rt: Runtime) -> int | None:
         if canonical:
             values[canonical] = message.pv(f"$hdr({canonical})")
         KSR.hdr.remove(name)  # every header of that name, whatever its case
-    if not rt.from_ivr(KSR.pv.get("$si"), KSR.pv.get("$sp")):
+    if not rt.from_ivr(KSR.pv.get("$si"), KSR.pv.get("$sp")) and not (
+            # the IVR's message-waiting NOTIFYs leave from a socket of their own
+            KSR.pv.get("$rm") == "NOTIFY" and KSR.pv.get("$si") == rt.settings.ivr_address):
         log.warn("INTERNAL", f"stripped {len(names)} internal headers from {KSR.pv.get('$si')}")
         return None
     if len(distinct) != len(names):

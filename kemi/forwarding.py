@@ -19,7 +19,7 @@ import KSR
 from billing import classify
 from billing import forwarding as rules
 from billing.classify import Decision
-from kemi import authorize, calls, dialogs, log, message, policy
+from kemi import authorize, calls, dialogs, log, message, policy, voicemail
 from kemi.constants import (
     ACCESS_INCOMING,
     AVP_FM_ACCOUNT,
@@ -114,8 +114,10 @@ def on_failure(rt: Runtime) -> int:
             log.info("FOLLOW-ME", f"{KSR.pv.get('$ru')} answered {status}: next number")
             authorize.release(rt, KSR.pv.get("$ci"), account["id"],
                               str(account.get("customer_id")))
-            if next_target(rt, account):
+            if next_target(rt, account) or voicemail.on_failure(rt, account["id"]):
                 return 1
+    elif voicemail.on_failure(rt):  # the phones of ring_then_voicemail did not answer
+        return 1
     return calls.on_failure(rt)
 
 

@@ -134,6 +134,13 @@ class PhoneCall(pj.Call):
                 self.rx_stat += f", last RTP from {self._rtp_source()}"
         return getattr(self, "_rx", 0)
 
+    def tx_packets(self) -> int:
+        """RTP packets sent so far (20 ms each: 50 a second of what the phone says)."""
+        stat = None if self.disconnected else self._stat()
+        if stat is not None:
+            self._tx = stat.rtcp.txStat.pkt
+        return getattr(self, "_tx", 0)
+
     def _rtp_source(self) -> str:
         try:
             info = self.getInfo()
@@ -237,6 +244,13 @@ class _Account(pj.Account):
     def onRegState(self, prm: pj.OnRegStateParam) -> None:
         self.reg_code = prm.code
 
+    def onMwiInfo(self, prm: pj.OnMwiInfoParam) -> None:
+        """An unsolicited message-summary NOTIFY (voicemail's message waiting)."""
+        try:
+            self.phone.mwi.append(prm.rdata.wholeMsg)
+        except (AttributeError, pj.Error):
+            self.phone.mwi.append("")
+
 
 class Phone:
     """A SIP phone on its own UDP port: places calls and, as a UAS, answers them.
@@ -252,6 +266,7 @@ class Phone:
         self.answer, self.reason = answer, reason
         self.calls: list[PhoneCall] = []
         self.incoming: list[PhoneCall] = []
+        self.mwi: list[str] = []   # message-summary NOTIFYs received
         tc = pj.TransportConfig()
         tc.port = self.port
         tc.boundAddress = tc.publicAddress = ADDRESS

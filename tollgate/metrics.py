@@ -25,3 +25,8 @@ FOLLOW_ME = Counter("tollgate_follow_me_total",
                     "left)", ["outcome"])
 ACTIVE_CALLS = Gauge("tollgate_active_calls", "Calls in progress (per worker, summed)",
                      multiprocess_mode="livesum")
+VOICEMAIL_CALLS = Counter("tollgate_voicemail_calls_total",
+                          "Calls sent to voicemail, by application (vm-deposit, vm-access)",
+                          ["app"])
+MWI = Counter("tollgate_mwi_notifies_total",
+              "Message-waiting NOTIFYs forked to an account's registered phones")

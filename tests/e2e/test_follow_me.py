@@ -107,7 +107,7 @@ def test_a_number_that_rings_out_its_timeout_makes_way_for_the_next(
 def test_when_no_number_answers_the_caller_hears_the_last_answer_and_nothing_is_billed(
         tg, sip, gateway, records, calls_end):
     office = tenants.office(tg, "jake")
-    did = forwarding(tg, office, "jake", f"{BUSY_MOBILE}/30,{TOLL}/30")
+    did = forwarding(tg, office, "jake", f"{BUSY_MOBILE}/30,{TOLL}/30", mode="forward")
     gateway.answer, gateway.reason = 486, "Busy Here"
     call = from_the_pstn(tg, gateway, did, CALLER)
     sip.wait_for(lambda: call.disconnected, 15, "the caller's final answer")
