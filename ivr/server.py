@@ -905,9 +905,12 @@ class Server:
                                    self.services)
             return Session(self, leg, card, signed, card.language, brand)
         if app is not None and kind == "voicemail":  # a voicemail access number
+            options = app.get("settings") or {}
             mailbox = voicemail.Mailbox(call_id, "", signed.ani, self.mailboxes,
-                                        language=str(app.get("language") or
-                                                     prompts.DEFAULT_LANGUAGE))
+                                        language=str((options.get("languages") or
+                                                      [prompts.DEFAULT_LANGUAGE])[0]),
+                                        allow_calls=bool(options.get("allow_outgoing_calls",
+                                                                     True)))
             return Session(self, leg, mailbox, signed, mailbox.language, brand)
         if app is not None and kind == "pass_through" and account is not None:
             passthrough = PassThrough(Caller(call_id=call_id, account=account, app=app,

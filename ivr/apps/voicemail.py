@@ -200,6 +200,7 @@ class Mailbox:
     store: Store
     trusted: bool = False
     language: str = say.LANGUAGES[0]
+    allow_calls: bool = True    # the voicemail app's allow_outgoing_calls
     now: Callable[[], float] = time.time
     state: str = ASKING
     ask: Ask | None = None
@@ -369,8 +370,8 @@ class Mailbox:
 
     # --- menus --------------------------------------------------------------------------
     def _main_menu(self, lead: tuple[str, ...] = ()) -> list[Action]:
-        return self._menu((*lead, "vm_main_menu"), NEW + SAVED + GREETING + PASSWORD + CALL + EXIT,
-                          self._main_key)
+        keys = NEW + SAVED + GREETING + PASSWORD + (CALL if self.allow_calls else "") + EXIT
+        return self._menu((*lead, "vm_main_menu"), keys, self._main_key)
 
     def _main_key(self, key: str) -> list[Action]:
         if key in (NEW, SAVED):

@@ -16,7 +16,9 @@ import pytest
 
 from tests import tenants
 from tests.calls import TOLL, from_the_pstn, heard, ivr_log, phone, talking
+from tests.mailbox import Mailbox
 from tests.phones import make_tone
+from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +71,21 @@ def message_waiting(sip, desk, new: int, saved: int, timeout: float = 15) -> str
     sip.wait_for(lambda: any(summary in m for m in desk.mwi), timeout,
                  f"a message-summary NOTIFY with {summary} (got {desk.mwi})")
     return next(m for m in desk.mwi if summary in m)
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture(scope="module")
+def tg(smtp):
+    """The stack, its IVR e-mailing messages through the test's SMTP server."""
+    stack = Stack(with_gateway=False, smtp_host="127.0.0.1", smtp_port=smtp.port).start()
+    yield stack
+    stack.stop()
 
 
 @pytest.fixture
@@ -199,3 +216,36 @@ def test_a_mobile_that_is_not_the_dids_own_gets_follow_me_not_the_mailbox(
     assert TOLL in leg.request.split("\n", 1)[0]
     sip.wait_for(lambda: call.confirmed, 10, "the caller connected to the follow-me number")
     assert f"[{call.call_id}] MAILBOX" not in ivr_log(tg)
+
+
+def test_a_message_is_e_mailed_with_its_recording(tg, sip, gateway, smtp, calls_end, tone):
+    office = tenants.office(tg, "jake")
+    address = f"john-{office.jake.id}@example.com"
+    did = second_number(tg, office, "jake", mode="voicemail", email=address)
+    call = from_the_pstn(tg, gateway, did, CALLER)
+    leave_message(tg, sip, call, tone)
+    sip.wait_for(lambda: smtp.to(address), 20, f"the e-mail to {address}")
+    [mail] = smtp.to(address)
+    assert CALLER in mail["Subject"]
+    [wav] = [part for part in mail.iter_attachments()]
+    assert wav.get_content_type() == "audio/wav"
+    assert wav.get_content()[:4] == b"RIFF"
+
+
+def test_anyone_reaches_a_mailbox_at_the_voicemail_access_number_with_its_password(
+        tg, sip, gateway, calls_end):
+    office = tenants.office(tg, "jake")
+    did = second_number(tg, office, "jake", mode="voicemail")
+    tg.cli("account", "update", did, "--service-password", "4242")
+    number = "1888" + did[-7:]
+    tg.cli("app", "create", f"Voicemail {did}", "--type", "voicemail",
+           "--access-number", number)
+    call = from_the_pstn(tg, gateway, number, "14165550999")
+    heard(tg, sip, call, "vm_enter_mailbox")
+    call.send_dtmf(f"{did}#")
+    heard(tg, sip, call, "enter_password")
+    call.send_dtmf("1111#")  # wrong: asked again
+    heard(tg, sip, call, "invalid_password")
+    call.send_dtmf("4242#")
+    heard(tg, sip, call, "vm_main_menu")
+    ivr_logged(tg, sip, call, f"MAILBOX: {did} logged in")
