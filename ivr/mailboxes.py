@@ -29,6 +29,7 @@ from tollgate.directory import Record
 log = logging.getLogger("ivr.mailboxes")
 
 REPLAY_EVERY_S = 5.0
+DEFAULT_MAX_SECONDS = 180   # accounts.voicemail_max_seconds's default
 MWI_APP = internal.APP_MWI
 
 
@@ -66,10 +67,20 @@ class Mailboxes:
         return self._settings(account_id).pin_required
 
     def max_seconds(self, account_id: str) -> int:
-        return self._settings(account_id).max_seconds
+        try:
+            return self._settings(account_id).max_seconds
+        except store.MailboxUnavailable as exc:  # the message is taken all the same
+            log.warning("[-] VOICEMAIL: %s: the default longest message", exc)
+            return DEFAULT_MAX_SECONDS
 
     def is_full(self, account_id: str) -> bool:
-        return self.store.is_full(account_id)
+        """With PostgreSQL down the mailbox takes the message (spooled): a lost call
+        costs the owner more than a mailbox one message over its quota."""
+        try:
+            return self.store.is_full(account_id)
+        except store.MailboxUnavailable as exc:
+            log.warning("[-] VOICEMAIL: quota of %s not known: %s", account_id, exc)
+            return False
 
     def recording_path(self, account_id: str, key: str) -> Path:
         return self.store.recording_path(account_id, key)

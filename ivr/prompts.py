@@ -87,6 +87,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "messages, press two. To record your greeting, press three. To "
             "change your password, press four. To make a call, press five. "
             "To end, press star."),
+        "vm_main_menu_no_calls": ("To listen to your new messages, press one. For your saved "
+            "messages, press two. To record your greeting, press three. To "
+            "change your password, press four. To end, press star."),
         "vm_no_messages": "There are no messages.",
         "vm_no_more_messages": "There are no more messages.",
         "vm_message": "Message",
@@ -167,6 +170,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "mensajes guardados, marque dos. Para grabar su saludo, marque "
             "tres. Para cambiar su contraseña, marque cuatro. Para hacer "
             "una llamada, marque cinco. Para terminar, marque asterisco."),
+        "vm_main_menu_no_calls": ("Para escuchar sus mensajes nuevos, marque uno. Para los "
+            "mensajes guardados, marque dos. Para grabar su saludo, marque "
+            "tres. Para cambiar su contraseña, marque cuatro. Para "
+            "terminar, marque asterisco."),
         "vm_no_messages": "No hay mensajes.",
         "vm_no_more_messages": "No hay más mensajes.",
         "vm_message": "Mensaje",
@@ -251,6 +258,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "annonce, appuyez sur trois. Pour changer votre mot de passe, "
             "appuyez sur quatre. Pour passer un appel, appuyez sur cinq. "
             "Pour terminer, appuyez sur étoile."),
+        "vm_main_menu_no_calls": ("Pour écouter vos nouveaux messages, appuyez sur un. Pour vos "
+            "messages sauvegardés, appuyez sur deux. Pour enregistrer votre "
+            "annonce, appuyez sur trois. Pour changer votre mot de passe, "
+            "appuyez sur quatre. Pour terminer, appuyez sur étoile."),
         "vm_no_messages": "Il n'y a aucun message.",
         "vm_no_more_messages": "Il n'y a plus de messages.",
         "vm_message": "Message",
@@ -335,6 +346,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "gespeicherte Nachrichten die Zwei. Um Ihre Ansage aufzunehmen, "
             "die Drei. Um Ihr Kennwort zu ändern, die Vier. Um anzurufen, "
             "die Fünf. Zum Beenden die Stern-Taste."),
+        "vm_main_menu_no_calls": ("Um Ihre neuen Nachrichten abzuhören, drücken Sie die Eins. Für "
+            "gespeicherte Nachrichten die Zwei. Um Ihre Ansage aufzunehmen, "
+            "die Drei. Um Ihr Kennwort zu ändern, die Vier. Zum Beenden die "
+            "Stern-Taste."),
         "vm_no_messages": "Es sind keine Nachrichten vorhanden.",
         "vm_no_more_messages": "Es sind keine weiteren Nachrichten vorhanden.",
         "vm_message": "Nachricht",

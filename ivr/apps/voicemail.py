@@ -300,7 +300,8 @@ class Mailbox:
 
     def on_caller_hangup(self) -> list[Action]:
         actions: list[Action] = [Hangup("toll")] if self.state in (ORIGINATING, BRIDGED) else []
-        self.state = DONE
+        if self.state != RECORDING_GREETING or self.greeting_path is None:
+            self.state = DONE  # a greeting being recorded learns it was cut (on_recorded)
         self._notify()
         return actions
 
@@ -371,7 +372,8 @@ class Mailbox:
     # --- menus --------------------------------------------------------------------------
     def _main_menu(self, lead: tuple[str, ...] = ()) -> list[Action]:
         keys = NEW + SAVED + GREETING + PASSWORD + (CALL if self.allow_calls else "") + EXIT
-        return self._menu((*lead, "vm_main_menu"), keys, self._main_key)
+        menu = "vm_main_menu" if self.allow_calls else "vm_main_menu_no_calls"
+        return self._menu((*lead, menu), keys, self._main_key)
 
     def _main_key(self, key: str) -> list[Action]:
         if key in (NEW, SAVED):
@@ -396,8 +398,8 @@ class Mailbox:
     def _play_message(self) -> list[Action]:
         message = self.queue[self.index]
         lang = self.language
-        caller = say.digits(message.caller, lang) if message.caller.isdigit() else \
-            ["vm_unknown_caller"]
+        number = message.caller.removeprefix("+")
+        caller = say.digits(number, lang) if number.isdigit() else ["vm_unknown_caller"]
         age = max(0, int(self.now() - message.received_at.timestamp()))
         age = age // 3600 * 3600 if age >= 3600 else -(-age // 60) * 60
         ago = ("vm_ago",) if lang in AGO_AFTER else ()

@@ -249,3 +249,24 @@ def test_anyone_reaches_a_mailbox_at_the_voicemail_access_number_with_its_passwo
     call.send_dtmf("4242#")
     heard(tg, sip, call, "vm_main_menu")
     ivr_logged(tg, sip, call, f"MAILBOX: {did} logged in")
+
+
+def test_a_message_left_while_postgresql_is_down_is_filed_when_it_is_back(
+        tg, sip, gateway, records, calls_end, tone):
+    office = tenants.office(tg, "jake")
+    did = second_number(tg, office, "jake", mode="voicemail")
+    desk = phone(tg, sip, "jake-desk", office.jake)
+    tg.pg.stop()
+    try:
+        call = from_the_pstn(tg, gateway, did, CALLER)
+        leave_message(tg, sip, call, tone)
+        heard(tg, sip, call, "vm_message_saved")
+        call.hangup_with()
+        sip.wait_for(lambda: f"[{call.call_id}] VOICEMAIL: PostgreSQL unavailable" in
+                     ivr_log(tg), 15, "the message spooled")
+    finally:
+        tg.pg.start()
+    sip.wait_for(lambda: len(messages(records, did)) == 1, 30, "the spooled message filed")
+    [(caller, seconds, _, _)] = messages(records, did)
+    assert caller == CALLER and seconds >= 2
+    message_waiting(sip, desk, 1, 0)
