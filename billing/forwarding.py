@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from billing.classify import Decision
@@ -20,6 +20,7 @@ DEFAULT_RING_S = 20
 MIN_RING_S, MAX_RING_S = 5, 300
 # answering modes that forward a call in (the others ring the account's phones)
 FORWARD_MODES = frozenset({"forward", "forward_then_voicemail"})
+SEQUENTIAL, SIMULTANEOUS = "sequential", "simultaneous"   # follow_me_order
 _ENTRY = re.compile(r"(\+?[0-9]{1,32})(?:/([0-9]{1,3}))?")
 # a Diversion header's user part: the number the call was forwarded from (RFC 5806)
 _DIVERSION_USER = re.compile(r"<?\s*(?:sips?|tel):\+?([0-9]{1,32})[@;>]?")
@@ -50,6 +51,23 @@ def targets(account: Mapping[str, Any]) -> list[Target]:
         return []
     parsed = (parse_entry(str(entry)) for entry in account.get("follow_me") or ())
     return [target for target in parsed if target is not None]
+
+
+def rings_together(account: Mapping[str, Any]) -> bool:
+    """The account's follow-me numbers ring all at once (follow_me_order simultaneous)."""
+    return account.get("follow_me_order") == SIMULTANEOUS
+
+
+def together(picked: list[tuple[Target, Decision]]) -> tuple[Target, Decision]:
+    """Numbers that ring at once as one: they ring for the longest of their timeouts; the
+    funds held are the most any of them needs, and the call may last no longer than the
+    shortest any of them is authorized for (whichever answers, no call outlasts its
+    funds)."""
+    ring_s = max(target.ring_s for target, _ in picked)
+    held = max(picked, key=lambda p: p[1].reserve or 0)[1]
+    caps = [d.max_duration for _, d in picked if d.max_duration]
+    return Target(picked[0][0].number, ring_s), replace(
+        held, max_duration=min(caps) if caps else held.max_duration)
 
 
 def diverted_from(header: str) -> set[str]:

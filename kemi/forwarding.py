@@ -40,6 +40,7 @@ from tollgate.directory import Record
 
 # a branch that ended this way makes way for the next number (the caller's CANCEL does not)
 MOVE_ON = "408|480|486|487|500|502|503|504|600|603"
+_BRANCH_USER = re.compile(r"sips?:\+?([0-9]{1,32})@")
 
 
 def follow_me(rt: Runtime) -> int | None:
@@ -85,18 +86,23 @@ def forward(rt: Runtime, account: Record, incoming: Incoming) -> int | None:
     None (nothing relayed) when it may call none: its phones ring as for any call."""
     KSR.pv.sets(AVP_FM_ACCOUNT, account["id"])
     KSR.pv.seti(AVP_FM_NEXT, 0)
-    picked = _pick(rt, account)
-    if picked is None:
+    together = _pick_together(rt, account) if rules.rings_together(account) else None
+    one = None if together is not None or rules.rings_together(account) else _pick(rt, account)
+    if together is not None:
+        target, decision, numbers = together
+    elif one is not None:
+        (target, decision), numbers = one, [one[0].number]
+    else:
         KSR.pv.unset(AVP_FM_ACCOUNT)
         return None
-    target, decision = picked
-    # the account's registered phones ring with the first number, for its timeout
+    # the account's registered phones ring with the first number(s), for its timeout
     KSR.pv.sets("$rU", account["id"])
     if KSR.registrar.lookup("location") > 0:
-        KSR.corex.append_branch_uri(rt.gateway_uri(target.number))
-        log.info("FOLLOW-ME", f"{account['id']}'s phones ring with {target.number}")
+        log.info("FOLLOW-ME", f"{account['id']}'s phones ring with {', '.join(numbers)}")
     else:
-        KSR.pv.sets("$ru", rt.gateway_uri(target.number))
+        KSR.pv.sets("$ru", rt.gateway_uri(numbers.pop(0)))
+    for number in numbers:
+        KSR.corex.append_branch_uri(rt.gateway_uri(number))
     _relay(rt, account, target, decision, incoming)
     return EXIT
 
@@ -152,6 +158,39 @@ def _pick(rt: Runtime, account: Record) -> tuple[rules.Target, Decision] | None:
             return target, decision
     metrics.FOLLOW_ME.labels("exhausted").inc()
     return None
+
+
+def _pick_together(rt: Runtime, account: Record) -> tuple[rules.Target, Decision,
+                                                          list[str]] | None:
+    """Every follow-me number that does not loop and that the account may call, to ring
+    at once: one hold for the dearest of them, the call capped at the shortest time any of
+    them is authorized for (billing.forwarding.together); None when none is left."""
+    plan = rules.targets(account)
+    KSR.pv.seti(AVP_FM_NEXT, len(plan))  # nothing is left for the failure route
+    call_id = KSR.pv.get("$ci")
+    picked = []
+    forwarded_from = _forwarded_from()
+    for target in plan:
+        if rules.loops(target.number, lambda n: _on_net(rt, n), forwarded_from):
+            log.info("FOLLOW-ME", f"{target.number} would loop back: skipped")
+            metrics.FOLLOW_ME.labels("loop").inc()
+            continue
+        decision = _authorized(rt, account, target.number)
+        if decision is not None:  # measured, not held: one hold is taken for them all
+            authorize.release(rt, call_id, account["id"], str(account["customer_id"]))
+            picked.append((target, decision))
+    if not picked:
+        metrics.FOLLOW_ME.labels("exhausted").inc()
+        return None
+    target, decision = rules.together(picked)
+    if decision.paid:
+        dearest = max(picked, key=lambda p: p[1].reserve or 0)[0].number
+        held = _authorized(rt, account, dearest)
+        if held is None:
+            return None
+        decision = rules.together([(target, held), *picked])[1]
+    metrics.FOLLOW_ME.labels("branch").inc(len(picked))
+    return target, decision, [t.number for t, _ in picked]
 
 
 def _authorized(rt: Runtime, account: Record, number: str) -> Decision | None:
@@ -223,8 +262,10 @@ def on_reply(rt: Runtime) -> int:
     """The reply route: a forwarded call that one of the account's own phones answered is
     a plain call in (no follow-me leg to bill, its funds given back); then calls.on_reply."""
     status = KSR.pv.get("$rs")
-    if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300 \
-            and message.pv(dlg_var("forwarded")) and not calls.from_pstn_gateway(rt):
+    answered = KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300
+    if answered and message.pv(dlg_var("forwarded")) and calls.from_pstn_gateway(rt):
+        _answered_number(rt)
+    elif answered and message.pv(dlg_var("forwarded")):
         values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
         authorize.release(rt, KSR.pv.get("$ci"), values["payer"], values["customer"])
         for name, value in dialogs.incoming_leg(values).items():
@@ -235,6 +276,18 @@ def on_reply(rt: Runtime) -> int:
         KSR.dialog.dlg_set_timeout(rt.settings.max_call_duration)
         log.info("FOLLOW-ME", f"{values['payer']}'s own phone answered: no forwarded leg")
     return calls.on_reply(rt)
+
+
+def _answered_number(rt: Runtime) -> None:
+    """Of numbers ringing at once, the one that answered is the forwarded leg's CLD (the
+    xDR writer rates it)."""
+    number = _BRANCH_USER.match(message.pv("$T_branch(uri)"))
+    account = rt.directory.account(message.pv(dlg_var("payer")))
+    if number is None or account is None or number.group(1) == message.pv(dlg_var("cld")):
+        return
+    if number.group(1) in {t.number for t in rules.targets(account)}:
+        KSR.pv.sets(dlg_var("cld"), number.group(1))
+        log.info("FOLLOW-ME", f"{number.group(1)} answered")
 
 
 def _on_net(rt: Runtime, number: str) -> bool:

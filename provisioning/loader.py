@@ -39,7 +39,8 @@ CUSTOMER_COLS = ("id, name, currency, timezone, language, credit_limit, blocked,
                  " WHERE r.customer_id = customers.id) AS rating_profiles")
 ACCOUNT_COLS = ("id, customer_id, product_id, password, service_password, associated_number, "
                 "ivr_app_id, language, blocked, billing_model, credit_limit, answering_mode, "
-                "follow_me, expires, first_use, outgoing_ddi, voicemail_pin_required, balance")
+                "follow_me, follow_me_order, expires, first_use, outgoing_ddi, "
+                "voicemail_pin_required, balance")
 RATE_COLS = ("tariff_id, prefix, price_first, price_next, interval_first, interval_next, "
              "connect_fee, free_seconds, forbidden")
 
@@ -106,6 +107,7 @@ def account_record(row: Row) -> Row:
         "language": row["language"], "blocked": row["blocked"],
         "billing_model": row["billing_model"], "credit_limit": money(row["credit_limit"]),
         "answering_mode": row["answering_mode"], "follow_me": list(row["follow_me"]),
+        "follow_me_order": row.get("follow_me_order") or "sequential",
         "expires": _iso(row["expires"]), "first_use": _iso(row["first_use"]),
         "outgoing_ddi": row.get("outgoing_ddi"),
         "voicemail_pin_required": bool(row.get("voicemail_pin_required", False)),

@@ -26,6 +26,7 @@ from provisioning.cli.common import (
 from provisioning.validate import BadInput
 from tollgate import keyspace
 
+FOLLOW_ME_ORDERS = ("sequential", "simultaneous")
 ANSWERING = ("ring", "ring_then_voicemail", "forward", "forward_then_voicemail", "voicemail")
 FIELDS = {
     "customer": "customer name (required on create)",
@@ -41,6 +42,7 @@ FIELDS = {
     "credit_limit": "credit accounts: most the account may owe ('' = unlimited)",
     "answering_mode": "/".join(ANSWERING),
     "follow_me": "forward modes: numbers in ring order, each <number>[/<seconds>] (default 20)",
+    "follow_me_order": "/".join(FOLLOW_ME_ORDERS) + ": one after the other, or all at once",
     "expires": "ISO time after which the account is unusable ('' = never)",
     "outgoing_ddi": "caller ID of its external calls, over the customer's ('' = the customer's)",
     "voicemail_email": "where each new voicemail message is e-mailed, WAV attached ('' = none)",
@@ -60,6 +62,7 @@ VALIDATORS: dict[str, Any] = {
     "credit_limit": partial(v.optional_money, "credit limit"),
     "answering_mode": partial(v.choice, "answering mode", choices=ANSWERING),
     "follow_me": v.follow_me,
+    "follow_me_order": partial(v.choice, "follow-me order", choices=FOLLOW_ME_ORDERS),
     "expires": partial(v.timestamp, "expiry"),
     "outgoing_ddi": v.ddi,
     "voicemail_email": v.email,
@@ -71,7 +74,8 @@ VALIDATORS: dict[str, Any] = {
 }
 COLUMNS = ("a.id, c.name AS customer, p.name AS product, a.password, a.service_password, "
            "a.associated_number, i.name AS ivr_app, a.language, a.blocked, a.billing_model, "
-           "a.balance, a.credit_limit, a.answering_mode, a.follow_me, a.expires, a.first_use, "
+           "a.balance, a.credit_limit, a.answering_mode, a.follow_me, a.follow_me_order, "
+           "a.expires, a.first_use, "
            "a.outgoing_ddi, a.voicemail_email, a.voicemail_max_messages, a.voicemail_max_seconds, "
            "a.voicemail_pin_required")
 FROM = ("FROM accounts a JOIN customers c ON c.id = a.customer_id"

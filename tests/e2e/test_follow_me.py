@@ -191,3 +191,25 @@ def test_a_colleague_calling_the_did_from_the_platform_is_forwarded_too(
     # Mark's own call stays an on-net one (free); Jake's DID pays the forwarded minute
     assert billed_after_talking(sip, records, call, leg, 2) == [
         ("onnet", office.mark.id, did, 0), ("out", did, TOLL, Decimal("0.02"))]
+
+
+def test_numbers_that_ring_together_all_ring_at_once_and_the_one_that_answers_is_billed(
+        tg, sip, gateway, records, calls_end):
+    office = tenants.office(tg, "jake")
+    did = forwarding(tg, office, "jake", f"{BUSY_MOBILE}/30,{TOLL}/30", mode="forward")
+    tg.cli("account", "update", did, "--follow-me-order", "simultaneous")
+    gateway.answer = None
+    call = from_the_pstn(tg, gateway, did, CALLER)
+    legs = [next_invite(sip, gateway, 1, call), next_invite(sip, gateway, 2, call)]
+    by_number = {number: leg for leg in legs for number in (BUSY_MOBILE, TOLL)
+                 if number in request_line(leg)}
+    assert set(by_number) == {BUSY_MOBILE, TOLL}  # both ring, neither waits for the other
+    for leg in legs:
+        assert f"sip:{did}@" in leg.header("P-Asserted-Identity")
+    by_number[TOLL].answer_with(200)  # the second number of the list answers
+    sip.wait_for(lambda: call.confirmed, 10, "the caller connected")
+    sip.wait_for(lambda: by_number[BUSY_MOBILE].disconnected, 10, "the other one cancelled")
+    assert billed_after_talking(sip, records, call, by_number[TOLL], 2) == [
+        ("in", did, did, 0), ("out", did, TOLL, Decimal("0.02"))]
+    client = records.redis()
+    assert not client.hexists(keyspace.reservations("account", did), call.call_id)

@@ -72,8 +72,9 @@ def test_demo_import_writes_the_exact_records(demo, redis_client):
         "id": "17785551209", "customer_id": 1, "product_id": 1, "password": "rachel-1209",
         "service_password": "", "associated_number": "1778555", "ivr_app_id": 1,
         "language": None, "blocked": False, "billing_model": "credit", "credit_limit": "50.00000",
-        "answering_mode": "ring", "follow_me": [], "expires": None, "first_use": None,
-        "outgoing_ddi": None, "voicemail_pin_required": False}
+        "answering_mode": "ring", "follow_me": [], "follow_me_order": "sequential",
+        "expires": None, "first_use": None, "outgoing_ddi": None,
+        "voicemail_pin_required": False}
     assert record(r, "tg:alias:1778555#4545") == {
         "id": "1778555#4545", "account_id": "17785551209", "allow_auth": False}
     assert record(r, "tg:alias:1778555#8989")["account_id"] == "17785551210"

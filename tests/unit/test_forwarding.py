@@ -2,9 +2,12 @@
 (provisioning/validate.py follow_me): pure, no servers."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from billing import forwarding
+from billing.classify import Decision
 from billing.forwarding import Target
 from provisioning import validate
 from provisioning.validate import BadInput
@@ -65,3 +68,22 @@ def test_a_bad_follow_me_entry_is_refused_with_what_is_wrong(bad, said):
     with pytest.raises(BadInput, match=None) as refused:
         validate.follow_me(bad)
     assert said in str(refused.value)
+
+
+def test_only_simultaneous_follow_me_rings_together():
+    assert forwarding.rings_together({"follow_me_order": "simultaneous"})
+    assert not forwarding.rings_together({"follow_me_order": "sequential"})
+    assert not forwarding.rings_together({})
+
+
+def test_numbers_ringing_together_hold_the_most_and_last_the_least():
+    cheap = Decision(200, "Paid", "pstn", payer="d", paid=True, max_duration=3600,
+                     reserve=Decimal("1.20"))
+    dear = Decision(200, "Paid", "pstn", payer="d", paid=True, max_duration=600,
+                    reserve=Decimal("6.00"))
+    free = Decision(200, "Free", "pstn", payer="d")
+    target, decision = forwarding.together([(forwarding.Target("1212", 20), cheap),
+                                       (forwarding.Target("4420", 45), dear),
+                                       (forwarding.Target("1800", 5), free)])
+    assert target == forwarding.Target("1212", 45)  # rings for the longest timeout
+    assert (decision.reserve, decision.max_duration) == (Decimal("6.00"), 600)
