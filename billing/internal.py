@@ -25,7 +25,8 @@ ACCESS_CODE = "X-TG-Access-Code"  # the rating entry a toll leg is rated by ("" 
 NOTIFY = "X-TG-Notify"
 # X-TG-App values that are no operator's application: Kamailio's own choices
 APP_VOICEMAIL_DEPOSIT = "vm-deposit"   # leave a message in the account's mailbox
-APP_VOICEMAIL_ACCESS = "vm-access"     # the account's mailbox (its owner calling)
+APP_VOICEMAIL_ACCESS = "vm-access"     # the account's mailbox (its owner's number calling)
+APP_VOICEMAIL_PHONE = "vm-phone"       # the account's mailbox from its own phone (*98)
 APP_MWI = "mwi"                        # the IVR's message-waiting NOTIFY for the account
 EXPIRES = "X-TG-Expires"      # unix time in milliseconds after which the signature is void
 NONCE = "X-TG-Nonce"          # random, unique per signature: a signature is good once

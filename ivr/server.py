@@ -37,7 +37,7 @@ from ivr.actions import (
     StopPlay,
     StopRecord,
 )
-from ivr.apps import prepaid, voicemail
+from ivr.apps import prepaid, selfcare, voicemail
 from ivr.apps.notice import Notice
 from ivr.mailboxes import Mailboxes
 from ivr.passthrough import Caller, PassThrough
@@ -58,6 +58,10 @@ SPARE_CALLS = 8
 
 
 App = PassThrough | prepaid.Prepaid | Notice | voicemail.Deposit | voicemail.Mailbox
+# access-number applications on the prepaid card's login, by voice application type
+SELF_SERVICE: dict[str, type[prepaid.Prepaid]] = {
+    "prepaid": prepaid.Prepaid, "balance_info": selfcare.BalanceInfo,
+    "voucher_topup": selfcare.VoucherTopup}
 # a caller's audio at or below this level is silence: pjsua's level is the mean absolute
 # sample / 256 (measured: a half-scale sine reads 39), so 1 is below ~ -36 dBFS
 SILENCE_LEVEL = 1
@@ -270,6 +274,8 @@ class Session:
             return "voicemail"
         if isinstance(self.app, voicemail.Mailbox):
             return "mailbox"
+        if isinstance(self.app, prepaid.Prepaid):
+            return self.app.app_type
         return "pass_through" if isinstance(self.app, PassThrough) else "prepaid"
 
     def finished(self) -> bool:
@@ -890,15 +896,15 @@ class Server:
         if signed.account and account is None:
             log.warning("[%s] LOOKUP: unknown account %s", call_id, signed.account)
             return None
-        if signed.app in (voicemail.DEPOSIT_APP, voicemail.ACCESS_APP):
+        if signed.app in (voicemail.DEPOSIT_APP, voicemail.ACCESS_APP, voicemail.PHONE_APP):
             return self._voicemail(leg, call_id, signed, account)
         app_id = signed.app or str((account or {}).get("ivr_app_id") or "")
         app = self.directory.app(app_id) if app_id else None
         kind = app.get("type") if app else None
         session_id = signed.session or call_id
         brand = self.directory.brand_prompts(signed.dest, app)
-        if app is not None and kind == "prepaid":
-            card = prepaid.Prepaid(prepaid.Caller(call_id=call_id, session=session_id,
+        if app is not None and kind in SELF_SERVICE:
+            card = SELF_SERVICE[str(kind)](prepaid.Caller(call_id=call_id, session=session_id,
                                                   access_number=signed.dest, ani=signed.ani,
                                                   app=app, account=account,
                                                   longest=self.settings.max_call_duration),
@@ -935,9 +941,10 @@ class Server:
         if signed.app == voicemail.DEPOSIT_APP:
             app = voicemail.Deposit(call_id, owner_id, signed.ani, self.mailboxes, language)
         else:
-            trusted = signed.ani == owner_id or not self.mailboxes.pin_required(owner_id)
+            phone = signed.app == voicemail.PHONE_APP  # digest-authenticated by Kamailio
+            trusted = phone or not self.mailboxes.pin_required(owner_id)
             app = voicemail.Mailbox(call_id, owner_id, signed.ani, self.mailboxes,
-                                    trusted=trusted, language=language)
+                                    trusted=trusted, verified=phone, language=language)
         return Session(self, leg, app, signed, language, "")
 
     def _reject(self, leg: Leg, code: int, reason: str) -> None:

@@ -41,6 +41,7 @@ SERVICE_CODE = "*98"        # a phone of the account dials it for its mailbox
 PSTN_ALIAS = "{ani}@pstn"   # the alias that names a mobile as the account's own
 RING_S = 20                 # ring_then_voicemail: how long the phones ring first
 DEPOSIT_APP, ACCESS_APP = internal.APP_VOICEMAIL_DEPOSIT, internal.APP_VOICEMAIL_ACCESS
+PHONE_APP = internal.APP_VOICEMAIL_PHONE
 # a branch that ended this way goes to voicemail (the caller's CANCEL does not)
 NO_ANSWER = "408|480|486|487|600|603"
 
@@ -89,7 +90,7 @@ def service_code(rt: Runtime, caller: Record, dialed: str) -> int | None:
     if dialed != SERVICE_CODE:
         return None
     log.info("VOICEMAIL", f"{caller['id']} dials its mailbox")
-    return _to_ivr(rt, caller, ACCESS_APP, str(caller["id"]),
+    return _to_ivr(rt, caller, PHONE_APP, str(caller["id"]),
                    Decision(200, "Voicemail access", classify.IVR), LEG_IN, str(caller["id"]))
 
 

@@ -14,7 +14,10 @@ demo account, never a number the scenarios dial (those have 11 digits, these 12)
 """
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,10 +267,18 @@ class CardTenant:
     ani_alias: str         # the card's ANI alias ("" when none was asked for)
 
 
+def new_voucher(tg, amount: str) -> str:
+    """One voucher of a batch of its own, generated and exported as an operator does."""
+    made = json.loads(tg.cli("--json", "voucher", "generate", "--count", "1", "--amount",
+                             amount, "--currency", "USD").stdout)
+    exported = tg.cli("voucher", "export", str(made["batch"])).stdout
+    return next(csv.DictReader(io.StringIO(exported)))["voucher"]
+
+
 def prepaid_card(tg, settings: dict | None = None, balance: str = "5.00",
                  rates: dict[str, dict[str, tuple[str, str]]] | None = None,
                  ani_alias: str = "", service_password: str = "",
-                 card_fields: dict | None = None) -> CardTenant:
+                 card_fields: dict | None = None, app_type: str = "prepaid") -> CardTenant:
     """A prepaid card service of its own: an access number reaching a prepaid application
     with `settings` over the seed's defaults, and a debit card holding `balance`.
 
@@ -297,7 +308,7 @@ def prepaid_card(tg, settings: dict | None = None, balance: str = "5.00",
                        "language": "en"}],
         "tariffs": tariffs,
         "products": [product],
-        "apps": [{"name": made.app, "type": "prepaid", "settings": dict(settings or {}),
+        "apps": [{"name": made.app, "type": app_type, "settings": dict(settings or {}),
                   "access_numbers": [made.access_number]}],
         "accounts": [card, {"id": made.phone, "customer": made.customer,
                             "product": f"Cards {tag}", "password": made.password,

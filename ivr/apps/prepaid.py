@@ -126,8 +126,12 @@ class Prepaid:
     lead_playing: bool = False
     slot_of: object = None          # the client whose call slot this PSTN call holds
 
+    # the voice application type whose options (over the prepaid card's) this app reads
+    app_type = "prepaid"
+
     def __post_init__(self) -> None:
-        self.settings = {**_defaults(), **(self.caller.app.get("settings") or {})}
+        self.settings = {**_defaults(), **_defaults(self.app_type),
+                         **(self.caller.app.get("settings") or {})}
         self.started = self._ts()
         who = self.caller.account
         if who and who.get("language") and not self.settings["conf_language_list_preferred"]:
@@ -757,11 +761,16 @@ class Prepaid:
         if self.services.failures(self._voucher_key()) >= self._voucher_limit():
             self._log("LOCKOUT", f"voucher top-up at {self.caller.access_number} is locked")
             metrics.VOUCHERS.labels("locked").inc()
-            return self._chain(["voucher_unavailable"], self._dial)
+            return self._chain(["voucher_unavailable"], self._carry_on)
         self._log("SELF-CARE", "voucher top-up")
         ask = self._question(("enter_voucher",), self._int("min_voucher_length"),
                              self._int("max_voucher_length"))
-        return self._ask(ask, on_value=self._redeem_voucher, on_fail=self._dial)
+        return self._ask(ask, on_value=self._redeem_voucher, on_fail=self._carry_on)
+
+    def _carry_on(self) -> list[Action]:
+        """What follows a top-up or a balance announcement: the next destination (a
+        self-care application says goodbye instead)."""
+        return self._dial()
 
     def _redeem_voucher(self, code: str) -> list[Action]:
         """Credit the card (never logging the number); a wrong number counts toward the
@@ -771,7 +780,7 @@ class Prepaid:
         if outcome == prepaid.VOUCHER_UNAVAILABLE:
             self._log("VOUCHER", "top-up unavailable (provisioning database unreachable)")
             metrics.VOUCHERS.labels("unavailable").inc()
-            return self._chain(["voucher_unavailable"], self._dial)
+            return self._chain(["voucher_unavailable"], self._carry_on)
         if not isinstance(outcome, Decimal):
             self._log("VOUCHER", "voucher number not valid")
             metrics.VOUCHERS.labels("invalid").inc()
@@ -781,7 +790,7 @@ class Prepaid:
         self._log("VOUCHER", f"card {self.card['id']} credited {outcome}")
         self.card = self.services.account(str(self.card["id"])) or self.card
         self.ask = None
-        return self._chain(["voucher_accepted"] + self._balance_prompts(), self._dial)
+        return self._chain(["voucher_accepted"] + self._balance_prompts(), self._carry_on)
 
     # --- the end ------------------------------------------------------------------------
     def _hang_up(self) -> list[Action]:
@@ -802,6 +811,6 @@ class Prepaid:
                            reason=reason)]
 
 
-def _defaults() -> dict[str, Any]:
+def _defaults(app_type: str = "prepaid") -> dict[str, Any]:
     from provisioning.app_settings import defaults
-    return defaults("prepaid")
+    return defaults(app_type)

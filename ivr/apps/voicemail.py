@@ -46,6 +46,7 @@ log = logging.getLogger("ivr.voicemail")
 # the applications Kamailio names in the signed X-TG-App (never an operator's app id)
 DEPOSIT_APP = internal.APP_VOICEMAIL_DEPOSIT
 ACCESS_APP = internal.APP_VOICEMAIL_ACCESS
+PHONE_APP = internal.APP_VOICEMAIL_PHONE
 
 MIN_MESSAGE_S = 1          # shorter than this is no message (a hang-up at the beep)
 GREETING_MAX_S = 60
@@ -199,6 +200,9 @@ class Mailbox:
     ani: str
     store: Store
     trusted: bool = False
+    # the password was keyed (or the owner's own phone called): a caller known only by
+    # the ANI it presents (which the PSTN does not vouch for) keys it before calling out
+    verified: bool = False
     language: str = say.LANGUAGES[0]
     allow_calls: bool = True    # the voicemail app's allow_outgoing_calls
     now: Callable[[], float] = time.time
@@ -245,7 +249,8 @@ class Mailbox:
 
     def _goodbye(self, *prompts: str) -> list[Action]:
         self.state, self.ask = FAREWELL, None
-        return [SetTimer(None), StopPlay(), Play((*prompts, "goodbye"))]
+        last = () if "locked_out" in prompts else ("goodbye",)  # it says goodbye itself
+        return [SetTimer(None), StopPlay(), Play((*prompts, *last))]
 
     # --- events -------------------------------------------------------------------------
     def start(self) -> list[Action]:
@@ -351,10 +356,32 @@ class Mailbox:
         key = f"vm:{unknown or self.owner}"
         if account is not None and expected and pin == expected and not self._locked(key[3:]):
             self._log("MAILBOX", f"{self.owner} logged in")
+            self.verified = True
             return self._welcome()
         failures = self.store.record_failure(key)
         self._log("MAILBOX", f"wrong password for {unknown or self.owner} ({failures} in a row)")
         return self._outcome(ask.retry(("invalid_password",)))
+
+    def _verify_then_call(self) -> list[Action]:
+        """A caller trusted by ANI alone calls out only after the service password: a
+        spoofed caller ID must not be a free line to anywhere on the owner's account."""
+        account = self.store.account(self.owner)
+        if not (account or {}).get("service_password") or self._locked(self.owner):
+            self._log("MAILBOX", f"{self.owner}: no outgoing call without the password")
+            return self._main_menu(("no_permission",))
+        ask = Ask(("enter_password",), min_len=1, max_len=PIN_MAX, timeout=PROMPT_TIMEOUT_S,
+                  attempts=LOGIN_ATTEMPTS, confirm_by_pound=True)
+
+        def check(pin: str) -> list[Action]:
+            if pin == str((self.store.account(self.owner) or {}).get("service_password")):
+                self.verified = True
+                return self._main_key(CALL)
+            failures = self.store.record_failure(f"vm:{self.owner}")
+            self._log("MAILBOX", f"wrong password for {self.owner} ({failures} in a row)")
+            if failures >= LOCKOUT_FAILURES:
+                return self._goodbye("locked_out")
+            return self._outcome(ask.retry(("invalid_password",)))
+        return self._ask(ask, on_value=check, on_fail=self._main_menu)
 
     def _locked(self, mailbox: str) -> bool:
         return self.store.failures(f"vm:{mailbox}") >= LOCKOUT_FAILURES
@@ -389,6 +416,8 @@ class Mailbox:
             ask = Ask(("vm_enter_new_password",), min_len=PIN_MIN, max_len=PIN_MAX,
                       timeout=PROMPT_TIMEOUT_S, attempts=LOGIN_ATTEMPTS, confirm_by_pound=True)
             return self._ask(ask, on_value=self._new_password, on_fail=self._main_menu)
+        if key == CALL and not self.verified:
+            return self._verify_then_call()
         if key == CALL:
             ask = Ask(("enter_destination",), min_len=1, max_len=DESTINATION_DIGITS,
                       timeout=PROMPT_TIMEOUT_S, attempts=LOGIN_ATTEMPTS, confirm_by_pound=True)

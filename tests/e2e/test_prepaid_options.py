@@ -10,9 +10,6 @@ IVR's log lines, audio reaching the phone, xDR rows and metrics, never on a paus
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -140,12 +137,7 @@ def test_another_card_from_self_care_pays_for_the_next_call(tg, sip, gateway, re
     assert records.balance(other) == Decimal("3.00") - legs["toll"][4]
 
 
-def new_voucher(tg, amount: str) -> str:
-    """One voucher of a batch of its own, generated and exported as an operator does."""
-    made = json.loads(tg.cli("--json", "voucher", "generate", "--count", "1", "--amount",
-                             amount, "--currency", "USD").stdout)
-    exported = tg.cli("voucher", "export", str(made["batch"])).stdout
-    return next(csv.DictReader(io.StringIO(exported)))["voucher"]
+new_voucher = tenants.new_voucher
 
 
 def key_voucher(tg, sip, call, voucher: str) -> None:

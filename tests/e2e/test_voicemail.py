@@ -97,6 +97,7 @@ def test_the_seeds_john_a_message_mwi_then_listen_delete_and_call_out_from_the_m
         tg, sip, gateway, records, calls_end, tone):
     office = tenants.office(tg, "jake")
     did = second_number(tg, office, "jake")
+    tg.cli("account", "update", did, "--service-password", "7100")
     desk = phone(tg, sip, "jake-desk", office.jake)
     desk.answer = gateway.answer = None  # the mobile and the desk ring; nobody answers
     call = from_the_pstn(tg, gateway, did, CALLER)
@@ -135,7 +136,9 @@ def test_the_seeds_john_a_message_mwi_then_listen_delete_and_call_out_from_the_m
     assert not wav.exists()
     message_waiting(sip, desk, 0, 0)
     heard(tg, sip, john, "vm_main_menu", times=2)
-    john.send_dtmf("5")
+    john.send_dtmf("5")  # known by his caller ID alone: his password before calling out
+    heard(tg, sip, john, "enter_password")
+    john.send_dtmf("7100#")
     heard(tg, sip, john, "enter_destination")
     john.send_dtmf(f"{TOLL}#")
     out = gateway.wait_incoming(15)
@@ -270,3 +273,22 @@ def test_a_message_left_while_postgresql_is_down_is_filed_when_it_is_back(
     [(caller, seconds, _, _)] = messages(records, did)
     assert caller == CALLER and seconds >= 2
     message_waiting(sip, desk, 1, 0)
+
+
+def test_a_caller_known_by_the_mobiles_caller_id_alone_cannot_call_out_without_the_password(
+        tg, sip, gateway, calls_end):
+    # the PSTN does not vouch for a caller ID: a spoofed one must not be a free line out
+    office = tenants.office(tg, "jake")
+    did = second_number(tg, office, "jake", mode="voicemail")
+    call = from_the_pstn(tg, gateway, did, mobile(did))
+    heard(tg, sip, call, "vm_main_menu")
+    call.send_dtmf("5")  # the account has no service password: no outgoing call at all
+    heard(tg, sip, call, "no_permission")
+    heard(tg, sip, call, "vm_main_menu", times=2)
+    tg.cli("account", "update", did, "--service-password", "4242")
+    call.send_dtmf("5")
+    heard(tg, sip, call, "enter_password")
+    call.send_dtmf("1111#")
+    heard(tg, sip, call, "invalid_password")
+    call.hangup_with()
+    assert gateway.incoming == []

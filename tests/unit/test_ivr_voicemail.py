@@ -263,6 +263,7 @@ def test_a_full_mailbox_says_so_and_records_nothing(store):
 # --- the owner's mailbox ---------------------------------------------------------------------
 
 def mailbox(store, owner: str = JANE, trusted: bool = True, **kw) -> Mailbox:
+    kw.setdefault("verified", trusted)  # trusted: her own phone, unless a test says ANI
     return Mailbox("c1", owner, "420603123456", store, trusted=trusted, now=lambda: NOW, **kw)
 
 
@@ -705,3 +706,37 @@ def test_without_outgoing_calls_five_is_an_invalid_key(store):
     assert not any(isinstance(a, Originate) for a in actions)
     assert played(actions)[-1] == "vm_main_menu_no_calls"
     assert "enter_destination" not in played(actions)
+
+
+def test_an_owner_known_by_caller_id_alone_keys_the_password_before_calling_out(store):
+    app = logged_in(store, verified=False)  # the mobile's ANI: trusted, not verified
+    actions = app.on_digit("5")
+    assert played(actions)[-1] == "enter_password"
+    for digit in PIN + "#":
+        actions = app.on_digit(digit)
+    assert played(actions)[-1] == "enter_destination"
+    for digit in DEST + "#":
+        actions = app.on_digit(digit)
+    assert Originate(auth_id=JANE, dest=DEST, cli=JANE) in actions
+
+
+def test_without_a_service_password_a_caller_known_by_caller_id_cannot_call_out(store):
+    store.accounts[JANE]["service_password"] = ""
+    app = logged_in(store, verified=False)
+    actions = app.on_digit("5")
+    assert played(actions)[:2] == ["no_permission", "vm_main_menu"]
+    assert not any(isinstance(a, Originate) for a in actions)
+
+
+def test_wrong_passwords_before_calling_out_lock_the_mailbox(store):
+    app = logged_in(store, verified=False)
+    app.on_digit("5")
+    actions: list = []
+    for _ in range(LOCKOUT_FAILURES):  # three tries a question, five in a row lock
+        for digit in "0000#":
+            actions = app.on_digit(digit)
+        if played(actions)[-1:] == ["vm_main_menu"]:
+            app.on_digit("5")
+    assert played(actions) == ["locked_out"]
+    assert app.on_prompt_done() == [Hangup("caller")]
+    assert not any(isinstance(a, Originate) for a in actions)

@@ -218,7 +218,7 @@ def test_star_98_from_a_phone_of_the_account_is_its_own_mailbox(ksr, rt):
     assert voicemail.service_code(rt, jane, "*9") is None
     nothing_relayed(ksr)
     assert voicemail.service_code(rt, jane, "*98") == EXIT
-    sent_to_ivr(ksr, "vm-access", JANE)  # the IVR trusts an ANI that is the owner
+    sent_to_ivr(ksr, "vm-phone", JANE)  # the IVR trusts the phone: no password
 
 
 # --- message waiting --------------------------------------------------------------------------
