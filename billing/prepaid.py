@@ -42,6 +42,9 @@ BY_ANI, BY_PIN = "ani", "pin"
 # (ivr.services.Services.redeem_voucher): one answer for every voucher that cannot be
 # used (unknown, used, expired, another currency), so a guesser learns nothing
 VOUCHER_INVALID, VOUCHER_UNAVAILABLE = "invalid", "unavailable"
+# a balance transfer the donor card cannot make (unknown, used, another product...): one
+# answer for all, as for vouchers; VOUCHER_UNAVAILABLE when PostgreSQL is unreachable
+TRANSFER_REFUSED = "refused"
 
 
 def first_call_code(settings: Mapping[str, Any], access_number: str) -> str:

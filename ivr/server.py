@@ -61,7 +61,7 @@ App = PassThrough | prepaid.Prepaid | Notice | voicemail.Deposit | voicemail.Mai
 # access-number applications on the prepaid card's login, by voice application type
 SELF_SERVICE: dict[str, type[prepaid.Prepaid]] = {
     "prepaid": prepaid.Prepaid, "balance_info": selfcare.BalanceInfo,
-    "voucher_topup": selfcare.VoucherTopup}
+    "voucher_topup": selfcare.VoucherTopup, "balance_transfer": selfcare.BalanceTransfer}
 # a caller's audio at or below this level is silence: pjsua's level is the mean absolute
 # sample / 256 (measured: a half-scale sine reads 39), so 1 is below ~ -36 dBFS
 SILENCE_LEVEL = 1

@@ -16,8 +16,8 @@ import redis
 import hotpath
 from billing import money
 from billing import policy as rules
-from billing.prepaid import VOUCHER_INVALID, VOUCHER_UNAVAILABLE
-from provisioning import loader, vouchers
+from billing.prepaid import TRANSFER_REFUSED, VOUCHER_INVALID, VOUCHER_UNAVAILABLE
+from provisioning import loader, transfers, vouchers
 from provisioning.cli import account as account_cli
 from provisioning.cli import alias as alias_cli
 from provisioning.validate import BadInput
@@ -142,6 +142,31 @@ class Services:
             loader.publish(self.directory.client, changes)
         except redis.RedisError as exc:  # committed: `tollgate resync` brings Redis level
             log.warning("[-] VOUCHER: credited in PostgreSQL, Redis not updated: %s", exc)
+        self.directory.poll()
+        return Decimal(str(result["amount"]))
+
+    def transfer_balance(self, card: str, account_id: str, minimum: Decimal) -> Decimal | str:
+        """Move the whole balance of the card numbered `card` (its account ID or an alias)
+        to the account (provisioning/transfers.py): the amount moved, TRANSFER_REFUSED or
+        VOUCHER_UNAVAILABLE (PostgreSQL unreachable)."""
+        identity = self.directory.identity(card) if card else None
+        if identity is None:
+            return TRANSFER_REFUSED
+        try:
+            with psycopg.connect(self.settings.pg_dsn, autocommit=True,
+                                 connect_timeout=3) as conn, conn.transaction():
+                changes, result = transfers.transfer(conn, str(identity.account["id"]),
+                                                     account_id, minimum)
+        except BadInput as exc:
+            log.info("[-] TRANSFER: refused for %s: %s", account_id, exc)
+            return TRANSFER_REFUSED
+        except (psycopg.Error, OSError) as exc:
+            log.warning("[-] TRANSFER: %s", exc)
+            return VOUCHER_UNAVAILABLE
+        try:
+            loader.publish(self.directory.client, changes)
+        except redis.RedisError as exc:  # committed: `tollgate resync` brings Redis level
+            log.warning("[-] TRANSFER: moved in PostgreSQL, Redis not updated: %s", exc)
         self.directory.poll()
         return Decimal(str(result["amount"]))
 

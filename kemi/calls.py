@@ -47,7 +47,8 @@ from tollgate import metrics
 from tollgate.directory import Record
 
 # voice applications the IVR runs behind an access number
-ACCESS_NUMBER_APPS = ("prepaid", "voicemail", "balance_info", "voucher_topup")
+ACCESS_NUMBER_APPS = ("prepaid", "voicemail", "balance_info", "voucher_topup",
+                      "balance_transfer")
 # an ANI worth looking up: a number, at most 32 digits (anything else is anonymous)
 ANI = re.compile(r"\+?[0-9]{1,32}")
 

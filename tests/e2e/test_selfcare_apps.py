@@ -100,3 +100,26 @@ def test_a_caller_the_ani_does_not_name_logs_in_with_the_card_number_first(
     heard(tg, sip, call, "voucher_accepted")
     said_goodbye_and_hung_up(tg, sip, call)
     assert records.balance(card.card) == Decimal("2.25")
+
+
+def test_a_balance_transfer_empties_an_unused_card_into_the_callers_once(
+        tg, sip, gateway, records, calls_end):
+    card = tenants.prepaid_card(tg, app_type="balance_transfer", balance="5.00",
+                                settings={**BY_ANI, "min_card_length": 4,
+                                          "max_card_length": 20, "confirm_by_pound": True},
+                                ani_alias=card_alias())
+    donor = card.phone  # a debit card of the same product, never used for calls
+    tg.cli("balance", "adjust", donor, "3.00")
+    call = from_the_pstn(tg, gateway, card.access_number, ANI)
+    heard(tg, sip, call, "enter_donor_card")
+    call.send_dtmf(donor + "#")
+    heard(tg, sip, call, "balance_transferred")
+    said_goodbye_and_hung_up(tg, sip, call)
+    assert (records.balance(card.card), records.balance(donor)) == (Decimal("8.00"), 0)
+    # emptied, it has nothing more to give: refused, nothing moves
+    again = from_the_pstn(tg, gateway, card.access_number, ANI)
+    heard(tg, sip, again, "enter_donor_card")
+    again.send_dtmf(donor + "#")
+    heard(tg, sip, again, "transfer_refused")
+    again.hangup_with()
+    assert records.balance(card.card) == Decimal("8.00")
