@@ -28,13 +28,16 @@ APP_VOICEMAIL_DEPOSIT = "vm-deposit"   # leave a message in the account's mailbo
 APP_VOICEMAIL_ACCESS = "vm-access"     # the account's mailbox (its owner's number calling)
 APP_VOICEMAIL_PHONE = "vm-phone"       # the account's mailbox from its own phone (*98)
 APP_MWI = "mwi"                        # the IVR's message-waiting NOTIFY for the account
+# the most seconds the IVR asks Kamailio to authorize its toll leg for ("" = as funds
+# allow): a call-back's leg A leaves the caller's funds for leg B too
+CAP = "X-TG-Cap"
 EXPIRES = "X-TG-Expires"      # unix time in milliseconds after which the signature is void
 NONCE = "X-TG-Nonce"          # random, unique per signature: a signature is good once
 SIGNATURE = "X-TG-Sig"        # hex HMAC-SHA256
 # in the 2xx Kamailio relays to the IVR for a toll leg: the seconds it authorized (unsigned:
 # only Kamailio can reach the IVR, and it strips every X-TG header from the far end's reply)
 MAX_DURATION = "X-TG-Max-Duration"
-SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, ANI, ACCESS_CODE, NOTIFY, EXPIRES, NONCE)
+SIGNED = (ACCOUNT, AUTH_ID, DEST, SESSION, APP, ANI, ACCESS_CODE, NOTIFY, CAP, EXPIRES, NONCE)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Internal:
     ani: str = ""
     access_code: str = ""
     notify: str = ""
+    cap: str = ""         # seconds (digits), "" = no cap of the IVR's
     nonce: str = ""
     expires: int = 0      # unix time in milliseconds
 
@@ -62,7 +66,7 @@ def sign(secret: bytes, call_id: str, data: Internal, ttl: float = 60,
     """Headers (name -> value) carrying `data` for the request with this Call-ID."""
     values = {ACCOUNT: data.account, AUTH_ID: data.auth_id, DEST: data.dest,
               SESSION: data.session, APP: data.app, ANI: data.ani,
-              ACCESS_CODE: data.access_code, NOTIFY: data.notify,
+              ACCESS_CODE: data.access_code, NOTIFY: data.notify, CAP: data.cap,
               EXPIRES: str(int(((time.time() if now is None else now) + ttl) * 1000)),
               NONCE: data.nonce or secrets.token_hex(16)}
     values[SIGNATURE] = _mac(secret, call_id, values)
@@ -84,7 +88,7 @@ def verify(secret: bytes, call_id: str, headers: dict[str, str],
                     session=headers.get(SESSION, ""), auth_id=headers.get(AUTH_ID, ""),
                     app=headers.get(APP, ""), ani=headers.get(ANI, ""),
                     access_code=headers.get(ACCESS_CODE, ""), notify=headers.get(NOTIFY, ""),
-                    nonce=headers.get(NONCE, ""),
+                    cap=headers.get(CAP, ""), nonce=headers.get(NONCE, ""),
                     expires=int(expires))
 
 

@@ -20,4 +20,7 @@ FAULTS = Counter("ivr_faults_total", "Sessions ended by a fault (backend down, b
 VOICEMAILS = Counter("ivr_voicemails_total",
                      "Voicemail messages, by step (recorded, stored, spooled, replayed, "
                      "emailed, email_failed)", ["step"])
+CALLBACKS = Counter("ivr_callbacks_total",
+                    "Callback requests and call-backs, by outcome (scheduled, refused, "
+                    "placed, failed, capacity)", ["outcome"])
 MWI = Counter("ivr_mwi_notifies_total", "Message-waiting NOTIFYs sent to Kamailio")

@@ -37,7 +37,7 @@ from ivr.actions import (
     StopPlay,
     StopRecord,
 )
-from ivr.apps import prepaid, selfcare, voicemail
+from ivr.apps import callback, prepaid, selfcare, voicemail
 from ivr.apps.notice import Notice
 from ivr.mailboxes import Mailboxes
 from ivr.passthrough import Caller, PassThrough
@@ -245,6 +245,7 @@ class Session:
         self.token = 0
         self.timers: dict[str, float] = {}
         self.started = self.bridged = self.failed = False
+        self.placed = False   # the IVR placed the caller leg itself (a call-back's leg A)
         self.outgoing: Originate | None = None
         self.toll_answered = 0.0
         self.recording: Recording | None = None
@@ -337,7 +338,19 @@ class Session:
         except (FileNotFoundError, pj.Error):
             self._hangup(self.caller_leg)
 
+    def on_caller_confirmed(self, _: object) -> None:
+        if self.placed:  # leg A answered: the application starts now, not in early media
+            self.on_caller_media(None)
+
+    def _caller_answered(self) -> bool:
+        try:
+            return bool(self.caller_leg.getInfo().state == pj.PJSIP_INV_STATE_CONFIRMED)
+        except pj.Error:
+            return False
+
     def on_caller_media(self, _: object) -> None:
+        if self.placed and not self._caller_answered():
+            return
         if not self.started and self.caller_leg.audio() is not None:
             self.started = True
             self.apply(self.app.start())
@@ -710,6 +723,7 @@ class Server:
         self.sessions: list[Session] = []
         self.rejected: list[Leg] = []
         self.retired: list[pj.AudioMediaPlayer] = []
+        self.callbacks: list[callback.Request] = []   # call-backs waiting for their time
         self.pj_log_level = pj_log_level
         self.stopping = False
         self.ep = pj.Endpoint()
@@ -776,6 +790,7 @@ class Server:
             except (redis.RedisError, OSError) as exc:
                 log.warning("[-] CACHE: invalidations not read: %s", exc)
             self.dispatch()
+            self._call_back()
             self._replay_spool()
         self.shutdown()
 
@@ -858,6 +873,9 @@ class Server:
             log.warning("[%s] TRUST: INVITE from %s without valid internal headers",
                         call_id, source)
             return self._reject(leg, 403, "Forbidden")
+        requested = self._callback_request(call_id, signed)
+        if requested:  # a callback access number is never answered: it calls back
+            return self._reject(leg, 603, "Decline")
         if len(self.sessions) >= self.max_sessions:  # each session needs a toll-leg slot too
             log.warning("[%s] CAPACITY: %d sessions already", call_id, len(self.sessions))
             return self._reject(leg, 503, "Service Unavailable")
@@ -946,6 +964,98 @@ class Server:
             app = voicemail.Mailbox(call_id, owner_id, signed.ani, self.mailboxes,
                                     trusted=trusted, verified=phone, language=language)
         return Session(self, leg, app, signed, language, "")
+
+    # callback calling
+    def _callback_request(self, call_id: str, signed: internal.Internal) -> bool:
+        """A call to a callback access number: plan the call-back (or refuse it); True
+        when the number is a callback access number (the INVITE is then declined)."""
+        try:
+            app = self.directory.app(signed.app) if signed.app and not signed.notify else None
+        except redis.RedisError:
+            return False  # the session lookup answers 503 the usual way
+        if app is None or app.get("type") != "callback":
+            return False
+        try:
+            planned = callback.plan(app, call_id, signed.dest, signed.ani, self.services,
+                                    time.monotonic())
+        except redis.RedisError as exc:
+            planned = f"backend unavailable: {exc}"
+        if isinstance(planned, str):
+            metrics.CALLBACKS.labels("refused").inc()
+            log.warning("[%s] CALLBACK: not calling %s back: %s", call_id,
+                        signed.ani or "anonymous", planned)
+            return True
+        self.callbacks.append(planned)
+        metrics.CALLBACKS.labels("scheduled").inc()
+        log.info("[%s] CALLBACK: calling %s back in %.0f s, leg A on %s", call_id,
+                 planned.number, planned.due - time.monotonic(), planned.payer)
+        return True
+
+    def _call_back(self) -> None:
+        now = time.monotonic()
+        due = [r for r in self.callbacks if r.due <= now]
+        for request in due:
+            self.callbacks.remove(request)
+            try:
+                self._place_callback(request)
+            except Exception as exc:  # a bad record or Redis down: this call-back only
+                metrics.CALLBACKS.labels("failed").inc()
+                log.error("[%s] CALLBACK: not placed: %s", request.call_id, exc)
+
+    def _place_callback(self, request: callback.Request) -> None:
+        """Leg A: the IVR calls the requester through Kamailio, signed as the payer's
+        outgoing call (rated under the LEG_A code), showing the access number."""
+        if len(self.sessions) >= self.max_sessions:
+            metrics.CALLBACKS.labels("capacity").inc()
+            log.warning("[%s] CALLBACK: %d sessions already: not placed", request.call_id,
+                        len(self.sessions))
+            return
+        app = self.directory.access_number(request.access_number)
+        if app is None or app.get("type") != "callback":
+            raise ValueError(f"{request.access_number} is no callback access number now")
+        known = self.directory.account(request.card) if request.card else None
+        caller = prepaid.Caller(call_id=request.call_id, session=request.call_id,
+                                access_number=request.access_number, ani=request.number,
+                                app=app, longest=self.settings.max_call_duration)
+        app_id = str(app["id"])
+        signed = internal.Internal(account=request.payer, dest=request.access_number,
+                                   session=request.call_id, app=app_id, ani=request.number)
+        leg = Leg(self.account, self.events, "caller")
+        card = callback.Callback(caller, self.services, known=known)
+        session = Session(self, leg, card, signed, card.language,
+                          self.directory.brand_prompts(request.access_number, app))
+        session.placed = True
+        cap = callback.leg_a_cap(request, self.services, self.settings.max_call_duration)
+        data = internal.Internal(account=request.payer, dest=request.number,
+                                 session=request.call_id, auth_id=request.payer, app=app_id,
+                                 ani=request.access_number, access_code=request.leg_a_code,
+                                 cap=str(cap) if cap else "")
+        headers = internal.sign(self.secret, data.session, data,
+                                ttl=self.settings.internal_header_ttl)
+        prm = pj.CallOpParam(True)
+        prm.txOption.localUri = inbound.toll_from(request.access_number,
+                                                  self.settings.ivr_address)
+        for name, value in headers.items():
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            prm.txOption.headers.append(header)
+        uri = inbound.toll_uri(request.number, self.settings.sip_address,
+                               self.settings.sip_port)
+        self.sessions.append(session)
+        metrics.ACTIVE.set(len(self.sessions))
+        metrics.APP_SESSIONS.labels(session.kind).inc()
+        try:
+            leg.makeCall(uri, prm)
+        except pj.Error as exc:
+            leg.ended = True
+            metrics.CALLBACKS.labels("failed").inc()
+            log.error("[%s] CALLBACK: leg A to %s failed: %s", request.call_id, uri,
+                      exc.info())
+            return
+        metrics.CALLBACKS.labels("placed").inc()
+        log.info("[%s] CALLBACK: leg A %s to %s on %s (%s)", request.call_id,
+                 leg.getInfo().callIdString, request.number, request.payer,
+                 request.leg_a_code or "plain")
 
     def _reject(self, leg: Leg, code: int, reason: str) -> None:
         prm = pj.CallOpParam(True)

@@ -13,7 +13,8 @@ from kemi.runtime import Runtime
 UNAVAILABLE = Decision(503, "Backend unavailable")
 
 
-def reserve(rt: Runtime, decision: Decision, call_id: str, slot: bool = False) -> Decision:
+def reserve(rt: Runtime, decision: Decision, call_id: str, slot: bool = False,
+            cap: int = 0) -> Decision:
     """The decision of an external call with max duration and reservation, or a refusal
     (402 funds, 403 the client's max daily usage, 503). With `slot`, a client with max
     calls also has one of its call slots taken in the same round trip (403 when all are
@@ -25,8 +26,10 @@ def reserve(rt: Runtime, decision: Decision, call_id: str, slot: bool = False) -
         return Decision(404, "Unknown payer")
     most = rules.max_calls(customer) if slot else 0
     try:
+        longest = min(cap, rt.settings.max_call_duration) if cap > 0 \
+            else rt.settings.max_call_duration
         granted = rt.reservations.authorize(call_id, decision, payer, customer,
-                                              cap=rt.settings.max_call_duration, external=True,
+                                              cap=longest, external=True,
                                               max_calls=most)
     except (redis.RedisError, BackendUnavailable, ValueError) as exc:
         # a backend fault or unreadable balance fails closed: never a free call

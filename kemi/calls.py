@@ -48,7 +48,7 @@ from tollgate.directory import Record
 
 # voice applications the IVR runs behind an access number
 ACCESS_NUMBER_APPS = ("prepaid", "voicemail", "balance_info", "voucher_topup",
-                      "balance_transfer")
+                      "balance_transfer", "callback")
 # an ANI worth looking up: a number, at most 32 digits (anything else is anonymous)
 ANI = re.compile(r"\+?[0-9]{1,32}")
 
@@ -84,7 +84,8 @@ def from_ivr(rt: Runtime) -> int | None:
     return toll_out(rt, decision, signed.dest, LEG_TOLL, signed.session,
                     cli=signed.ani or caller["id"], access_code=signed.access_code,
                     before=int(settings.get("disconnect_call_before") or 0),
-                    presenter=None if signed.ani else caller)
+                    presenter=None if signed.ani else caller,
+                    cap=int(signed.cap) if signed.cap.isdigit() else 0)
 
 
 def from_pstn_gateway(rt: Runtime) -> bool:
@@ -215,7 +216,7 @@ def billing_product(rt: Runtime, caller: Record, customer: Record, dialed: str,
 
 def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: str,
              cli: str, access_code: str = "", before: int = 0,
-             presenter: Record | None = None) -> int:
+             presenter: Record | None = None, cap: int = 0) -> int:
     """Out to the PSTN gateway: one of the client's external call slots, then for a paid
     call the reservation of what its maximum duration costs (cut `before` seconds short:
     the prepaid card's "Disconnect call before"); the far end sees the outgoing DDI of
@@ -223,7 +224,7 @@ def toll_out(rt: Runtime, decision: Decision, dialed: str, leg: str, session: st
     customer = (rt.directory.customer(decision.customer_id)
                 if decision.customer_id is not None else None)
     if decision.paid:  # the client's call slot is taken with the funds, in one round trip
-        decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"), slot=True)
+        decision = authorize.reserve(rt, decision, KSR.pv.get("$ci"), slot=True, cap=cap)
         if not decision.ok:
             return refuse(decision, rt, presenter, customer)
     else:

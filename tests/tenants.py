@@ -291,7 +291,9 @@ def prepaid_card(tg, settings: dict | None = None, balance: str = "5.00",
     made = CardTenant(customer=f"Cards {tag}", app=f"Card {tag}", access_number=assoc + "000",
                       card=assoc + "555", phone=assoc + "0001", password=f"pw-{tag}",
                       ani_alias=ani_alias)
-    by_code = rates or {"": {"1": ("0.60", "1/1")}}
+    # an access code may name the access number: "LEG_A.{access}"
+    by_code = {code.format(access=made.access_number): table
+               for code, table in (rates or {"": {"1": ("0.60", "1/1")}}).items()}
     tariffs = [_tariff(f"Cards {tag} {code or 'plain'}", table)
                for code, table in by_code.items()]
     product = {"name": f"Cards {tag}", "currency": "USD",

@@ -1,0 +1,98 @@
+"""Callback calling (voice-application-settings.txt): the caller rings the callback access
+number and is declined; the IVR calls them back (leg A, through Kamailio and the gateway,
+billed under LEG_A.<access number>), asks for the destination and places leg B (under
+LEG_B.<access number>); both legs are billed to the card under the request's session.
+
+Real Kamailio, rtpengine, IVR, Redis, PostgreSQL and the xDR writer; the gateway phone is
+the PSTN: it places the request, answers leg A as the caller's phone, and leg B as the
+destination.
+"""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from tests import tenants
+from tests.calls import TOLL, from_the_pstn, ivr_log, talking
+
+pytestmark = pytest.mark.e2e
+
+LEG_RATES = {"LEG_A.{access}": {"1": ("0.60", "1/1")}, "LEG_B.{access}": {"1": ("1.20", "1/1")},
+             "": {"1": ("0.60", "1/1")}}
+
+
+def caller_number() -> str:
+    """A caller of this test alone: 0 + 9 digits (called back as 1 + 9 digits)."""
+    return f"02{uuid.uuid4().int % 10**8:08d}"
+
+
+def callback_card(tg, ani: str, **settings):
+    return tenants.prepaid_card(
+        tg, app_type="callback", balance="5.00", ani_alias="cb44" + ani[1:], rates=LEG_RATES,
+        settings={"authenticate_by": "ani", "ani_translation_rule": "s/^0/cb44/",
+                  "destination_translation_rule": "s/^0/1/", "wait_time": 1,
+                  "leg_a_cld_prefix": "LEG_A", "leg_b_cld_prefix": "LEG_B",
+                  "play_welcome_message": False, **settings})
+
+
+def request_callback(tg, sip, gateway, card, ani: str):
+    """Ring the access number: declined at once (nothing billed for it)."""
+    request = from_the_pstn(tg, gateway, card.access_number, ani)
+    sip.wait_for(lambda: request.disconnected, 10, "the request declined")
+    assert request.last_code == 603
+    return request
+
+
+def test_callback_by_ani_calls_back_then_bridges_leg_b_each_leg_billed_under_its_code(
+        tg, sip, gateway, records, calls_end):
+    ani = caller_number()
+    card = callback_card(tg, ani)
+    gateway.answer = None
+    request = request_callback(tg, sip, gateway, card, ani)
+    leg_a = gateway.wait_incoming(15)  # the call-back, to the caller's number in E.164
+    called_back = "1" + ani[1:]
+    assert f"sip:{called_back}@" in leg_a.request.split("\n", 1)[0]
+    assert card.access_number in leg_a.header("From")  # the caller sees the access number
+    leg_a.answer_with(200)
+    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
+    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
+    gateway.answer = 200
+    leg_a.send_dtmf(TOLL + "#")
+    leg_b = gateway.wait_incoming(15, count=2)
+    assert TOLL in leg_b.request.split("\n", 1)[0]
+    sip.wait_for(lambda: leg_b.confirmed, 10, "leg B answered")
+    talking(sip, leg_a, leg_b)
+    leg_b.hangup_with()  # the destination hangs up: the caller may dial again
+    sip.wait_for(lambda: ivr_log(tg).count(prompt) >= 2, 15, "the destination prompt again")
+    leg_a.hangup_with()
+    records.settled_xdrs(request.call_id, 2)
+    rows = records.query("SELECT cld, access_code, account_id, amount FROM xdrs"
+                         " WHERE session_id = %s ORDER BY access_code", request.call_id)
+    assert [(cld, code, account) for cld, code, account, _ in rows] == [
+        (called_back, f"LEG_A.{card.access_number}", card.card),
+        (TOLL, f"LEG_B.{card.access_number}", card.card)]
+    leg_a_cost, leg_b_cost = rows[0][3], rows[1][3]
+    assert leg_a_cost > 0 and leg_b_cost > 0
+    assert records.balance(card.card) == Decimal("5.00") - leg_a_cost - leg_b_cost
+
+
+def test_an_unknown_caller_is_never_called_back(tg, sip, gateway, records, calls_end):
+    card = callback_card(tg, caller_number())
+    stranger = caller_number()
+    request = request_callback(tg, sip, gateway, card, stranger)
+    sip.wait_for(lambda: f"[{request.call_id}] CALLBACK: not calling {stranger} back: "
+                         "unknown caller" in ivr_log(tg), 10, "the refusal logged")
+    assert len(gateway.incoming) == 0
+
+
+def test_a_number_asking_again_and_again_is_called_back_only_so_often(
+        tg, sip, gateway, calls_end):
+    ani = caller_number()
+    card = callback_card(tg, ani, wait_time=600)  # none placed while the test runs
+    requests = [request_callback(tg, sip, gateway, card, ani) for _ in range(4)]
+    last = requests[-1].call_id
+    sip.wait_for(lambda: f"[{last}] CALLBACK: not calling {ani} back: too many requests"
+                 in ivr_log(tg), 10, "the fourth request refused")
+    assert all(f"[{r.call_id}] CALLBACK: calling" in ivr_log(tg) for r in requests[:3])
