@@ -86,6 +86,13 @@ class Reauthorize:
 
 
 @dataclass(frozen=True)
+class Rerate:
+    """Have Kamailio rate the caller's leg (a call-back's leg A, which the IVR placed)
+    under `access_code` from now on ("Special charge if LegB fails": CALLBACK_FAIL)."""
+    access_code: str
+
+
+@dataclass(frozen=True)
 class SessionXdr:
     """Bill the caller's leg (the call to the IVR) to `account`: `seconds` ending now,
     under `access_code`; an xDR is written even for 0 seconds (billed nothing)."""
@@ -99,4 +106,4 @@ class SessionXdr:
 
 
 Action = (Play | StopPlay | SetTimer | Originate | Bridge | Hangup | Reauthorize | SessionXdr
-          | Record | StopRecord)
+          | Record | StopRecord | Rerate)

@@ -32,6 +32,7 @@ from ivr.actions import (
     Play,
     Reauthorize,
     Record,
+    Rerate,
     SessionXdr,
     SetTimer,
     StopPlay,
@@ -75,6 +76,7 @@ REPLAY_EVERY_S = 5.0
 CAP_TIMER = "cap"
 CAP_MARGIN_S = 1.0
 REAUTH_HEADER = "X-TG-Reauth"   # kemi.reauth answers an in-dialog INFO carrying it
+RERATE_HEADER = "X-TG-Rerate"   # ... and this one: a call-back's leg A rated anew
 
 
 class Player(pj.AudioMediaPlayer):
@@ -465,6 +467,8 @@ class Session:
                 self._session_xdr(action)
             elif isinstance(action, Reauthorize):
                 self._reauthorize()
+            elif isinstance(action, Rerate):
+                self._rerate(action)
             elif isinstance(action, Record):
                 self._record(action)
             elif isinstance(action, StopRecord):
@@ -644,6 +648,30 @@ class Session:
             log.warning("[%s] REAUTH: not sent: %s", self.call_id, exc.info())
             return
         log.info("[%s] REAUTH: asking Kamailio for more time", self.call_id)
+
+    def _rerate(self, action: Rerate) -> None:
+        """A signed INFO inside leg A (a call-back the IVR placed): Kamailio rates it
+        under `access_code` from now on (kemi/reauth.py)."""
+        if not self.placed or self.caller_leg.ended:
+            return
+        data = internal.Internal(account=self.signed.account, dest=self.signed.ani,
+                                 session=self.signed.session, auth_id=self.signed.account,
+                                 app=self.signed.app, access_code=action.access_code)
+        try:
+            call_id = self.caller_leg.getInfo().callIdString
+            headers = internal.sign(self.server.secret, call_id, data,
+                                    ttl=self.server.settings.internal_header_ttl)
+            prm = pj.CallSendRequestParam()
+            prm.method = "INFO"
+            for name, value in [(RERATE_HEADER, "1"), *headers.items()]:
+                header = pj.SipHeader()
+                header.hName, header.hValue = name, value
+                prm.txOption.headers.append(header)
+            self.caller_leg.sendRequest(prm)
+        except pj.Error as exc:
+            log.warning("[%s] RERATE: not sent: %s", self.call_id, exc.info())
+            return
+        log.info("[%s] RERATE: leg A under %s", self.call_id, action.access_code or "plain")
 
     def _try_bridge(self) -> None:
         if self.bridged or self.toll is None or self.app.state != "bridged":

@@ -19,12 +19,17 @@ from kemi.constants import EXIT, dlg_var
 from kemi.runtime import Runtime
 
 REAUTH = "X-TG-Reauth"
+RERATE = "X-TG-Rerate"   # a call-back's leg A is rated under the signed access code from now
 
 
 def asked(rt: Runtime) -> int | None:
-    """Answer a reauthorization INFO of the IVR; None for any other in-dialog request."""
+    """Answer a reauthorization (or re-rating) INFO of the IVR; None for any other
+    in-dialog request."""
     from kemi.entry import first_use  # entry routes in-dialog requests here
-    if not KSR.is_method("INFO") or not message.pv(f"$hdr({REAUTH})"):
+    if not KSR.is_method("INFO"):
+        return None
+    rerate = bool(message.pv(f"$hdr({RERATE})"))
+    if not rerate and not message.pv(f"$hdr({REAUTH})"):
         return None
     if not rt.from_ivr(KSR.pv.get("$si"), KSR.pv.get("$sp")):
         return _answer(403, "Forbidden")
@@ -36,6 +41,10 @@ def asked(rt: Runtime) -> int | None:
     payer, cld = message.pv(dlg_var("payer")), message.pv(dlg_var("cld"))
     if signed.auth_id != payer or signed.dest != cld:
         return _answer(403, "Not this call")
+    if rerate:  # "Special charge if LegB fails": leg A under CALLBACK_FAIL, or back
+        KSR.pv.sets(dlg_var("access_code"), signed.access_code)
+        log.info("RERATE", f"payer {payer}: {cld} rated under {signed.access_code or 'plain'}")
+        return _answer(200, "Rerated")
     return _extend(rt, payer, cld, message.pv(dlg_var("access_code")))
 
 

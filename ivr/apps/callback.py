@@ -29,12 +29,13 @@ from typing import Any
 from billing import prepaid
 from billing.classify import check_caller, find_rate
 from billing.rating import Rate, RateError, is_paid
-from ivr.actions import Action
-from ivr.apps.prepaid import Prepaid, Services
+from ivr.actions import Action, Rerate
+from ivr.apps.prepaid import ORIGINATING, Prepaid, Services
 from tollgate.directory import Record
 
 log = logging.getLogger("ivr.callback")
 
+CALLBACK_FAIL = "CALLBACK_FAIL"   # the access code of a leg A whose leg B failed
 # requests a number may make, and an access number may take, per window
 PER_NUMBER, PER_NUMBER_WINDOW_S = 3, 300
 PER_ACCESS_NUMBER, PER_ACCESS_NUMBER_WINDOW_S = 60, 60
@@ -156,6 +157,8 @@ class Callback(Prepaid):
     """The prepaid card on leg A (the caller leg the IVR placed itself)."""
     known: Record | None = None            # authenticated by ani or dnis
     leg_b_prefix: str = field(init=False, default="")
+    fail_rated: bool = False               # leg A is rated under CALLBACK_FAIL now
+    leg_b_connected: bool = False
     app_type = "callback"
 
     def __post_init__(self) -> None:
@@ -190,6 +193,26 @@ class Callback(Prepaid):
             return find_rate(product, number, self.services.rate, code), code
         except (RateError, KeyError, TypeError, ValueError):
             return None, code
+
+    def on_toll_answered(self, max_duration: int | None = None) -> list[Action]:
+        actions = super().on_toll_answered(max_duration)
+        self.leg_b_connected = True
+        if self.fail_rated:  # leg B connected after all: leg A at its own rate again
+            self.fail_rated = False
+            code = leg_code(self.settings["leg_a_cld_prefix"], self.caller.access_number)
+            return [Rerate(code)] + actions
+        return actions
+
+    def on_toll_ended(self, code: int) -> list[Action]:
+        failed = self.state == ORIGINATING and not self.leg_b_connected
+        actions = super().on_toll_ended(code)
+        if failed and self.settings["special_charge_if_leg_b_fails"] and not self.fail_rated \
+                and self.card is not None \
+                and prepaid.choose_code(self._product(self.card), [CALLBACK_FAIL]):
+            self.fail_rated = True  # "Special charge if LegB fails"
+            self._log("CALLBACK", "leg B failed: leg A rated under CALLBACK_FAIL")
+            return [Rerate(CALLBACK_FAIL)] + actions
+        return actions
 
     def _session_xdr(self, reason: str) -> list[Action]:
         return []  # leg A is billed by Kamailio as the call it is (its own xDR)

@@ -20,7 +20,7 @@ from tests.calls import TOLL, from_the_pstn, ivr_log, talking
 pytestmark = pytest.mark.e2e
 
 LEG_RATES = {"LEG_A.{access}": {"1": ("0.60", "1/1")}, "LEG_B.{access}": {"1": ("1.20", "1/1")},
-             "": {"1": ("0.60", "1/1")}}
+             "CALLBACK_FAIL": {"1": ("0", "1/1")}, "": {"1": ("0.60", "1/1")}}
 
 
 def caller_number() -> str:
@@ -96,3 +96,31 @@ def test_a_number_asking_again_and_again_is_called_back_only_so_often(
     sip.wait_for(lambda: f"[{last}] CALLBACK: not calling {ani} back: too many requests"
                  in ivr_log(tg), 10, "the fourth request refused")
     assert all(f"[{r.call_id}] CALLBACK: calling" in ivr_log(tg) for r in requests[:3])
+
+
+@pytest.mark.parametrize("special_charge", [True, False])
+def test_a_failed_leg_b_rates_leg_a_under_callback_fail_only_when_asked(
+        tg, sip, gateway, records, calls_end, special_charge):
+    ani = caller_number()
+    card = callback_card(tg, ani, special_charge_if_leg_b_fails=special_charge)
+    gateway.answer = None
+    request = request_callback(tg, sip, gateway, card, ani)
+    leg_a = gateway.wait_incoming(15)
+    leg_a.answer_with(200)
+    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
+    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
+    gateway.answer, gateway.reason = 486, "Busy Here"  # the destination is busy
+    leg_a.send_dtmf(TOLL + "#")
+    sip.wait_for(lambda: f"[{request.call_id}] PROMPT: playing busy" in ivr_log(tg), 15,
+                 "the busy destination explained")
+    if special_charge:
+        sip.wait_for(lambda: f"[{request.call_id}] RERATE: leg A under CALLBACK_FAIL" in
+                     ivr_log(tg), 10, "leg A re-rated")
+    leg_a.hangup_with()
+    records.settled_xdrs(request.call_id, 2)
+    rows = records.query("SELECT leg, access_code, amount FROM xdrs WHERE session_id = %s"
+                         " AND cld = %s", request.call_id, "1" + ani[1:])
+    expected = "CALLBACK_FAIL" if special_charge else f"LEG_A.{card.access_number}"
+    assert [(code, amount) for _, code, amount in rows] == [
+        (expected, 0 if special_charge else rows[0][2])]
+    assert special_charge or rows[0][2] > 0
