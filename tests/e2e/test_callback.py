@@ -124,3 +124,32 @@ def test_a_failed_leg_b_rates_leg_a_under_callback_fail_only_when_asked(
     assert [(code, amount) for _, code, amount in rows] == [
         (expected, 0 if special_charge else rows[0][2])]
     assert special_charge or rows[0][2] > 0
+
+
+def test_callback_by_dnis_calls_the_access_numbers_account_back_on_its_associated_number(
+        tg, sip, gateway, records, calls_end):
+    card = callback_card(tg, caller_number(), authenticate_by="dnis")
+    home = "1" + caller_number()[1:]
+    # the account named by the access number, called back on its associated number
+    tg.cli("account", "create", card.access_number, "--customer", card.customer,
+           "--product", card.customer, "--billing-model", "debit", "--balance", "5.00",
+           "--associated-number", home)
+    gateway.answer = None
+    request = request_callback(tg, sip, gateway, card, "14165550999")
+    leg_a = gateway.wait_incoming(15)
+    assert f"sip:{home}@" in leg_a.request.split("\n", 1)[0]
+    leg_a.answer_with(200)
+    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
+    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
+    gateway.answer = 200
+    leg_a.send_dtmf(TOLL + "#")
+    leg_b = gateway.wait_incoming(15, count=2)
+    sip.wait_for(lambda: leg_b.confirmed, 10, "leg B answered")
+    talking(sip, leg_a, leg_b)
+    leg_a.hangup_with()  # the caller hangs up: both legs end
+    sip.wait_for(lambda: leg_b.disconnected, 10, "leg B's BYE")
+    records.settled_xdrs(request.call_id, 2)
+    rows = records.query("SELECT cld, access_code, account_id FROM xdrs WHERE session_id = %s"
+                         " ORDER BY access_code", request.call_id)
+    assert rows == [(home, f"LEG_A.{card.access_number}", card.access_number),
+                    (TOLL, f"LEG_B.{card.access_number}", card.access_number)]
