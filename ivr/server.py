@@ -1049,7 +1049,7 @@ class Server:
         signed = internal.Internal(account=request.payer, dest=request.access_number,
                                    session=request.call_id, app=app_id, ani=request.number)
         leg = Leg(self.account, self.events, "caller")
-        card = callback.Callback(caller, self.services, known=known)
+        card = callback.Callback(caller, self.services, known=known, requester=request.ani)
         session = Session(self, leg, card, signed, card.language,
                           self.directory.brand_prompts(request.access_number, app))
         session.placed = True

@@ -78,10 +78,11 @@ def plan(app: Mapping[str, Any], call_id: str, access_number: str, ani: str,
             > PER_ACCESS_NUMBER:
         return "too many requests at this access number"
     card: Record | None = None
-    if by == "ani":
-        identity = services.identity(services.translate(str(s["ani_translation_rule"]), ani))
-        if identity is None:
-            return "unknown caller"
+    identity = services.identity(services.translate(str(s["ani_translation_rule"]), ani)) \
+        if by == "ani" else None
+    if by == "ani" and identity is None and not s["auto_registration"]:
+        return "unknown caller"
+    if identity is not None:
         card = identity.account
         payer, number = card, services.translate(str(s["destination_translation_rule"]), ani)
     elif by == "dnis":
@@ -89,7 +90,7 @@ def plan(app: Mapping[str, Any], call_id: str, access_number: str, ani: str,
         if card is None or not card.get("associated_number"):
             return "no account with the access number and an associated number"
         payer, number = card, str(card["associated_number"])
-    else:
+    else:  # none, or an unknown ANI that auto registration may register after the PIN
         internal = services.account(str(s["internal_account"] or access_number))
         if internal is None:
             return "no internal account"
@@ -156,6 +157,7 @@ def leg_a_cap(request: Request, services: Services, longest: int) -> int:
 class Callback(Prepaid):
     """The prepaid card on leg A (the caller leg the IVR placed itself)."""
     known: Record | None = None            # authenticated by ani or dnis
+    requester: str = ""                    # the request's ANI (auto registration)
     leg_b_prefix: str = field(init=False, default="")
     fail_rated: bool = False               # leg A is rated under CALLBACK_FAIL now
     leg_b_connected: bool = False
@@ -169,7 +171,11 @@ class Callback(Prepaid):
         if self.known is not None:
             return self._card_ready(self.known, prepaid.BY_ANI)
         self.settings["ani_authentication"] = False  # authenticate_by none: the card
-        return super()._authenticate()
+        actions = super()._authenticate()
+        if self.requester:  # what auto registration registers: the caller's own ANI
+            self.ani_id = self.services.translate(str(self.settings["ani_translation_rule"]),
+                                                  self.requester)
+        return actions
 
     def _no_slot(self, card: Record) -> list[Action] | None:
         return None  # leg A is an outgoing call of the client, counted by Kamailio

@@ -132,3 +132,20 @@ def test_leg_b_is_rated_under_the_leg_b_code():
     actions = keys(card, "12125550123#")
     originate = [a for a in actions if type(a).__name__ == "Originate"]
     assert originate and originate[0].access_code == f"LEG_B.{ACCESS}"
+
+
+def test_an_unknown_ani_with_auto_registration_is_called_back_asked_the_card_and_registered():
+    services = Services()
+    internal = {**CARD, "id": "16045550199"}
+    services.accounts[internal["id"]] = internal
+    settings = {"auto_registration": True, "register_without_confirmation": True,
+                "internal_account": internal["id"], "play_welcome_message": False}
+    request = plan(app(**settings), "r1", ACCESS, "0299999999", services, 0)
+    assert isinstance(request, Request)
+    assert (request.payer, request.card) == (internal["id"], "")
+    caller = Caller(call_id="r1", session="r1", access_number=ACCESS, ani=request.number,
+                    app=app(**settings))
+    card = Callback(caller, services, now=Clock(), requester="0299999999")
+    assert "enter_card" in played(card.start() + card.on_prompt_done())
+    keys(card, CARD["id"])
+    assert services.registered == [("cb44299999999", CARD["id"])]
