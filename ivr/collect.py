@@ -14,6 +14,7 @@ the application calls retry() with the prompts that explain why.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ivr.actions import Action, Play, SetTimer, StopPlay
@@ -36,6 +37,22 @@ class Failed:
 
 Outcome = Got | Key | Failed
 Result = Outcome | list[Action]
+
+
+def carry_out(result: Result, on_value: Callable[[str], list[Action]] | None,
+              on_key: Callable[[str], list[Action]] | None,
+              on_fail: Callable[[], list[Action]] | None) -> list[Action]:
+    """What an application does with a question's outcome: the actions it returned, or
+    the handler of Got, Key or Failed."""
+    if isinstance(result, list):
+        return result
+    if isinstance(result, Got) and on_value:
+        return on_value(result.value)
+    if isinstance(result, Key) and on_key:
+        return on_key(result.digit)
+    if isinstance(result, Failed) and on_fail:
+        return on_fail()
+    return []
 
 
 @dataclass

@@ -633,21 +633,28 @@ class Session:
                                  session=self.signed.session or self.call_id,
                                  auth_id=action.auth_id, app=self.signed.app, ani=action.cli,
                                  access_code=action.access_code)
+        if self._signed_info(self.toll, REAUTH_HEADER, data, "REAUTH"):
+            log.info("[%s] REAUTH: asking Kamailio for more time", self.call_id)
+
+    def _signed_info(self, leg: Leg, header_name: str, data: internal.Internal,
+                     step: str) -> bool:
+        """An INFO inside `leg` carrying `header_name` and `data`, signed over the leg's
+        own Call-ID (Kamailio's kemi/reauth.py answers it); False when not sent."""
         try:
-            call_id = self.toll.getInfo().callIdString
+            call_id = leg.getInfo().callIdString
             headers = internal.sign(self.server.secret, call_id, data,
                                     ttl=self.server.settings.internal_header_ttl)
             prm = pj.CallSendRequestParam()
             prm.method = "INFO"
-            for name, value in [(REAUTH_HEADER, "1"), *headers.items()]:
+            for name, value in [(header_name, "1"), *headers.items()]:
                 header = pj.SipHeader()
                 header.hName, header.hValue = name, value
                 prm.txOption.headers.append(header)
-            self.toll.sendRequest(prm)
+            leg.sendRequest(prm)
         except pj.Error as exc:
-            log.warning("[%s] REAUTH: not sent: %s", self.call_id, exc.info())
-            return
-        log.info("[%s] REAUTH: asking Kamailio for more time", self.call_id)
+            log.warning("[%s] %s: not sent: %s", self.call_id, step, exc.info())
+            return False
+        return True
 
     def _rerate(self, action: Rerate) -> None:
         """A signed INFO inside leg A (a call-back the IVR placed): Kamailio rates it
@@ -657,21 +664,9 @@ class Session:
         data = internal.Internal(account=self.signed.account, dest=self.signed.ani,
                                  session=self.signed.session, auth_id=self.signed.account,
                                  app=self.signed.app, access_code=action.access_code)
-        try:
-            call_id = self.caller_leg.getInfo().callIdString
-            headers = internal.sign(self.server.secret, call_id, data,
-                                    ttl=self.server.settings.internal_header_ttl)
-            prm = pj.CallSendRequestParam()
-            prm.method = "INFO"
-            for name, value in [(RERATE_HEADER, "1"), *headers.items()]:
-                header = pj.SipHeader()
-                header.hName, header.hValue = name, value
-                prm.txOption.headers.append(header)
-            self.caller_leg.sendRequest(prm)
-        except pj.Error as exc:
-            log.warning("[%s] RERATE: not sent: %s", self.call_id, exc.info())
-            return
-        log.info("[%s] RERATE: leg A under %s", self.call_id, action.access_code or "plain")
+        if self._signed_info(self.caller_leg, RERATE_HEADER, data, "RERATE"):
+            log.info("[%s] RERATE: leg A under %s", self.call_id,
+                     action.access_code or "plain")
 
     def _try_bridge(self) -> None:
         if self.bridged or self.toll is None or self.app.state != "bridged":

@@ -20,6 +20,7 @@ from billing.prepaid import TRANSFER_REFUSED, VOUCHER_INVALID, VOUCHER_UNAVAILAB
 from provisioning import loader, transfers, vouchers
 from provisioning.cli import account as account_cli
 from provisioning.cli import alias as alias_cli
+from provisioning.cli.common import Row
 from provisioning.validate import BadInput
 from tollgate import keyspace
 from tollgate.config import Settings
@@ -128,22 +129,8 @@ class Services:
         """Credit the account with a voucher (provisioning/vouchers.py): the amount added,
         VOUCHER_INVALID (unknown, used, expired or another currency: one answer for all, so
         a guesser learns nothing) or VOUCHER_UNAVAILABLE (PostgreSQL unreachable)."""
-        try:
-            with psycopg.connect(self.settings.pg_dsn, autocommit=True,
-                                 connect_timeout=3) as conn, conn.transaction():
-                changes, result = vouchers.redeem(conn, code, account_id)
-        except BadInput as exc:
-            log.info("[-] VOUCHER: not redeemed for %s: %s", account_id, exc)
-            return VOUCHER_INVALID
-        except (psycopg.Error, OSError) as exc:
-            log.warning("[-] VOUCHER: %s", exc)
-            return VOUCHER_UNAVAILABLE
-        try:
-            loader.publish(self.directory.client, changes)
-        except redis.RedisError as exc:  # committed: `tollgate resync` brings Redis level
-            log.warning("[-] VOUCHER: credited in PostgreSQL, Redis not updated: %s", exc)
-        self.directory.poll()
-        return Decimal(str(result["amount"]))
+        return self._credit(lambda conn: vouchers.redeem(conn, code, account_id),
+                            VOUCHER_INVALID, f"VOUCHER: for {account_id}")
 
     def transfer_balance(self, card: str, account_id: str, minimum: Decimal) -> Decimal | str:
         """Move the whole balance of the card numbered `card` (its account ID or an alias)
@@ -152,21 +139,29 @@ class Services:
         identity = self.directory.identity(card) if card else None
         if identity is None:
             return TRANSFER_REFUSED
+        donor = str(identity.account["id"])
+        return self._credit(lambda conn: transfers.transfer(conn, donor, account_id, minimum),
+                            TRANSFER_REFUSED, f"TRANSFER: to {account_id}")
+
+    def _credit(self, fn: Callable[[psycopg.Connection], tuple[loader.Changes, Row]],
+                refused: str, step: str) -> Decimal | str:
+        """One provisioning transaction that credits an account (a voucher, a transfer):
+        the amount credited, `refused` (BadInput: why is logged, never told), or
+        VOUCHER_UNAVAILABLE (PostgreSQL unreachable); Redis follows the commit."""
         try:
             with psycopg.connect(self.settings.pg_dsn, autocommit=True,
                                  connect_timeout=3) as conn, conn.transaction():
-                changes, result = transfers.transfer(conn, str(identity.account["id"]),
-                                                     account_id, minimum)
+                changes, result = fn(conn)
         except BadInput as exc:
-            log.info("[-] TRANSFER: refused for %s: %s", account_id, exc)
-            return TRANSFER_REFUSED
+            log.info("[-] %s refused: %s", step, exc)
+            return refused
         except (psycopg.Error, OSError) as exc:
-            log.warning("[-] TRANSFER: %s", exc)
+            log.warning("[-] %s: %s", step, exc)
             return VOUCHER_UNAVAILABLE
         try:
             loader.publish(self.directory.client, changes)
         except redis.RedisError as exc:  # committed: `tollgate resync` brings Redis level
-            log.warning("[-] TRANSFER: moved in PostgreSQL, Redis not updated: %s", exc)
+            log.warning("[-] %s: committed in PostgreSQL, Redis not updated: %s", step, exc)
         self.directory.poll()
         return Decimal(str(result["amount"]))
 

@@ -268,14 +268,21 @@ def on_reply(rt: Runtime) -> int:
     elif answered and message.pv(dlg_var("forwarded")):
         values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
         authorize.release(rt, KSR.pv.get("$ci"), values["payer"], values["customer"])
+        bill_incoming_leg(rt, values)
+        log.info("FOLLOW-ME", f"{values['payer']}'s own phone answered: no forwarded leg")
+    return calls.on_reply(rt)
+
+
+def bill_incoming_leg(rt: Runtime, values: dict[str, str]) -> None:
+    """The forwarded leg is not the call's (the DID's own phone, or voicemail, took it):
+    the dialog bills the leg that reached the account, uncapped by the forwarded leg."""
+    if values["forwarded"]:
         for name, value in dialogs.incoming_leg(values).items():
             if name in ("leg", "payer", "customer", "cli", "cld", "access_code"):
                 KSR.pv.sets(dlg_var(name), value)
-        for name in ("reserved", "max_duration", "forwarded"):
-            KSR.pv.sets(dlg_var(name), "")
-        KSR.dialog.dlg_set_timeout(rt.settings.max_call_duration)
-        log.info("FOLLOW-ME", f"{values['payer']}'s own phone answered: no forwarded leg")
-    return calls.on_reply(rt)
+    for name in ("reserved", "max_duration", "forwarded"):
+        KSR.pv.sets(dlg_var(name), "")
+    KSR.dialog.dlg_set_timeout(rt.settings.max_call_duration)
 
 
 def _answered_number(rt: Runtime) -> None:

@@ -148,12 +148,8 @@ def on_failure(rt: Runtime, account_id: str = "") -> bool:
         code = KSR.pv.get("$T_reply_code")
         dialogs.emit_failed(rt, KSR.pv.get("$ci"), values, code if isinstance(code, int)
                             else 408, message.pv("$T_reply_reason") or "No answer")
-        for name, value in dialogs.incoming_leg(values).items():
-            if name in ("leg", "payer", "customer", "cli", "cld", "access_code"):
-                KSR.pv.sets(dlg_var(name), value)
-    for name in ("reserved", "max_duration", "forwarded"):
-        KSR.pv.sets(dlg_var(name), "")
-    KSR.dialog.dlg_set_timeout(rt.settings.max_call_duration)
+    from kemi import forwarding  # it builds on this module's steps
+    forwarding.bill_incoming_leg(rt, values)
     cli = message.pv(dlg_var("cli"))
     calls.send_to_ivr(rt, rt.directory.customer(owner["customer_id"]), str(owner["id"]),
                       str(owner["id"]), KSR.pv.get("$ci"), app=DEPOSIT_APP,

@@ -35,7 +35,7 @@ from ivr.actions import (
     SetTimer,
     StopPlay,
 )
-from ivr.collect import Ask, Failed, Got, Key, Result
+from ivr.collect import Ask, Failed, Result, carry_out
 from tollgate.directory import Identity, Record
 
 log = logging.getLogger("ivr.prepaid")
@@ -177,16 +177,9 @@ class Prepaid:
 
     def _outcome(self, result: Result) -> list[Action]:
         """Carry out what the current question ended in."""
-        if isinstance(result, list):
-            return result
-        if isinstance(result, Got) and self.on_value:
-            return self.on_value(result.value)
-        if isinstance(result, Key) and self.on_key:
-            return self.on_key(result.digit)
         if isinstance(result, Failed) and self.on_fail:
             self._log("INPUT", "no valid input after the last attempt")
-            return self.on_fail()
-        return []
+        return carry_out(result, self.on_value, self.on_key, self.on_fail)
 
     # --- events -------------------------------------------------------------------------
     def start(self) -> list[Action]:

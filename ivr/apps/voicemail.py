@@ -38,7 +38,7 @@ from ivr.actions import (
     StopRecord,
     file_prompt,
 )
-from ivr.collect import Ask, Failed, Got, Key, Result
+from ivr.collect import Ask, Result, carry_out
 from tollgate.directory import Record as Account
 
 log = logging.getLogger("ivr.voicemail")
@@ -237,15 +237,7 @@ class Mailbox:
         return self._ask(ask, on_value=lambda _: self._outcome(ask.retry()), on_key=on_key)
 
     def _outcome(self, result: Result) -> list[Action]:
-        if isinstance(result, list):
-            return result
-        if isinstance(result, Got) and self.on_value:
-            return self.on_value(result.value)
-        if isinstance(result, Key) and self.on_key:
-            return self.on_key(result.digit)
-        if isinstance(result, Failed) and self.on_fail:
-            return self.on_fail()
-        return []
+        return carry_out(result, self.on_value, self.on_key, self.on_fail)
 
     def _goodbye(self, *prompts: str) -> list[Action]:
         self.state, self.ask = FAREWELL, None

@@ -45,6 +45,16 @@ def request_callback(tg, sip, gateway, card, ani: str):
     return request
 
 
+def dial_from_leg_a(tg, sip, gateway, request, leg_a):
+    """Answer the call-back, wait for the destination prompt, dial TOLL: leg B."""
+    leg_a.answer_with(200)
+    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
+    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
+    gateway.answer = 200
+    leg_a.send_dtmf(TOLL + "#")
+    return gateway.wait_incoming(15, count=2)
+
+
 def test_callback_by_ani_calls_back_then_bridges_leg_b_each_leg_billed_under_its_code(
         tg, sip, gateway, records, calls_end):
     ani = caller_number()
@@ -55,16 +65,12 @@ def test_callback_by_ani_calls_back_then_bridges_leg_b_each_leg_billed_under_its
     called_back = "1" + ani[1:]
     assert f"sip:{called_back}@" in leg_a.request.split("\n", 1)[0]
     assert card.access_number in leg_a.header("From")  # the caller sees the access number
-    leg_a.answer_with(200)
-    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
-    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
-    gateway.answer = 200
-    leg_a.send_dtmf(TOLL + "#")
-    leg_b = gateway.wait_incoming(15, count=2)
+    leg_b = dial_from_leg_a(tg, sip, gateway, request, leg_a)
     assert TOLL in leg_b.request.split("\n", 1)[0]
     sip.wait_for(lambda: leg_b.confirmed, 10, "leg B answered")
     talking(sip, leg_a, leg_b)
     leg_b.hangup_with()  # the destination hangs up: the caller may dial again
+    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
     sip.wait_for(lambda: ivr_log(tg).count(prompt) >= 2, 15, "the destination prompt again")
     leg_a.hangup_with()
     records.settled_xdrs(request.call_id, 2)
@@ -138,12 +144,7 @@ def test_callback_by_dnis_calls_the_access_numbers_account_back_on_its_associate
     request = request_callback(tg, sip, gateway, card, "14165550999")
     leg_a = gateway.wait_incoming(15)
     assert f"sip:{home}@" in leg_a.request.split("\n", 1)[0]
-    leg_a.answer_with(200)
-    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
-    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
-    gateway.answer = 200
-    leg_a.send_dtmf(TOLL + "#")
-    leg_b = gateway.wait_incoming(15, count=2)
+    leg_b = dial_from_leg_a(tg, sip, gateway, request, leg_a)
     sip.wait_for(lambda: leg_b.confirmed, 10, "leg B answered")
     talking(sip, leg_a, leg_b)
     leg_a.hangup_with()  # the caller hangs up: both legs end
