@@ -163,8 +163,7 @@ class Leg(pj.Call):
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
-        if self.role == "toll":
-            self._read_reply(prm)
+        self._read_reply(prm)  # a toll leg's, or a call-back's leg A (the IVR placed both)
         if info.state == pj.PJSIP_INV_STATE_EARLY:
             self._emit("ringing")
         elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
@@ -342,6 +341,9 @@ class Session:
 
     def on_caller_confirmed(self, _: object) -> None:
         if self.placed:  # leg A answered: the application starts now, not in early media
+            answered = getattr(self.app, "leg_a_answered", None)
+            if answered is not None:
+                answered(self.caller_leg.max_duration)
             self.on_caller_media(None)
 
     def _caller_answered(self) -> bool:

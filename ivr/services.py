@@ -177,6 +177,20 @@ class Services:
         self.directory.poll()
         return True
 
+    def account_from_template(self, template_id: str, account_id: str) -> bool:
+        """A new account `account_id` (an auto-registered caller) with the template
+        account's customer, product, billing model, credit limit and language, and a zero
+        balance; False when the template is missing or the ID is taken."""
+        def create(conn: psycopg.Connection) -> loader.Changes:
+            template = account_cli.show(conn, template_id)
+            spec = {name: template[name] for name in ("customer", "product", "billing_model",
+                                                      "language")
+                    if template.get(name) is not None}
+            if template.get("credit_limit") is not None:
+                spec["credit_limit"] = str(template["credit_limit"])
+            return account_cli.create(conn, account_id, spec)
+        return self._write(create)
+
     def set_service_password(self, account_id: str, password: str) -> bool:
         """The account's service password (the mailbox and card PIN), changed by its owner."""
         return self._write(lambda conn: account_cli.change(conn, account_id,

@@ -78,10 +78,17 @@ def plan(app: Mapping[str, Any], call_id: str, access_number: str, ani: str,
             > PER_ACCESS_NUMBER:
         return "too many requests at this access number"
     card: Record | None = None
-    identity = services.identity(services.translate(str(s["ani_translation_rule"]), ani)) \
-        if by == "ani" else None
+    auth_id = services.translate(str(s["ani_translation_rule"]), ani) if by == "ani" else ""
+    identity = services.identity(auth_id) if auth_id else None
     if by == "ani" and identity is None and not s["auto_registration"]:
         return "unknown caller"
+    if by == "ani" and identity is None and s["template_account"]:
+        # auto registration with a template: the caller gets an account of its own
+        if not services.account_from_template(str(s["template_account"]), auth_id):
+            return f"no account made from template {s['template_account']}"
+        identity = services.identity(auth_id)
+        if identity is None:
+            return "the new account is not readable yet"
     if identity is not None:
         card = identity.account
         payer, number = card, services.translate(str(s["destination_translation_rule"]), ani)
@@ -160,6 +167,7 @@ class Callback(Prepaid):
     requester: str = ""                    # the request's ANI (auto registration)
     leg_b_prefix: str = field(init=False, default="")
     fail_rated: bool = False               # leg A is rated under CALLBACK_FAIL now
+    leg_a_ends: float | None = None        # when leg A's authorized time runs out
     leg_b_connected: bool = False
     app_type = "callback"
 
@@ -199,6 +207,22 @@ class Callback(Prepaid):
             return find_rate(product, number, self.services.rate, code), code
         except (RateError, KeyError, TypeError, ValueError):
             return None, code
+
+    def leg_a_answered(self, max_duration: int | None) -> None:
+        """Leg A is up, authorized for `max_duration` seconds (None: as long as wanted)."""
+        if max_duration:
+            self.leg_a_ends = self.now() + max_duration
+
+    def _destination(self, dialed: str) -> list[Action]:
+        """Expected connect time: leg B is not placed when leg A has less time left than
+        setting it up takes."""
+        expected = self._int("expected_connect_time")
+        if self.leg_a_ends is not None and self.leg_a_ends - self.now() < expected:
+            self._log("CALLBACK", f"leg A ends in {self.leg_a_ends - self.now():.0f} s, "
+                                  f"{expected} s needed to connect leg B")
+            self.dial_attempts += 1
+            return self._next_dial(("insufficient_funds",))
+        return super()._destination(dialed)
 
     def on_toll_answered(self, max_duration: int | None = None) -> list[Action]:
         actions = super().on_toll_answered(max_duration)

@@ -154,3 +154,26 @@ def test_callback_by_dnis_calls_the_access_numbers_account_back_on_its_associate
                          " ORDER BY access_code", request.call_id)
     assert rows == [(home, f"LEG_A.{card.access_number}", card.access_number),
                     (TOLL, f"LEG_B.{card.access_number}", card.access_number)]
+
+
+def test_auto_registration_with_a_template_calls_an_unknown_caller_back_on_a_new_account(
+        tg, sip, gateway, records, calls_end):
+    card = callback_card(tg, caller_number(), auto_registration=True)
+    template = card.access_number[:-3] + "777"
+    tg.cli("account", "create", template, "--customer", card.customer, "--product",
+           card.customer, "--billing-model", "credit", "--credit-limit", "20.00")
+    tg.cli("app", "update", card.app, "--set", f"template_account={template}")
+    stranger = caller_number()
+    gateway.answer = None
+    request = request_callback(tg, sip, gateway, card, stranger)
+    leg_a = gateway.wait_incoming(15)
+    new = "cb44" + stranger[1:]
+    assert records.query("SELECT customer_id = (SELECT customer_id FROM accounts WHERE"
+                         " id = %s), billing_model, credit_limit FROM accounts WHERE id = %s",
+                         template, new) == [(True, "credit", Decimal("20.00000"))]
+    leg_b = dial_from_leg_a(tg, sip, gateway, request, leg_a)
+    sip.wait_for(lambda: leg_b.confirmed, 10, "leg B answered")
+    leg_a.hangup_with()
+    records.settled_xdrs(request.call_id, 2)
+    assert records.query("SELECT DISTINCT account_id FROM xdrs WHERE session_id = %s",
+                         request.call_id) == [(new,)]

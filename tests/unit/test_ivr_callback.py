@@ -149,3 +149,47 @@ def test_an_unknown_ani_with_auto_registration_is_called_back_asked_the_card_and
     assert "enter_card" in played(card.start() + card.on_prompt_done())
     keys(card, CARD["id"])
     assert services.registered == [("cb44299999999", CARD["id"])]
+
+
+class TemplateServices(Services):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.made: list[tuple[str, str]] = []
+
+    def account_from_template(self, template_id, account_id):
+        if template_id not in self.accounts or account_id in self.accounts:
+            return False
+        self.accounts[account_id] = {**self.accounts[template_id], "id": account_id}
+        self.made.append((template_id, account_id))
+        return True
+
+
+def test_auto_registration_with_a_template_gives_an_unknown_caller_an_account_of_its_own():
+    services = TemplateServices()
+    request = plan(app(auto_registration=True, template_account=CARD["id"]), "r1", ACCESS,
+                   "0299999999", services, 0)
+    assert services.made == [(CARD["id"], "cb44299999999")]
+    assert isinstance(request, Request)
+    assert (request.payer, request.card) == ("cb44299999999", "cb44299999999")
+
+
+def test_a_template_that_is_gone_calls_nobody_back():
+    services = TemplateServices()
+    refused = plan(app(auto_registration=True, template_account="nobody"), "r1", ACCESS,
+                   "0299999999", services, 0)
+    assert isinstance(refused, str) and services.made == []
+
+
+def test_leg_b_is_not_placed_when_leg_a_has_less_time_left_than_it_takes_to_connect():
+    services = Services()
+    clock = Clock()
+    caller = Caller(call_id="r1", session="r1", access_number=ACCESS, ani="1212345678",
+                    app=app(play_welcome_message=False, expected_connect_time=20))
+    card = Callback(caller, services, now=clock, known=services.accounts[CARD["id"]])
+    card.leg_a_answered(30)
+    card.start()
+    card.on_prompt_done()
+    clock.t += 15  # 15 s of leg A left, 20 needed
+    actions = keys(card, "12125550123#")
+    assert not any(type(a).__name__ == "Originate" for a in actions)
+    assert "insufficient_funds" in played(actions)
