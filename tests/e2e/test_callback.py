@@ -177,3 +177,26 @@ def test_auto_registration_with_a_template_calls_an_unknown_caller_back_on_a_new
     records.settled_xdrs(request.call_id, 2)
     assert records.query("SELECT DISTINCT account_id FROM xdrs WHERE session_id = %s",
                          request.call_id) == [(new,)]
+
+
+def test_strict_authorization_drops_leg_a_when_the_card_cannot_pay_leg_b(
+        tg, sip, gateway, records, calls_end):
+    ani = caller_number()
+    card = callback_card(tg, ani, authenticate_by="none", strict_authorization=True)
+    internal = card.access_number[:-3] + "888"  # pays leg A until the card is known
+    tg.cli("account", "create", internal, "--customer", card.customer, "--product",
+           card.customer, "--billing-model", "debit", "--balance", "5.00")
+    tg.cli("app", "update", card.app, "--set", f"internal_account={internal}")
+    tg.cli("balance", "adjust", card.card, "-5.00")  # the card has nothing left
+    gateway.answer = None
+    request = request_callback(tg, sip, gateway, card, ani)
+    leg_a = gateway.wait_incoming(15)
+    leg_a.answer_with(200)
+    said = f"[{request.call_id}] PROMPT: playing "
+    sip.wait_for(lambda: said + "enter_card" in ivr_log(tg), 20, "the card asked on leg A")
+    leg_a.send_dtmf(card.card)
+    sip.wait_for(lambda: said + "insufficient_funds" in ivr_log(tg), 15, "why")
+    sip.wait_for(lambda: leg_a.disconnected, 20, "leg A dropped by the IVR")
+    assert len(gateway.incoming) == 1  # no leg B
+    [(leg, payer, *_)] = records.settled_xdrs(request.call_id, 1)
+    assert (leg, payer) == ("toll", internal)  # leg A, on the internal account
