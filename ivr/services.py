@@ -179,16 +179,15 @@ class Services:
 
     def account_from_template(self, template_id: str, account_id: str) -> bool:
         """A new account `account_id` (an auto-registered caller) with the template
-        account's customer, product, billing model, credit limit and language, and a zero
-        balance; False when the template is missing or the ID is taken."""
+        account's customer, product and language: a prepaid (debit) account holding
+        nothing, whatever the template's billing model, so that a stranger who reaches
+        the access number gets no credit, only a card to top up. False when the template
+        is missing or the ID is taken."""
         def create(conn: psycopg.Connection) -> loader.Changes:
             template = account_cli.show(conn, template_id)
-            spec = {name: template[name] for name in ("customer", "product", "billing_model",
-                                                      "language")
+            spec = {name: template[name] for name in ("customer", "product", "language")
                     if template.get(name) is not None}
-            if template.get("credit_limit") is not None:
-                spec["credit_limit"] = str(template["credit_limit"])
-            return account_cli.create(conn, account_id, spec)
+            return account_cli.create(conn, account_id, {**spec, "billing_model": "debit"})
         return self._write(create)
 
     def set_service_password(self, account_id: str, password: str) -> bool:

@@ -156,21 +156,27 @@ def test_callback_by_dnis_calls_the_access_numbers_account_back_on_its_associate
                     (TOLL, f"LEG_B.{card.access_number}", card.access_number)]
 
 
-def test_auto_registration_with_a_template_calls_an_unknown_caller_back_on_a_new_account(
+def test_auto_registration_with_a_template_gives_a_stranger_an_empty_card_to_top_up(
         tg, sip, gateway, records, calls_end):
-    card = callback_card(tg, caller_number(), auto_registration=True)
-    template = card.access_number[:-3] + "777"
+    card = callback_card(tg, caller_number(), auto_registration=True,
+                         send_authorization=True)
+    template = card.access_number[:-3] + "777"  # even a credit template gives no credit
     tg.cli("account", "create", template, "--customer", card.customer, "--product",
            card.customer, "--billing-model", "credit", "--credit-limit", "20.00")
     tg.cli("app", "update", card.app, "--set", f"template_account={template}")
     stranger = caller_number()
+    new = "cb44" + stranger[1:]
+    first = request_callback(tg, sip, gateway, card, stranger)
+    sip.wait_for(lambda: f"[{first.call_id}] CALLBACK: not calling {stranger} back: "
+                         "insufficient funds" in ivr_log(tg), 10, "no call-back on credit")
+    assert records.query("SELECT billing_model, balance, customer_id = (SELECT customer_id"
+                         " FROM accounts WHERE id = %s) FROM accounts WHERE id = %s",
+                         template, new) == [("debit", Decimal("0"), True)]
+    assert gateway.incoming == []
+    tg.cli("balance", "adjust", new, "5.00")  # the new card topped up: now it is called back
     gateway.answer = None
     request = request_callback(tg, sip, gateway, card, stranger)
     leg_a = gateway.wait_incoming(15)
-    new = "cb44" + stranger[1:]
-    assert records.query("SELECT customer_id = (SELECT customer_id FROM accounts WHERE"
-                         " id = %s), billing_model, credit_limit FROM accounts WHERE id = %s",
-                         template, new) == [(True, "credit", Decimal("20.00000"))]
     leg_b = dial_from_leg_a(tg, sip, gateway, request, leg_a)
     sip.wait_for(lambda: leg_b.confirmed, 10, "leg B answered")
     leg_a.hangup_with()
