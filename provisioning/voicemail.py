@@ -181,6 +181,12 @@ class Mailboxes:
 
     def _conn(self) -> psycopg.Connection:
         conn: psycopg.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and not conn.broken:
+            try:  # a restarted PostgreSQL leaves idle connections dead: ask before use
+                conn.execute("SELECT 1")
+            except psycopg.Error:
+                self._drop()
+                conn = None
         if conn is None or conn.closed or conn.broken:
             conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                    options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
