@@ -45,11 +45,19 @@ def request_callback(tg, sip, gateway, card, ani: str):
     return request
 
 
+def heard_on_leg_a(tg, sip, request, leg_a, prompt: str) -> None:
+    """Until the IVR plays `prompt` on leg A (logged under the request's Call-ID) and half
+    a second of it reached the phone: what a person waits for before pressing keys."""
+    line = f"[{request.call_id}] PROMPT: playing {prompt} "
+    sip.wait_for(lambda: line in ivr_log(tg), 20, f"{prompt} on leg A")
+    start = leg_a.rx_packets()
+    sip.wait_for(lambda: leg_a.rx_packets() >= start + 25, 20, f"{prompt} reaching leg A")
+
+
 def dial_from_leg_a(tg, sip, gateway, request, leg_a):
     """Answer the call-back, wait for the destination prompt, dial TOLL: leg B."""
     leg_a.answer_with(200)
-    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
-    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
+    heard_on_leg_a(tg, sip, request, leg_a, "enter_destination")
     gateway.answer = 200
     leg_a.send_dtmf(TOLL + "#")
     return gateway.wait_incoming(15, count=2)
@@ -113,8 +121,7 @@ def test_a_failed_leg_b_rates_leg_a_under_callback_fail_only_when_asked(
     request = request_callback(tg, sip, gateway, card, ani)
     leg_a = gateway.wait_incoming(15)
     leg_a.answer_with(200)
-    prompt = f"[{request.call_id}] PROMPT: playing enter_destination"
-    sip.wait_for(lambda: prompt in ivr_log(tg), 20, "the destination prompt on leg A")
+    heard_on_leg_a(tg, sip, request, leg_a, "enter_destination")
     gateway.answer, gateway.reason = 486, "Busy Here"  # the destination is busy
     leg_a.send_dtmf(TOLL + "#")
     sip.wait_for(lambda: f"[{request.call_id}] PROMPT: playing busy" in ivr_log(tg), 15,
@@ -199,7 +206,7 @@ def test_strict_authorization_drops_leg_a_when_the_card_cannot_pay_leg_b(
     leg_a = gateway.wait_incoming(15)
     leg_a.answer_with(200)
     said = f"[{request.call_id}] PROMPT: playing "
-    sip.wait_for(lambda: said + "enter_card" in ivr_log(tg), 20, "the card asked on leg A")
+    heard_on_leg_a(tg, sip, request, leg_a, "enter_card")
     leg_a.send_dtmf(card.card)
     sip.wait_for(lambda: said + "insufficient_funds" in ivr_log(tg), 15, "why")
     sip.wait_for(lambda: leg_a.disconnected, 20, "leg A dropped by the IVR")

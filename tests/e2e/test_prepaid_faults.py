@@ -35,7 +35,7 @@ def test_redis_unreachable_mid_session_ends_the_session_without_a_call(
 def test_an_access_number_of_an_application_the_ivr_does_not_run_is_refused(
         tg, sip, gateway, calls_end):
     number = tenants.next_associated_number() + "000"
-    tg.cli("app", "create", f"Callback {number}", "--type", "callback",
+    tg.cli("app", "create", f"Pass-through {number}", "--type", "pass_through",
            "--access-number", number)
     call = gateway.call(f"sip:{number}@{tg.sip_target}",
                         from_uri=f"sip:0212345678@127.0.0.1:{tg.gateway_port}")
