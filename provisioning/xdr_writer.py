@@ -1,11 +1,13 @@
 """xDR writer: consumes the xDR stream (keyspace.XDR_STREAM) in group `writers`, rates each
 leg and bills it once.
 
-Per batch of entries read together, one PostgreSQL transaction inserts every xDR (ON
-CONFLICT DO NOTHING on call_id, leg, account_id) and, only when a row is new, applies its
-charge. After the commit one Redis MULTI refreshes the balances, releases the calls'
-reservations and XACKs the whole batch, so a crash anywhere means redelivery, and
-redelivery hits the unique key and changes nothing. Undecodable events go to
+Per batch of entries read together (up to --batch), one PostgreSQL transaction inserts
+every xDR (COPY into a staging table, then INSERT ... ON CONFLICT DO NOTHING on call_id,
+leg, account_id) and applies the charges of the rows that are new, summed per account and
+customer (provisioning/xdr_batch.py: rating from in-memory tariffs, no query per event).
+After the commit one Redis MULTI refreshes the balances, releases the calls' reservations
+and XACKs the whole batch, so a crash anywhere means redelivery, and redelivery hits the
+unique key and changes nothing. Undecodable events go to
 the dead-letter stream at once; when the batch transaction fails on a bad event (unknown account,
 data error), the batch is rolled back and billed again one transaction per event, so the
 bad one is dead-lettered and the others are billed (acked, never crash the loop).
@@ -19,8 +21,8 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import psycopg
@@ -32,6 +34,16 @@ from billing.rating import Rate, RateError, charge, charged_seconds, quantize
 from billing.xdr import XdrError, XdrEvent, decode
 from provisioning import daily_usage
 from provisioning.recordings import Recorder
+from provisioning.xdr_batch import (
+    EPOCH,
+    FREE_LEGS,
+    OUTGOING_LEGS,
+    BatchBiller,
+    Billed,
+    StaleFacts,
+    Unbillable,
+    to_time,
+)
 from tollgate import config, keyspace
 from tollgate import metrics_writer as m
 from tollgate.mail import Mailer, MailError
@@ -43,11 +55,13 @@ STREAM = keyspace.XDR_STREAM
 GROUP = "writers"
 DEAD_STREAM = keyspace.XDR_DEAD
 DEAD_MAXLEN = 100_000
-FREE_LEGS = frozenset({"onnet"})  # on-net inside one customer: classified free at setup
-# an answered one of these is an account's "first use" (prepaid first-call access codes)
-OUTGOING_LEGS = frozenset({"toll", "out"})
+BATCH = 2000
+# a writer's first read, and its read after a short one: the size doubles on each full read
+# up to --batch, so a writer that keeps up bills small batches soon and one catching up
+# bills big ones (the per-batch statements are spread over more xDRs)
+FIRST_READ = 100
 FIRST_USE = "UPDATE accounts SET first_use = %s WHERE id = %s AND first_use IS NULL"
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+__all__ = ["EPOCH", "FREE_LEGS", "OUTGOING_LEGS", "Billed", "Unbillable", "XdrWriter", "main"]
 TRANSIENT_PG = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.ProgrammingError,
                 psycopg.errors.InternalError)
 TRANSIENT_REDIS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
@@ -108,31 +122,6 @@ SELECT a.balance, c.balance FROM accounts a JOIN customers c ON c.id = a.custome
  WHERE a.id = %s"""
 
 
-class Unbillable(Exception):
-    """An event that decodes but cannot be billed (e.g. its account does not exist)."""
-
-
-@dataclass(frozen=True)
-class Billed:
-    """The outcome of one event's transaction."""
-    xdr_id: int | None          # None: the xDR was already written (redelivery)
-    account_id: str
-    customer_id: int
-    amount: Decimal
-    account_balance: Decimal
-    customer_balance: Decimal
-    day: str = ""               # an external outbound leg: the client's day it started
-    spent_today: Decimal | None = None   # the client's spend of that day, after this leg
-    reached: bool = False       # that spend reached the client's max daily usage
-
-
-def to_time(ts: Decimal) -> datetime | None:
-    """timestamptz of decimal unix seconds (exact to the microsecond); None for 0."""
-    if ts <= 0:
-        return None
-    return EPOCH + timedelta(microseconds=int(ts * 1_000_000))
-
-
 def find_rate(conn: psycopg.Connection, product_id: int, access_code: str,
               number: str) -> tuple[Rate, str] | None:
     """The longest-prefix rate of the product's tariff for this access code, and currency."""
@@ -175,13 +164,15 @@ def rate_leg(conn: psycopg.Connection, event: XdrEvent, customer_id: int,
 
 
 def bill(conn: psycopg.Connection, event: XdrEvent) -> Billed:
-    """Insert the xDR and apply its charge in one transaction (idempotent)."""
+    """Insert the xDR and apply its charge in one transaction (idempotent): one event alone,
+    or one by one after a batch failed (the SQL reference xdr_batch must agree with)."""
     with conn.transaction():
         return count_daily(conn, [bill_in(conn, event)])[0]
 
 
 def bill_batch(conn: psycopg.Connection, events: list[XdrEvent]) -> list[Billed]:
-    """Bill every event in one transaction (idempotent); any failure rolls back them all."""
+    """Bill every event in one transaction with per-event SQL (idempotent); any failure
+    rolls back them all. The reference the writer's BatchBiller is tested against."""
     with conn.transaction():
         accounts = sorted({event.account for event in events})
         conn.execute(LOCK_ACCOUNTS, (accounts,))
@@ -272,12 +263,16 @@ class Backoff:
 class XdrWriter:
     """One consumer of the `writers` group."""
 
-    def __init__(self, dsn: str, client: redis.Redis, consumer: str, batch: int = 100,
+    def __init__(self, dsn: str, client: redis.Redis, consumer: str, batch: int = BATCH,
                  claim_idle_s: float = 30.0, block_ms: int = 1000,
-                 mailer: Mailer | None = None, recorder: Recorder | None = None):
+                 mailer: Mailer | None = None, recorder: Recorder | None = None,
+                 biller: BatchBiller | None = None):
         self.dsn, self.client, self.consumer = dsn, client, consumer
         self.mailer, self.recorder = mailer, recorder
         self.batch, self.claim_idle_ms, self.block_ms = batch, int(claim_idle_s * 1000), block_ms
+        self.biller = biller or BatchBiller()
+        self.size = min(FIRST_READ, batch)   # entries asked for by the next read
+        self.changes: redis.client.PubSub | None = None
         self.conn: psycopg.Connection | None = None
         self.group_ready = False
         self.last_claim = 0.0
@@ -313,20 +308,52 @@ class XdrWriter:
         if now - self.last_claim >= self.claim_idle_ms / 2000:
             self.last_claim = now
             claimed = self.client.xautoclaim(STREAM, GROUP, self.consumer, self.claim_idle_ms,
-                                             start_id="0-0", count=self.batch)
+                                             start_id="0-0", count=self.size)
             if claimed[1]:
                 return claimed[1]
         return self._xread(">", block=self.block_ms)
 
     def _xread(self, start: str, block: int | None) -> list:
         reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: start},
-                                       count=self.batch, block=block)
+                                       count=self.size, block=block)
         return reply[0][1] if reply else []
+
+    def follow_changes(self) -> None:
+        """Forget the cached facts and tariffs that provisioning changed (the invalidation
+        channel names their keys); everything when the subscription is (re)made, since
+        what was published meanwhile is lost."""
+        try:
+            if self.changes is None:
+                changes = self.client.pubsub(  # type: ignore[no-untyped-call]
+                    ignore_subscribe_messages=True)
+                changes.subscribe(keyspace.INVALIDATE)
+                self.changes = changes
+                self.biller.invalidate_all()
+            while True:
+                message = self.changes.get_message(timeout=0.0)
+                if message is None:
+                    return
+                if message.get("type") == "message":
+                    self.biller.invalidate(_text(message["data"]))
+        except TRANSIENT_REDIS:
+            self.drop_changes()
+            raise
+
+    def drop_changes(self) -> None:
+        if self.changes is not None:
+            try:
+                self.changes.close()
+            except Exception:  # noqa: BLE001 - closing a dead socket may fail any way
+                pass
+        self.changes = None
 
     def step(self) -> int:
         """Read one batch and handle every entry; returns how many were read."""
         self.ensure_group()
+        self.follow_changes()
         entries = self.read()
+        self.size = (min(self.batch, self.size * 2) if len(entries) >= self.size
+                     else min(FIRST_READ, self.batch))
         self.handle_batch(entries)
         self.update_gauges()
         self.notify_daily()
@@ -374,18 +401,26 @@ class XdrWriter:
         if len(decoded) == 1:
             self.handle(*decoded[0])
             return
+        started = time.monotonic()
         try:
-            billed = bill_batch(self.pg(), [event for _, _, event in decoded])
+            billed = self.biller.bill(self.pg(), [event for _, _, event in decoded])
         except TRANSIENT_PG:
             raise
-        except (Unbillable, RateError, ArithmeticError, psycopg.Error) as exc:
+        except (Unbillable, StaleFacts, RateError, ArithmeticError, psycopg.Error) as exc:
             log.info("XDR: batch of %d rolled back (%s: %s), billing one by one",
                      len(decoded), exc.__class__.__name__, exc)
             for entry_id, raw, event in decoded:
                 self.handle(entry_id, raw, event)
             return
-        self.after_commit([(entry_id, event, one)
-                           for (entry_id, _, event), one in zip(decoded, billed)])
+        m.BATCH_SECONDS.observe(time.monotonic() - started)
+        m.BATCH_SIZE.observe(len(decoded))
+        done = [(entry_id, event, one) for (entry_id, _, event), one in zip(decoded, billed)
+                if one is not None]
+        if done:
+            self.after_commit(done)
+        for (entry_id, raw, event), one in zip(decoded, billed):
+            if one is None:  # nothing of it was written: its account does not exist
+                self.dead(entry_id, raw, f"Unbillable: unknown account {event.account!r}")
 
     def handle(self, entry_id: bytes, raw: bytes, event: XdrEvent) -> None:
         """Bill one event in its own transaction, or dead-letter it."""
@@ -460,6 +495,11 @@ class XdrWriter:
                 m.LAG.set(group.get("lag") or 0)
                 m.PENDING.set(group.get("pending") or 0)
 
+    def pending(self) -> int:
+        """Entries delivered to any consumer of the group and not acked yet (a dead
+        consumer's are claimed once idle: until then the stream is not done)."""
+        return int(self.client.xpending(STREAM, GROUP)["pending"])
+
     def run(self, stop: threading.Event, until_idle: bool = False) -> None:
         """Loop until `stop` is set (or, with until_idle, until nothing is left to read)."""
         backoff = Backoff()
@@ -467,13 +507,14 @@ class XdrWriter:
             try:
                 count = self.step()
                 backoff.reset()
-                if until_idle and count == 0:
+                if until_idle and count == 0 and not self.pending():
                     return
             except TRANSIENT_PG as exc:
                 self._retry("postgresql", exc, backoff, stop)
                 self.drop_pg()
             except TRANSIENT_REDIS as exc:
                 self._retry("redis", exc, backoff, stop)
+                self.drop_changes()  # invalidations published meanwhile are lost
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
                     self.group_ready = False  # Redis lost the group (restart without AOF)
@@ -514,7 +555,14 @@ def parse_args(argv: list[str] | None, settings: config.Settings) -> argparse.Na
     parser.add_argument("--consumer", default=socket.gethostname(),
                         help="consumer name; keep it stable so a restart resumes its own "
                              "pending entries (default: host name)")
-    parser.add_argument("--batch", type=int, default=100, help="entries per read")
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help="entries per read, billed in one transaction (default: %(default)s)")
+    parser.add_argument("--facts-ttl", type=float, default=300.0,
+                        help="seconds an account's or client's cached rating facts live unless "
+                             "invalidated sooner (default: %(default)s)")
+    parser.add_argument("--tariff-ttl", type=float, default=3600.0,
+                        help="seconds a cached tariff or product lives unless invalidated "
+                             "sooner (default: %(default)s)")
     parser.add_argument("--claim-idle", type=float, default=30.0,
                         help="seconds after which another consumer's pending entry is taken over")
     parser.add_argument("--block-ms", type=int, default=1000, help="XREADGROUP block time")
@@ -542,7 +590,8 @@ def main(argv: list[str] | None = None) -> None:
         start_http_server(args.metrics_port, addr="127.0.0.1")
     writer = XdrWriter(args.dsn, redis_client(settings, args.block_ms), args.consumer,
                        batch=args.batch, claim_idle_s=args.claim_idle, block_ms=args.block_ms,
-                       mailer=Mailer(settings), recorder=Recorder(settings))
+                       mailer=Mailer(settings), recorder=Recorder(settings),
+                       biller=BatchBiller(facts_ttl=args.facts_ttl, tariff_ttl=args.tariff_ttl))
     log.info("XDR: writer %s consuming %s as group %s", args.consumer, STREAM, GROUP)
     writer.run(stop_on_signals(), until_idle=args.until_idle)
 

@@ -1,7 +1,7 @@
 """Prometheus metrics of the xDR writer (multiprocess-safe like tollgate.metrics)."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 PROCESSED = Counter("tollgate_xdr_processed_total", "xDR events written (one new xDR each)")
 DUPLICATES = Counter("tollgate_xdr_duplicates_total",
@@ -17,3 +17,8 @@ PENDING = Gauge("tollgate_xdr_pending", "Entries delivered to writers but not ye
 DAILY_EMAILS = Counter("tollgate_daily_usage_emails_total",
                        "Max daily usage e-mails to clients, by result (sent, failed)",
                        ["result"])
+BATCH_SIZE = Histogram("tollgate_xdr_batch_size", "Events per batch billed in one transaction",
+                       buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000))
+BATCH_SECONDS = Histogram("tollgate_xdr_batch_seconds",
+                          "Time to rate and commit one batch (PostgreSQL included, Redis not)",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
