@@ -187,6 +187,9 @@ class BatchBiller:
         if key == "*":
             self.invalidate_all()
             return
+        # "tg:rates:<tariff>#<prefix>": a few prefixes of a tariff changed (the table is
+        # read again); "#<generation>" closes a publication and names no key
+        key = key.partition("#")[0]
         account = keyspace.account("")
         if key.startswith(account):
             self.payers.pop(key[len(account):], None)
