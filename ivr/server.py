@@ -43,7 +43,7 @@ from ivr.apps.notice import Notice
 from ivr.mailboxes import Mailboxes
 from ivr.passthrough import Caller, PassThrough
 from ivr.services import Services
-from tollgate import config
+from tollgate import config, redis_conn
 from tollgate.directory import Directory
 from tollgate.directory import Record as Account
 from tollgate.xdr_emit import XdrEmitter
@@ -742,7 +742,9 @@ class Server:
         self.directory = Directory.from_settings(settings)
         self.services = Services(self.directory, settings)
         self.mailboxes = Mailboxes(settings, self.services, self.secret)
-        self.emitter = XdrEmitter(self.directory.client, settings.var_path / "spool" / "ivr")
+        self.emitter = XdrEmitter(self.directory.client, settings.var_path / "spool" / "ivr",
+                                  replicas=redis_conn.replica_acks(settings),
+                                  wait_ms=settings.redis_replica_wait_ms)
         self.next_replay = 0.0
         self.events: collections.deque = collections.deque()
         self.sessions: list[Session] = []

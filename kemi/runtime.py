@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from billing.internal import Internal
-from tollgate import config, metrics
+from tollgate import config, metrics, redis_conn
 from tollgate.directory import Directory, fail_fast
 from tollgate.geoip import Countries
 from tollgate.reservations import Reservations
@@ -63,14 +63,12 @@ class Runtime:
     def redis(self) -> redis.Redis:
         if self._redis is None or self.pid != os.getpid():
             self.pid = os.getpid()
-            timeout = self.settings.redis_timeout_ms / 1000
-            self._redis = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port,
-                                      db=self.settings.redis_db, socket_timeout=timeout,
-                                      socket_connect_timeout=timeout, health_check_interval=0,
-                                      # after a Redis restart each worker's pooled socket
-                                      # is dead and its first command would fail a call;
-                                      # a hung Redis stays a fast 503
-                                      retry=fail_fast())
+            self._redis = redis_conn.client(self.settings, health_check_interval=0,
+                                            # after a Redis restart (or failover) each
+                                            # worker's pooled socket is dead and its first
+                                            # command would fail a call; a hung Redis
+                                            # stays a fast 503
+                                            retry=fail_fast())
             self._directory = self._emitter = self._reservations = None
         return self._redis
 
@@ -97,7 +95,9 @@ class Runtime:
     @property
     def emitter(self) -> XdrEmitter:
         if self._emitter is None:
-            self._emitter = XdrEmitter(self.redis, self.settings.var_path / "spool")
+            self._emitter = XdrEmitter(self.redis, self.settings.var_path / "spool",
+                                       replicas=redis_conn.replica_acks(self.settings),
+                                       wait_ms=self.settings.redis_replica_wait_ms)
         return self._emitter
 
     def export_cache_stats(self, every: float = 1.0) -> None:

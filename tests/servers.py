@@ -170,3 +170,142 @@ def kill_group(proc: subprocess.Popen, timeout: float = 10) -> None:
         proc.wait(5)
     except ProcessLookupError:
         pass
+
+
+class RedisReplica(RedisServer):
+    """redis-server replicating `master_port` (or a master itself with master_port=None),
+    announcing 127.0.0.1 so the sentinels and clients reach it by that address."""
+
+    def __init__(self, master_port: int | None, port: int | None = None):
+        super().__init__(port)
+        self.master_port = master_port
+
+    def start(self) -> "RedisReplica":
+        conf = self.dir / "redis.conf"
+        lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", 'save ""',
+                 "daemonize no", f"logfile {self.dir / 'redis.log'}", "appendonly no",
+                 "replica-announce-ip 127.0.0.1", "repl-diskless-sync yes",
+                 "repl-diskless-sync-delay 0"]
+        if self.master_port is not None:
+            lines.append(f"replicaof 127.0.0.1 {self.master_port}")
+        # a config file, not flags: a sentinel rewrites it when it turns this one around
+        conf.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the master dies without a word to anyone (a crash, a lost host)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class SentinelSet:
+    """A master, its replicas and three `redis-server --sentinel` watching them, each a
+    real process on a free port with its config under one log folder. Failure is noticed
+    after down_after_ms; `kill_master()` and `wait_failover()` drive a failover."""
+
+    def __init__(self, replicas: int = 2, sentinels: int = 3, name: str = "tollgate",
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 3000):
+        self.name, self.down_after_ms = name, down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.master = RedisReplica(None)
+        self.replicas = [RedisReplica(self.master.port) for _ in range(replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.dir = log_dir("sentinels")
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def servers(self) -> list[RedisReplica]:
+        return [self.master, *self.replicas]
+
+    @property
+    def addresses(self) -> str:
+        """The redis_sentinels setting."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def start(self) -> "SentinelSet":
+        import redis
+        self.master.start()
+        for replica in self.replicas:
+            replica.start()
+        quorum = len(self.sentinel_ports) // 2 + 1
+        for port in self.sentinel_ports:
+            conf = self.dir / f"sentinel-{port}.conf"
+            conf.write_text("\n".join([
+                f"port {port}", "bind 127.0.0.1", "daemonize no", f"dir {self.dir}",
+                f"logfile {self.dir / f'sentinel-{port}.log'}",
+                "sentinel resolve-hostnames no", "sentinel announce-ip 127.0.0.1",
+                f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} {quorum}",
+                f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}",
+                f"sentinel failover-timeout {self.name} {self.failover_timeout_ms}",
+                f"sentinel parallel-syncs {self.name} {len(self.replicas)}"]) + "\n")
+            self.procs.append(subprocess.Popen(["redis-server", str(conf), "--sentinel"],
+                                               stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL))
+        for port in self.sentinel_ports:
+            wait_port(port)
+        # ready when every sentinel knows every replica and the other sentinels (before
+        # that a failover could not pick a replica, or reach a quorum)
+        others = len(self.sentinel_ports) - 1
+        for port in self.sentinel_ports:
+            with redis.Redis(port=port, socket_timeout=2) as sentinel:
+                self._wait(lambda s=sentinel: (
+                    len(s.sentinel_slaves(self.name)) == len(self.replicas)
+                    and int(s.sentinel_master(self.name)["num-other-sentinels"]) == others),
+                    30, f"sentinel {port} to see the replicas and the other sentinels")
+        return self
+
+    def master_port(self, sentinel_port: int | None = None) -> int:
+        """The master's port as one sentinel (default the first) names it now."""
+        import redis
+        with redis.Redis(port=sentinel_port or self.sentinel_ports[0],
+                         socket_timeout=2) as sentinel:
+            _, port = sentinel.sentinel_get_master_addr_by_name(self.name)
+        return int(port)
+
+    def kill_master(self) -> int:
+        """SIGKILL the current master; returns the port it had."""
+        port = self.master_port()
+        server = next(s for s in self.servers if s.port == port)
+        server.kill()
+        return port
+
+    def wait_failover(self, old_port: int, timeout: float = 60.0) -> int:
+        """Wait until every sentinel names a new master and that server says it is one;
+        returns its port."""
+        import redis
+
+        def switched() -> bool:
+            ports = {self.master_port(p) for p in self.sentinel_ports}
+            if len(ports) != 1 or old_port in ports:
+                return False
+            with redis.Redis(port=ports.pop(), socket_timeout=2) as new:
+                return bool(new.info("replication")["role"] == "master")
+        self._wait(switched, timeout, f"a master other than {old_port}")
+        return self.master_port()
+
+    @staticmethod
+    def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+        import redis
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"timed out waiting for {what}")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        self.procs = []
+        for server in self.servers:
+            server.stop()

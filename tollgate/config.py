@@ -48,6 +48,16 @@ class Settings:
     redis_port: int = 6379
     redis_db: int = 0
     redis_timeout_ms: int = 200
+    # Redis Sentinel (docs/REDIS_HA.md): "host:port,host:port" of the sentinels; empty:
+    # no Sentinel, the master is redis_host:redis_port. Set: every process asks the
+    # sentinels for the master of redis_master_name and follows a failover
+    redis_sentinels: str = ""
+    redis_master_name: str = "tollgate"
+    # with sentinels: an xDR event is acknowledged once this many replicas hold it (WAIT),
+    # waiting at most redis_replica_wait_ms; else a copy goes to the local spool too, so a
+    # failover cannot lose it (0: do not wait)
+    redis_replica_acks: int = 1
+    redis_replica_wait_ms: int = 50
     # PostgreSQL
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432

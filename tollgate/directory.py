@@ -18,7 +18,7 @@ from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
 import hotpath
-from tollgate import keyspace
+from tollgate import keyspace, redis_conn
 from tollgate.config import Settings
 
 # a msgpack map as provisioning.loader writes it; the cache shares it: never change one
@@ -53,10 +53,7 @@ class Directory:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Directory":
         """A directory on its own Redis connection with the settings' timeouts and cache."""
-        timeout = settings.redis_timeout_ms / 1000
-        client = redis.Redis(host=settings.redis_host, port=settings.redis_port,
-                             db=settings.redis_db, socket_timeout=timeout,
-                             socket_connect_timeout=timeout, retry=fail_fast())
+        client = redis_conn.client(settings, retry=fail_fast())
         return cls(client, size=settings.cache_size, ttl=settings.cache_ttl,
                    negative_ttl=settings.cache_negative_ttl)
 

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 
 from provisioning.loader import Changes, publish
 from provisioning.validate import BadInput
+from tollgate import redis_conn
 from tollgate.config import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_REDIS = 0, 1, 2, 3
@@ -49,9 +50,7 @@ class Context:
         if self.redis_url:
             return redis.Redis.from_url(self.redis_url, socket_connect_timeout=timeout,
                                         socket_timeout=10)
-        s = self.settings
-        return redis.Redis(host=s.redis_host, port=s.redis_port, db=s.redis_db,
-                           socket_connect_timeout=timeout, socket_timeout=10)
+        return redis_conn.client(self.settings, timeout=10, connect_timeout=timeout)
 
 
 def write(ctx: Context, fn: WriteFn) -> int:
