@@ -9,12 +9,13 @@ names (keyspace.INVALIDATE: an account, customer, product, tariff or rate table 
 cache: the locked rows give them, and the money model and customer used for rating are
 checked against the locked row before anything is written.
 
-Per batch: lock the accounts (and the customers of credit accounts) in id order; COPY the
-rated rows into a temporary staging table; INSERT them into xdrs ON CONFLICT DO NOTHING,
-whose RETURNING says which are new (a redelivered event inserts nothing and is charged
-nothing); one UPDATE per balance table with every account's or customer's summed change;
-one balance_operations row per charged xDR (balance_after is the running balance in xDR id
-order), COPYed; first use and the clients' days batched alike.
+Per batch: COPY the rated rows into a temporary staging table; INSERT them into xdrs ON
+CONFLICT DO NOTHING, whose RETURNING says which are new (a redelivered event inserts
+nothing and is charged nothing); lock the accounts (and the customers of credit accounts)
+in id order, checking the facts rating used; one UPDATE per balance table with every
+account's or customer's summed change; one balance_operations row per charged xDR
+(balance_after is the running balance in xDR id order), COPYed; first use and the
+clients' days batched alike.
 """
 from __future__ import annotations
 
@@ -343,11 +344,13 @@ class BatchBiller:
     def _write(self, conn: psycopg.Connection, rated: list[Rated | None],
                rows: list[tuple[Any, ...]]) -> list[Billed | None]:
         with conn.transaction():
-            balances, owed = self._lock(conn, rated)
             with conn.cursor().copy(COPY_STAGING) as copy:
                 for row in rows:
                     copy.write_row(row)
             new = self._new_ids(conn, rated)
+            # locked only now, after the longest statement: concurrent writers' batches
+            # share accounts, and wait for each other only while balances change
+            balances, owed = self._lock(conn, rated)
             self._charge(conn, rated, new, balances, owed)
             days = self._count_days(conn, rated, new)
         return [None if one is None else Billed(

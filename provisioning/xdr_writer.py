@@ -25,6 +25,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import msgpack
 import psycopg
 import redis
 from prometheus_client import start_http_server
@@ -84,6 +85,13 @@ GROW = """
 local now = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tonumber(ARGV[1]) >= now then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
 return 1"""
+# new entries of the group, up to ARGV[3], as one msgpack blob: redis-py parses a reply in
+# Python, ~10 us per entry, where msgpack's C unpacker takes well under one
+READ_NEW = """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                         'STREAMS', KEYS[1], '>')
+if not reply then return false end
+return cmsgpack.pack(reply[1][2])"""
 # HDEL each reservation hash's calls of the batch (KEYS: the hashes; ARGV: how many calls
 # each, then the calls): one command instead of one per hash, in slices Lua's stack takes
 RELEASE = """
@@ -323,7 +331,11 @@ class XdrWriter:
                                              start_id="0-0", count=self.size)
             if claimed[1]:
                 return claimed[1]
-        return self._xread(">", block=self.block_ms)
+        packed = self.client.eval(READ_NEW, 1, STREAM, GROUP, self.consumer, self.size)
+        if packed:
+            return [(entry_id, dict(zip(fields[::2], fields[1::2])))
+                    for entry_id, fields in msgpack.unpackb(packed, raw=True)]
+        return self._xread(">", block=self.block_ms)   # nothing new: wait for some
 
     def _xread(self, start: str, block: int | None) -> list:
         reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: start},
