@@ -305,7 +305,12 @@ class SentinelSet:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
+        for proc in self.procs:
+            try:
                 proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
         self.procs = []
         for server in self.servers:
             server.stop()
