@@ -21,20 +21,38 @@ PriceKey = tuple[Decimal, Decimal, int, int, Decimal, int, bool]
 class RateTable:
     """The rates of one tariff, by longest matching prefix."""
 
-    __slots__ = ("currency", "_by_length", "_lengths", "_size")
+    __slots__ = ("currency", "_shared", "_by_length", "_lengths", "_size")
 
     def __init__(self, currency: str, rows: Iterable[tuple[str, PriceKey]]):
         self.currency = currency
-        shared: dict[PriceKey, Rate] = {}
+        self._shared: dict[PriceKey, Rate] = {}
         self._by_length: dict[int, dict[str, Rate]] = {}
         self._size = 0
         for prefix, price in rows:
-            rate = shared.get(price)
-            if rate is None:  # validated once per distinct price, as Rate() would per row
-                rate = shared[price] = Rate("", *price)
-            self._by_length.setdefault(len(prefix), {})[prefix] = rate
-            self._size += 1
+            self._put(prefix, price)
         self._lengths = sorted(self._by_length, reverse=True)
+
+    def _put(self, prefix: str, price: PriceKey) -> None:
+        rate = self._shared.get(price)
+        if rate is None:  # validated once per distinct price, as Rate() would per row
+            rate = self._shared[price] = Rate("", *price)
+        table = self._by_length.setdefault(len(prefix), {})
+        self._size += prefix not in table
+        table[prefix] = rate
+
+    def put(self, prefix: str, price: PriceKey) -> None:
+        """Add or change one prefix's rate."""
+        self._put(prefix, price)
+        self._lengths = sorted(self._by_length, reverse=True)
+
+    def remove(self, prefix: str) -> None:
+        """Drop one prefix (nothing if it is not there)."""
+        table = self._by_length.get(len(prefix))
+        if table is not None and table.pop(prefix, None) is not None:
+            self._size -= 1
+            if not table:
+                del self._by_length[len(prefix)]
+                self._lengths = sorted(self._by_length, reverse=True)
 
     def find(self, number: str) -> tuple[str, Rate] | None:
         """(prefix, rate) of the longest prefix `number` starts with; None if none does.

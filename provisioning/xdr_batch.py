@@ -61,6 +61,10 @@ RATES_SQL = """
 SELECT prefix, price_first, price_next, interval_first, interval_next, connect_fee,
        free_seconds, forbidden
   FROM rates WHERE tariff_id = %s"""
+CHANGED_RATES_SQL = """
+SELECT prefix, price_first, price_next, interval_first, interval_next, connect_fee,
+       free_seconds, forbidden
+  FROM rates WHERE tariff_id = %s AND prefix = ANY(%s)"""
 # the rows a batch changes, locked in one order (accounts, then the customers of credit
 # accounts, each by id) so concurrent writers' batches wait rather than deadlock
 LOCK_ACCOUNTS = """
@@ -178,6 +182,7 @@ class BatchBiller:
         self.clients: dict[int, tuple[Client, float]] = {}
         self.entries: dict[int, tuple[dict[str, int], float]] = {}
         self.tables: dict[int, tuple[RateTable, float]] = {}
+        self.changed_rates: dict[int, set[str]] = {}   # tariff -> prefixes to read again
         self.staged: set[int] = set()    # connections (by id) that have the staging table
         self.loads = 0                   # queries that filled a cache (tests, metrics)
 
@@ -188,9 +193,14 @@ class BatchBiller:
         if key == "*":
             self.invalidate_all()
             return
-        # "tg:rates:<tariff>#<prefix>": a few prefixes of a tariff changed (the table is
-        # read again); "#<generation>" closes a publication and names no key
-        key = key.partition("#")[0]
+        # "tg:rates:<tariff>#<prefix>": a few prefixes of a tariff changed, read again
+        # before the next batch is rated; "#<generation>" closes a publication
+        key, _, prefix = key.partition("#")
+        if prefix and key.startswith(keyspace.rates("")):
+            tariff = _int(key[len(keyspace.rates("")):])
+            if tariff in self.tables:
+                self.changed_rates.setdefault(tariff, set()).add(prefix)
+            return
         account = keyspace.account("")
         if key.startswith(account):
             self.payers.pop(key[len(account):], None)
@@ -208,6 +218,23 @@ class BatchBiller:
     def invalidate_all(self) -> None:
         for cache in (self.payers, self.clients, self.entries, self.tables):
             cache.clear()
+        self.changed_rates.clear()
+
+    def refresh_rates(self, conn: psycopg.Connection) -> None:
+        """Read again the prefixes provisioning changed one by one in cached tariffs."""
+        while self.changed_rates:
+            tariff, prefixes = self.changed_rates.popitem()
+            cached = self.tables.get(tariff)
+            if cached is None:
+                continue
+            self.loads += 1
+            found = {row[0]: tuple(row[1:]) for row in conn.execute(
+                CHANGED_RATES_SQL, (tariff, sorted(prefixes))).fetchall()}
+            for prefix in prefixes:
+                if prefix in found:
+                    cached[0].put(prefix, found[prefix])  # type: ignore[arg-type]
+                else:
+                    cached[0].remove(prefix)
 
     # --- filling the caches ---------------------------------------------------------
 
@@ -296,6 +323,7 @@ class BatchBiller:
 
     def _rate_all(self, conn: psycopg.Connection, events: Sequence[XdrEvent]
                   ) -> tuple[list[Rated | None], list[tuple[Any, ...]]]:
+        self.refresh_rates(conn)
         facts = self.facts(conn, sorted({event.account for event in events}))
         rated: list[Rated | None] = []
         rows: list[tuple[Any, ...]] = []

@@ -212,8 +212,9 @@ def test_mixed_legs_unknown_account_and_a_tariff_changed_mid_stream(db, redis_cl
         conn.execute("UPDATE rates SET price_first = 1, price_next = 1, connect_fee = 0"
                      " WHERE tariff_id = 1 AND prefix = '1'")
         loader.publish(redis_client, loader.rate_changes(conn, 1, "1"))
-    wait_for(lambda: followed(writer, lambda: 1 not in writer.biller.tables),
-             what="the changed tariff dropped")
+    wait_for(lambda: followed(writer, lambda: 1 not in writer.biller.tables
+                              or 1 in writer.biller.changed_rates),
+             what="the changed rate noticed")
     add(redis_client, *(event(f"after-{n}", account="d2", cld="12125550000", customer_id=0)
                         for n in range(2)))
     drain_with(writer)
@@ -255,6 +256,29 @@ def test_the_writer_follows_the_invalidation_channel(db, redis_client):
     assert "c1" in biller.payers and 1 not in biller.tables
     redis_client.publish(keyspace.INVALIDATE, "*")
     wait_for(lambda: followed(writer, lambda: not biller.payers), what="everything dropped")
+
+
+def test_a_changed_prefix_is_read_again_and_the_rest_of_the_tariff_kept(db, redis_client):
+    writer = drain(db, redis_client)
+    biller = writer.biller
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert biller.find_rate(conn, 1, "", "18005551234").prefix == "1800"  # type: ignore[union-attr]
+        table = biller.tables[1][0]
+        conn.execute("UPDATE rates SET price_first = 0.5 WHERE tariff_id = 1 AND prefix = '44'")
+        conn.execute("INSERT INTO rates (tariff_id, prefix, price_first, price_next,"
+                     " interval_first, interval_next) VALUES (1, '4420', 0.7, 0.7, 60, 60)")
+        conn.execute("DELETE FROM rates WHERE tariff_id = 1 AND prefix = '1800'")
+        for prefix in ("44", "4420", "1800"):
+            redis_client.publish(keyspace.INVALIDATE, keyspace.rates(1) + "#" + prefix)
+        wait_for(lambda: followed(writer, lambda: len(biller.changed_rates.get(1, ())) == 3),
+                 what="three changed prefixes noticed")
+        biller.refresh_rates(conn)
+        assert biller.tables[1][0] is table and len(table) == 3
+        found = {number: biller.find_rate(conn, 1, "", number) for number in
+                 ("4421", "44201", "18005551234")}
+    assert {number: (hit.prefix, hit.rate.price_first) for number, hit in found.items()
+            if hit is not None} == {"4421": ("44", D("0.5")), "44201": ("4420", D("0.7")),
+                                    "18005551234": ("1", D("0.06"))}
 
 
 def drain_with(writer: XdrWriter) -> None:
