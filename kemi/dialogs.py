@@ -9,7 +9,7 @@ import msgpack
 import redis
 
 from billing.xdr import XdrError, XdrEvent
-from kemi import authorize, message, policy
+from kemi import authorize, cluster, message, policy
 from kemi.constants import DLG_VARS, LEG_IN, ROUTE_TIMEOUT, dlg_var
 from kemi.runtime import Runtime
 from tollgate import keyspace, metrics
@@ -35,6 +35,8 @@ def on_event(rt: Runtime, event: str) -> int:
     values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
     if not values["payer"]:
         return 1  # a leg Kamailio does not bill: a call to an access number (the IVR does)
+    if not values["connect_ts"] and event != FAILED:
+        values["connect_ts"] = cluster.answered_at(rt, values["setup_ts"])  # set up elsewhere
     # the dialog's own Call-ID: in a timeout or a locally generated failure, $ci reads
     # the message Kamailio fakes for the event ("123")
     call_id = message.pv("$dlg(callid)")
@@ -160,7 +162,8 @@ def _emit(rt: Runtime, call_id: str, values: dict[str, str], code: int, reason: 
                          customer_id=int(values["customer"] or 0), cli=values["cli"],
                          cld=values["cld"], access_code=values["access_code"],
                          setup_ts=setup, connect_ts=connect, end_ts=end,
-                         sip_code=code, reason=reason, node=f"kamailio:{rt.pid}")
+                         sip_code=code, reason=reason,
+                         node=f"{rt.settings.node_name or 'kamailio'}:{rt.pid}")
     except (XdrError, ValueError) as exc:
         KSR.err(f"[{call_id}] XDR: cannot build event: {exc}\n")
         return

@@ -11,13 +11,13 @@ import KSR
 import redis
 
 from hotpath import BackendUnavailable
-from kemi import calls, dialogs, entry, forwarding, log, registrar, voicemail
+from kemi import calls, cluster, dialogs, entry, forwarding, log, registrar, voicemail
 from kemi.constants import EXIT
 from kemi.runtime import Runtime
 from tollgate import metrics
 
-STEPS = (entry.reqinit, entry.readable, entry.cancel, entry.within_dialog, entry.retransmission,
-         entry.internal_headers, entry.options, registrar.register,
+STEPS = (cluster.kdmq, entry.reqinit, entry.readable, entry.cancel, entry.within_dialog,
+         entry.retransmission, entry.internal_headers, entry.options, registrar.register,
          voicemail.message_waiting, entry.only_invite, calls.from_ivr,
          voicemail.mailbox_by_ani, forwarding.follow_me, calls.from_gateway, calls.from_phone)
 

@@ -80,6 +80,22 @@ class Settings:
     max_call_duration: int = 7200
     # Kamailio worker processes
     sip_children: int = 4
+    # a cluster of Kamailio + IVR nodes sharing Redis and PostgreSQL (docs/NODES.md).
+    # This node's name, in its xDR events and logs; empty: "kamailio"
+    node_name: str = ""
+    # this node's number in the cluster, 1 to 63: the dialogs it makes get ids no other
+    # node makes (Kamailio's dialog h_id_start); 0 outside a cluster
+    node_id: int = 0
+    # where this node's DMQ listens for the other nodes (host:port, UDP, a socket of its
+    # own); empty: no DMQ, a single node
+    dmq_listen: str = ""
+    # the DMQ addresses (host:port) of the other nodes, space-separated: the only sources
+    # whose KDMQ requests are taken, and the nodes this one joins at start
+    dmq_peers: str = ""
+    # the SIP addresses (host:port) of the other nodes, space-separated: a request routed
+    # to one of them (its Record-Route) is taken here as routed to this node, so a call
+    # set up on one node can be ended on another
+    sip_peers: str = ""
     # GeoIP country database (MaxMind format) of the virtual PBX source filter; empty:
     # <var_dir>/geoip/dbip-country.mmdb, which `make` installs (tollgate/geoip.py)
     geoip_database: str = ""

@@ -1,0 +1,66 @@
+"""KDMQ: Kamailio's DMQ replication between the nodes of a cluster (docs/NODES.md)."""
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+
+import KSR
+
+from kemi import log
+from kemi.constants import EXIT
+from kemi.runtime import Runtime
+from tollgate import metrics
+from tollgate.config import Settings
+from tollgate.stack import DIALOG_ID_STEP, addresses
+
+KDMQ = "KDMQ"
+REASON_NOT_A_PEER = "Not a cluster peer"
+
+
+def kdmq(rt: Runtime) -> int | None:
+    """A KDMQ request from a configured peer, to this node's DMQ socket, goes to the DMQ
+    module (bans, failed-auth counters, dialogs); from anyone else, or any other request
+    on the DMQ socket, it is dropped: a forged KDMQ could lift a ban or plant a dialog.
+    Peers pass before reqinit, so replication traffic is never taken for a flood."""
+    own = dmq_socket(rt.settings)
+    if own is None:
+        return None  # a single node: KDMQ is just an unknown method (405 later)
+    to_dmq = (KSR.pv.get("$Ri"), KSR.pv.get("$Rp")) == own
+    is_kdmq = KSR.pv.get("$rm") == KDMQ
+    if not to_dmq and not is_kdmq:
+        return None
+    source = (KSR.pv.get("$si"), KSR.pv.get("$sp"))
+    if to_dmq and is_kdmq and source in peers(rt.settings):
+        KSR.dmq.handle_message()
+        return EXIT
+    log.warn("CLUSTER", f"dropped {KSR.pv.get('$rm')} from {source[0]}:{source[1]} "
+                        f"to {'the DMQ socket' if to_dmq else 'the SIP socket'}")
+    metrics.REFUSALS.labels("drop", REASON_NOT_A_PEER).inc()
+    return EXIT
+
+
+@cache
+def dmq_socket(settings: Settings) -> tuple[str, int] | None:
+    found = addresses(settings.dmq_listen)
+    return found[0] if found else None
+
+
+@cache
+def peers(settings: Settings) -> frozenset[tuple[str, int]]:
+    return frozenset(addresses(settings.dmq_peers))
+
+
+def answered_at(rt: Runtime, setup_ts: str) -> str:
+    """When a call that another node set up was answered, for its end here: DMQ gives a
+    node the dialog's variables as they were when the INVITE left the other node (before
+    the 2xx set connect_ts) and the dialog's start from its confirmation, in whole
+    seconds (so never before the setup, kept in milliseconds). "" for this node's own
+    dialogs, and outside a cluster."""
+    if not rt.settings.dmq_listen:
+        return ""
+    h_id, start = KSR.pv.get("$dlg(h_id)"), KSR.pv.get("$dlg(start_ts)")
+    if not isinstance(h_id, int) or h_id % DIALOG_ID_STEP == rt.settings.node_id:
+        return ""
+    if not isinstance(start, int) or start <= 0:
+        return ""
+    return f"{max(Decimal(start), Decimal(setup_ts or 0)):.3f}"

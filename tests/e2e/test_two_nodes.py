@@ -1,0 +1,251 @@
+"""Two tollgate nodes (docs/NODES.md): two Kamailio + IVR pairs on loopback addresses of
+their own, sharing Redis, PostgreSQL, rtpengine and the xDR writer, replicating bans,
+failed-auth counters and dialogs over Kamailio's DMQ (tests/cluster.py).
+
+- A source banned on node A is dropped by node B too, and failures counted on both nodes
+  add up to one ban.
+- A call set up on node A and ended on node B is billed once: a caller whose BYE goes to
+  B (as after a DNS or outbound-proxy failover) gets it relayed by B, which knows the
+  dialog from DMQ and takes A's Record-Route as its own; one xDR, one debit, the
+  reservation released. While it lasts, the funds it holds refuse a call through B.
+- A client with max 1 call and a call up on A has a call through B refused.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from decimal import Decimal
+
+import pytest
+import redis
+
+from tests import sipp, tenants
+from tests.calls import TOLL
+from tests.cluster import NODE_A, NODE_B, Cluster
+from tests.records import wait_until
+from tests.security import rawsip
+from tests.stack import sip_ping
+from tollgate import keyspace
+
+pytestmark = pytest.mark.e2e
+
+PER_SECOND = Decimal("0.01")   # tenants.straight_out: 0.60 a minute, billed 1/1
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    nodes = Cluster().start()
+    print(f"cluster logs: {nodes.a.dir}")
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture(scope="module")
+def tg(cluster):
+    """Node A's stack: the e2e fixtures (gateway, records, calls_end) run against it."""
+    return cluster.a
+
+
+def phone_at(cluster, sip, node: str, name: str, tenant):
+    """A pjsua2 phone registered to one node (its outbound proxy), as `tenant`'s account."""
+    ph = sip.phone(name)
+    code = ph.register(f"sip:{cluster.target(node)}", tenant.account, tenant.password,
+                       cluster.a.settings.sip_domain)
+    assert code == 200, f"REGISTER {tenant.account} at node {node} got {code}"
+    return ph
+
+
+def guess_passwords(cluster, node: str, account: str, source: str,
+                    done) -> None:
+    """Wrong passwords from `source` to one node, in rounds of five, until done()."""
+    target = cluster.target(node)
+    for _ in range(6):
+        if done():
+            return
+        sipp.run("register", target, service=account, user=account, password="guess",
+                 calls=5, source=source, timeout=8)
+    assert done(), f"guessing at node {node} from {source} did not get there"
+
+
+def pinged(cluster, node: str, source: str) -> str:
+    s = cluster.settings(node)
+    return sip_ping(s.sip_address, s.sip_port, source=source)
+
+
+def test_a_source_banned_on_node_a_is_dropped_by_node_b(cluster, tg):
+    client = tenants.straight_out(tg)
+    source = "127.0.0.52"
+    assert pinged(cluster, NODE_B, source).startswith("SIP/2.0 200")
+    guess_passwords(cluster, NODE_A, client.account, source,
+                    lambda: pinged(cluster, NODE_A, source) == "")
+    wait_until(lambda: cluster.htable(NODE_B, "ipban", source) == "1", 10,
+               "the ban replicated to node B")
+    assert pinged(cluster, NODE_B, source) == ""           # dropped silently, as on A
+    assert pinged(cluster, NODE_B, "127.0.0.53").startswith("SIP/2.0 200")
+    assert f"{source} banned after 10 failures" in cluster.log(NODE_A)
+    assert f"{source} banned" not in cluster.log(NODE_B)   # B banned it by replication
+
+
+def test_failures_on_both_nodes_add_up_to_one_ban(cluster, tg):
+    client = tenants.straight_out(tg)
+    source = "127.0.0.54"
+
+    def failures(node: str) -> int:
+        value = cluster.htable(node, "authfail", source)
+        return int(value) if value else 0
+    guess_passwords(cluster, NODE_A, client.account, source, lambda: failures(NODE_A) >= 5)
+    counted = failures(NODE_A)
+    assert counted < 10, "node A banned the source alone"
+    wait_until(lambda: failures(NODE_B) == counted, 10, "node B counting A's failures")
+    guess_passwords(cluster, NODE_B, client.account, source,
+                    lambda: pinged(cluster, NODE_B, source) == "")
+    assert f"{source} banned after 10 failures" in cluster.log(NODE_B)
+    wait_until(lambda: pinged(cluster, NODE_A, source) == "", 10, "node A dropping it too")
+
+
+class RawCaller:
+    """A caller on a raw UDP socket: it sets a call up through one node and can send its
+    BYE to another, as a phone does after its outbound proxy or DNS fails over."""
+
+    def __init__(self, cluster, node: str, source: str, account: str, password: str):
+        s = cluster.settings(node)
+        self.ep = rawsip.Endpoint((s.sip_address, s.sip_port), source)
+        self.account, self.password = account, password
+        self.domain = s.sip_domain
+        self.call_id = f"{secrets.token_hex(10)}@two-nodes"
+        self.tag = secrets.token_hex(4)
+        self.cseq = 0
+
+    def invite(self, dialed: str, auth: bytes = b"") -> bytes:
+        self.cseq += 1
+        addr = self.ep.address.encode()
+        body = rawsip.sdp(self.ep.address, 40000)
+        lines = [b"INVITE sip:" + dialed.encode() + b"@" + self.domain.encode() + b" SIP/2.0",
+                 b"Via: SIP/2.0/UDP " + addr + rawsip.PORT + b";branch=" + rawsip.new_branch(),
+                 b"Max-Forwards: 70",
+                 f"From: <sip:{self.account}@{self.domain}>;tag={self.tag}".encode(),
+                 f"To: <sip:{dialed}@{self.domain}>".encode(),
+                 f"Call-ID: {self.call_id}".encode(), b"CSeq: %d INVITE" % self.cseq,
+                 b"Contact: <sip:" + self.account.encode() + b"@" + addr + rawsip.PORT + b">"]
+        if auth:
+            lines.append(auth)
+        lines += [b"Content-Type: application/sdp", b"Content-Length: %d" % len(body)]
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+    def final(self, sip, message: bytes, what: str) -> rawsip.Reply:
+        """Send, and the final reply, running the phones (the gateway) meanwhile."""
+        after = len(self.ep.poll())
+        self.ep.send(message)
+        sip.wait_for(lambda: self.ep.poll() and self.ep.final(after) is not None, 15, what)
+        found = self.ep.final(after)
+        assert found is not None
+        return found
+
+    def call(self, sip, dialed: str) -> tuple[bytes, rawsip.Reply]:
+        """INVITE, answer the challenge; the INVITE sent and its final answer (ACKed)."""
+        sent = self.invite(dialed)
+        challenge = self.final(sip, sent, "the challenge")
+        assert challenge.code == 407, str(challenge)
+        self.ep.send(rawsip.ack_for(sent, challenge))
+        ruri = f"sip:{dialed}@{self.domain}"
+        sent = self.invite(dialed, rawsip.digest(challenge, "INVITE", ruri,
+                                                 self.account.encode(), self.password))
+        answer = self.final(sip, sent, "the answer")
+        if 200 <= answer.code < 300:
+            route, contact = rawsip.route_set(answer)
+            self.ep.send(rawsip.ack_for(sent, answer, route, contact))
+        else:
+            self.ep.send(rawsip.ack_for(sent, answer))
+        return sent, answer
+
+    def bye_to(self, sip, cluster, node: str, sent: bytes, answer: rawsip.Reply
+               ) -> rawsip.Reply:
+        """The BYE, along the call's route set (node A's Record-Route), sent to `node`."""
+        s = cluster.settings(node)
+        self.ep.target = (s.sip_address, s.sip_port)
+        route, contact = rawsip.route_set(answer)
+        return self.final(sip, rawsip.bye_for(sent, answer, route, contact), "the BYE's answer")
+
+    def close(self) -> None:
+        self.ep.close()
+
+
+def xdrs(records, account: str) -> list[tuple]:
+    return records.query("SELECT call_id, leg, sip_code, duration, amount FROM xdrs "
+                         "WHERE account_id = %s ORDER BY id", account)
+
+
+def test_a_call_set_up_on_a_and_ended_on_b_is_billed_once(
+        cluster, tg, sip, gateway, records, calls_end):
+    opening = Decimal("0.50")                  # 50 s; the call holds all of it
+    client = tenants.straight_out(tg, balance=str(opening))
+    caller = RawCaller(cluster, NODE_A, "127.0.0.61", client.account, client.password)
+    held = keyspace.reservations("account", client.account)
+    client_redis = redis.Redis(port=tg.settings.redis_port, decode_responses=True)
+    try:
+        sent, answer = caller.call(sip, TOLL)
+        assert answer.code == 200, str(answer)
+        answered = time.monotonic()
+        out = gateway.wait_incoming(15)
+        sip.wait_for(lambda: out.confirmed, 10, "the gateway's leg confirmed")
+        sip.wait_for(lambda: 4 in cluster.dialog_states(NODE_B, caller.call_id), 10,
+                     "node B knowing the confirmed dialog (DMQ)")
+        assert caller.call_id in client_redis.hgetall(held)
+        # the funds the call holds are held for node B too: nothing left to call with
+        other = phone_at(cluster, sip, NODE_B, "client-b", client)
+        refused = other.call(f"sip:{TOLL}@{cluster.target(NODE_B)}")
+        sip.wait_for(lambda: refused.disconnected, 15, "node B's answer to a second call")
+        assert refused.last_code == 402
+        sip.wait_for(lambda: time.monotonic() - answered >= 2, 5, "two seconds of talk")
+        shortest = int(time.monotonic() - answered)
+        bye = caller.bye_to(sip, cluster, NODE_B, sent, answer)
+        longest = int(time.monotonic() - answered) + 1
+        assert bye.code == 200, str(bye)
+        sip.wait_for(lambda: out.disconnected, 10, "node B relaying the BYE to the gateway")
+        rows: list[tuple] = []
+
+        def billed() -> bool:
+            rows[:] = xdrs(records, client.account)
+            return bool(rows) and records.written_out()
+        wait_until(billed, 30, "the call's xDR")
+        wait_until(lambda: not client_redis.hgetall(held), 10, "the reservation released")
+        wait_until(lambda: 4 not in cluster.dialog_states(NODE_A, caller.call_id), 10,
+                   "node A learning the dialog ended (DMQ)")
+        # the call's row of the dialog table the nodes share is gone: a restarted node A
+        # does not take it up again
+        wait_until(lambda: not records.query("SELECT 1 FROM dialog WHERE callid = %s",
+                                             caller.call_id), 10, "the dialog row deleted")
+        wait_until(records.written_out, 20, "every xDR event written")
+    finally:
+        caller.close()
+        client_redis.close()
+    rows = xdrs(records, client.account)
+    assert len(rows) == 1, rows
+    call_id, leg, code, duration, amount = rows[0]
+    assert (call_id, leg, code) == (caller.call_id, "out", 200)
+    assert shortest <= duration <= longest, (shortest, duration, longest)
+    assert amount == duration * PER_SECOND
+    assert records.balance(client.account) == opening - amount
+    # what is left pays for the next call through B at once
+    again = other.call(f"sip:{TOLL}@{cluster.target(NODE_B)}")
+    sip.wait_for(lambda: again.confirmed or again.disconnected, 15, "the next call's answer")
+    assert again.confirmed, again.last_code
+
+
+def test_max_calls_count_the_calls_of_every_node(cluster, tg, sip, gateway, records, calls_end):
+    client = tenants.straight_out(tg, client={"max_calls": 1})
+    on_a = phone_at(cluster, sip, NODE_A, "client-a", client)
+    on_b = phone_at(cluster, sip, NODE_B, "client-b", client)
+    first = on_a.call(f"sip:{TOLL}@{cluster.target(NODE_A)}")
+    out = gateway.wait_incoming(15)
+    sip.wait_for(lambda: first.confirmed, 10, "the first call answered on node A")
+    second = on_b.call(f"sip:{TOLL}@{cluster.target(NODE_B)}")
+    sip.wait_for(lambda: second.disconnected, 10, "node B refusing the second call")
+    assert (second.last_code, second.last_reason) == (403, "Max calls reached")
+    assert not first.disconnected
+    first.hangup_with()
+    sip.wait_for(lambda: out.disconnected, 10, "the BYE reaching the gateway")
+    records.settled_xdrs(first.call_id, 1)
+    third = on_b.call(f"sip:{TOLL}@{cluster.target(NODE_B)}")   # the slot is free again
+    sip.wait_for(lambda: third.confirmed, 15, "a call through node B after the first ended")
+    assert len(gateway.incoming) == 2
