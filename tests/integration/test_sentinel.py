@@ -19,7 +19,7 @@ from billing.money import ACCOUNT
 from provisioning import xdr_writer
 from provisioning.xdr_writer import STREAM, XdrWriter
 from tests.integration.test_xdr_writer import RACHEL, event, query, seeded
-from tests.servers import SentinelSet
+from tests.servers import RedisReplica, SentinelSet
 from tollgate import keyspace, redis_conn
 from tollgate.config import Settings
 from tollgate.directory import Directory, fail_fast
@@ -77,6 +77,36 @@ def test_without_sentinels_a_client_is_the_configured_server(tmp_path):
                                                                         ("10.0.0.2", 26379)]
     with pytest.raises(ValueError, match="host:port"):
         redis_conn.sentinel_addresses("a:1,b")
+
+
+def test_an_event_no_replica_took_is_spooled_until_one_does(tmp_path):
+    """The emitter's side of "no xDR lost": an event a replica acknowledged is done; one it
+    did not (a frozen replica) is also kept in the spool, which is sent once a replica is
+    in sync again and not before."""
+    master = RedisReplica(None).start()
+    replica = RedisReplica(master.port).start()
+    try:
+        client = redis.Redis(port=master.port, socket_timeout=2)
+        wait_for(lambda: client.wait(1, 100) == 1, what="the replica in sync")
+        emitter = XdrEmitter(client, tmp_path / "spool", replicas=1, wait_ms=50)
+        assert emitter.emit(b"safe") and (emitter.unreplicated, emitter.spooled) == (0, 0)
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            assert emitter.emit(b"alone-1") and emitter.emit(b"alone-2")
+            assert (emitter.unreplicated, emitter.spooled) == (2, 2)
+            assert emitter.replay() == 0  # no replica to take the copies yet: kept
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        sent: list[int] = []
+        wait_for(lambda: sent.append(emitter.replay()) or sum(sent) == 2,
+                 what="the spooled copies sent once the replica is back")
+        assert emitter.replay() == 0
+        # the stream holds both copies of each: the writer bills a leg once (UNIQUE)
+        assert [f[b"m"] for _, f in client.xrange(STREAM)] == [
+            b"safe", b"alone-1", b"alone-2", b"alone-1", b"alone-2"]
+    finally:
+        replica.stop()
+        master.stop()
 
 
 def test_directory_and_reservations_follow_a_failover(ha, tmp_path):
