@@ -13,6 +13,9 @@ cdef class RecordCache:
     cdef object _clock            # None: CLOCK_MONOTONIC_COARSE; a callable only in tests
     cdef int _fd                  # pub/sub socket polled with poll(2), -1 when unknown
     cdef object _gen
+    cdef object _behind           # a generation Redis showed ahead of the messages, or 0
+    cdef public bytes watch       # keys starting with this are also kept for the owner...
+    cdef public list watched      # ... here, until the owner takes them
     cdef double _next_gen_check
     cdef double _retry_at
     cdef readonly Py_ssize_t size
@@ -30,5 +33,7 @@ cdef class RecordCache:
     cdef bint _connect(self, double now) except -1
     cdef bint _pending(self) noexcept
     cpdef int poll(self) except -1
+    cdef void _apply(self, object key) except *
+    cdef void _check_generation(self, object gen) except *
     cpdef bint invalidate(self, object key) except -1
     cpdef void invalidate_all(self) except *

@@ -50,6 +50,9 @@ cdef class RecordCache:
         self._clock = clock
         self._fd = -1
         self._gen = None
+        self._behind = 0
+        self.watch = b""
+        self.watched = []
         self.size, self.ttl, self.negative_ttl = size, ttl, negative_ttl
         self.gen_check_interval, self.retry_interval = gen_check_interval, retry_interval
 
@@ -147,9 +150,9 @@ cdef class RecordCache:
             self._fail(now)
             return False
         # Invalidations published while unsubscribed are lost; a moved generation says so.
-        if gen != self._gen and self._entries:
+        if gen != self._gen and (self._entries or self._gen is not None):
             self.invalidate_all()
-        self._gen = gen
+        self._gen, self._behind = gen, 0
         self._next_gen_check = now + self.gen_check_interval
         self._fd = self._backend.fileno()
         self.connected = True
@@ -177,20 +180,39 @@ cdef class RecordCache:
             if self._pending():
                 keys = self._backend.drain()
             for key in keys:
-                if key == b"*":
-                    self.invalidate_all()
-                else:
-                    self.invalidate(key)
+                self._apply(key)
             if now >= self._next_gen_check:
                 self._next_gen_check = now + self.gen_check_interval
-                gen = self._backend.generation()
-                if gen != self._gen:
-                    self._gen = gen
-                    self.invalidate_all()
+                self._check_generation(self._backend.generation())
         except CONNECTION_ERRORS:
             self._fail(now)
             return 0
         return len(keys)
+
+    cdef void _apply(self, object key) except *:
+        """One invalidation message: `*` drops everything, `#<n>` says generation n was
+        published in full, anything else is a key."""
+        cdef bytes raw = key if isinstance(key, bytes) else key.encode()
+        if raw == b"*":
+            self.invalidate_all()
+        elif raw[:1] == b"#":
+            self._gen = max(self._gen or 0, int(raw[1:] or 0))
+        else:
+            self.invalidate(raw)
+            if self.watch and raw.startswith(self.watch):
+                self.watched.append(raw)
+
+    cdef void _check_generation(self, object gen) except *:
+        """Per-key messages move our generation with every write; Redis's counter only
+        says messages were lost when it stays ahead of them for a whole check interval
+        (a message can still be in flight at the first look), or when it went back
+        (Redis lost its data)."""
+        mine = self._gen or 0
+        if gen < mine or (self._behind and mine < self._behind):
+            self._gen, self._behind = gen, 0
+            self.invalidate_all()
+        else:
+            self._behind = gen if gen > mine else 0
 
     cpdef bint invalidate(self, object key) except -1:
         """Drop `key` (bytes and str spellings both); True if something was cached."""

@@ -47,7 +47,10 @@ class RecordCache:
         self.retry_interval = float(retry_interval)
         self.connected = False
         self._gen: int | None = None
+        self._behind = 0   # a generation Redis showed ahead of the messages at the last check
         self._next_gen_check = 0.0
+        self.watch: bytes = b""          # keys starting with this are also kept for the owner
+        self.watched: list[bytes] = []   # ... here, until the owner takes them
         self._retry_at = 0.0
         self.hits = self.misses = self.negative_hits = self.stale_served = 0
         self.evictions = self.errors = self.invalidations = self.flushes = 0
@@ -126,9 +129,9 @@ class RecordCache:
             self._fail(now)
             return False
         # Invalidations published while unsubscribed are lost; a moved generation says so.
-        if gen != self._gen and self._entries:
+        if gen != self._gen and (self._entries or self._gen is not None):
             self.invalidate_all()
-        self._gen = gen
+        self._gen, self._behind = gen, 0
         self._next_gen_check = now + self.gen_check_interval
         self.connected = True
         return True
@@ -146,20 +149,39 @@ class RecordCache:
         try:
             keys: Sequence[Key] = self._backend.drain() if self._backend.pending() else ()
             for key in keys:
-                if key == b"*":
-                    self.invalidate_all()
-                else:
-                    self.invalidate(key)
+                self._apply(key)
             if now >= self._next_gen_check:
                 self._next_gen_check = now + self.gen_check_interval
-                gen = self._backend.generation()
-                if gen != self._gen:
-                    self._gen = gen
-                    self.invalidate_all()
+                self._check_generation(self._backend.generation())
         except CONNECTION_ERRORS:
             self._fail(now)
             return 0
         return len(keys)
+
+    def _apply(self, key: Key) -> None:
+        """One invalidation message: `*` drops everything, `#<n>` says generation n was
+        published in full, anything else is a key."""
+        raw = key if isinstance(key, bytes) else key.encode()
+        if raw == b"*":
+            self.invalidate_all()
+        elif raw[:1] == b"#":
+            self._gen = max(self._gen or 0, int(raw[1:] or 0))
+        else:
+            self.invalidate(raw)
+            if self.watch and raw.startswith(self.watch):
+                self.watched.append(raw)
+
+    def _check_generation(self, gen: int) -> None:
+        """Per-key messages move our generation with every write; Redis's counter only
+        says messages were lost when it stays ahead of them for a whole check interval
+        (a message can still be in flight at the first look), or when it went back
+        (Redis lost its data)."""
+        mine = self._gen or 0
+        if gen < mine or (self._behind and mine < self._behind):
+            self._gen, self._behind = gen, 0
+            self.invalidate_all()
+        else:
+            self._behind = gen if gen > mine else 0
 
     def invalidate(self, key: Key) -> bool:
         """Drop `key` (bytes and str spellings both); True if something was cached."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from billing.internal import Internal
-from tollgate import config, metrics, redis_conn
+from tollgate import config, metrics, redis_conn, tariffs
 from tollgate.directory import Directory, fail_fast
 from tollgate.geoip import Countries
 from tollgate.reservations import Reservations
@@ -72,12 +72,23 @@ class Runtime:
             self._directory = self._emitter = self._reservations = None
         return self._redis
 
+    def preload_tariffs(self) -> tariffs.TariffBook | None:
+        """Read every tariff in Kamailio's main process (before the fork), on a connection
+        of its own that is closed before the workers start."""
+        timeout = max(self.settings.redis_timeout_ms / 1000, 5.0)
+        client = redis_conn.client(self.settings, timeout=timeout, connect_timeout=timeout)
+        try:
+            return tariffs.preload_shared(client)
+        finally:
+            client.close()
+
     @property
     def directory(self) -> Directory:
         if self._directory is None:
             s = self.settings
             self._directory = Directory(self.redis, size=s.cache_size, ttl=s.cache_ttl,
-                                        negative_ttl=s.cache_negative_ttl)
+                                        negative_ttl=s.cache_negative_ttl,
+                                        tariffs=tariffs.SHARED)
         return self._directory
 
     @property
@@ -113,6 +124,12 @@ class Runtime:
             if delta > 0:
                 metrics.CACHE.labels(result).inc(delta)
             self._exported[result] = value
+        book = self._directory.tariffs
+        for event, value in (("read", book.loads), ("prefix_changed", book.updates)):
+            delta = value - self._exported.get(event, 0)
+            if delta > 0:
+                metrics.TARIFFS.labels(event).inc(delta)
+            self._exported[event] = value
 
     def gateway_uri(self, user: str) -> str:
         return f"sip:{user}@{self.settings.pstn_gateway}"

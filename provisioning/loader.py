@@ -189,8 +189,21 @@ class Changes:
                 self.hset(key, fld, value)
 
     def keys(self) -> list[str]:
-        """Every key touched, in a stable order (what gets published)."""
+        """Every key touched, in a stable order."""
         return sorted(set(self.put) | set(self.hput) | set(self.hdel) | self.delete)
+
+    def messages(self) -> list[str]:
+        """What gets published: each key, except a hash changed field by field (a few
+        prefixes of a tariff), which is announced per field so caches keep the rest."""
+        out = []
+        for key in self.keys():
+            fields = set(self.hput.get(key, ())) | self.hdel.get(key, set())
+            whole = key in self.put or key in self.delete or not fields
+            if whole or len(fields) > keyspace.FIELD_MESSAGES_MAX:
+                out.append(key)
+            else:
+                out.extend(f"{key}#{fld}" for fld in sorted(fields))
+        return out
 
 
 def publish(client: redis.Redis, changes: Changes) -> None:
@@ -209,10 +222,24 @@ def publish(client: redis.Redis, changes: Changes) -> None:
             pipe.hdel(key, *sorted(fields))
     for key, values in changes.hput.items():
         pipe.hset(key, mapping=values)  # type: ignore[arg-type]
-    pipe.incr(GEN)
-    for key in keys:
-        pipe.publish(CHANNEL, key)
+    announce(pipe, changes.messages())
     pipe.execute()
+
+
+# INCR the generation, publish each message, then "#<generation>": a cache that saw the
+# last message knows it missed nothing of that generation (hotpath.RecordCache)
+ANNOUNCE = """
+local gen = redis.call('INCR', KEYS[1])
+for i = 2, #ARGV do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+redis.call('PUBLISH', ARGV[1], '#' .. gen)
+return gen"""
+
+
+def announce(pipe: Any, messages: list[str]) -> None:
+    """Queue the generation bump and the invalidation messages on a MULTI pipeline."""
+    # EVAL, not EVALSHA: redis-py checks a pipeline's scripts in a round trip of its own
+    for start in range(0, max(len(messages), 1), BATCH):
+        pipe.eval(ANNOUNCE, 1, GEN, CHANNEL, *messages[start:start + BATCH])
 
 
 # --- reading PostgreSQL into Changes (used by the CLI, the import and resync) ----------
@@ -492,7 +519,6 @@ def resync(conn: psycopg.Connection, client: redis.Redis, progress: Progress | N
         load_daily(conn, client)
     drop_stale(client, written)
     pipe = client.pipeline(transaction=True)
-    pipe.incr(GEN)
-    pipe.publish(CHANNEL, "*")
+    announce(pipe, ["*"])
     pipe.execute()
     return len(written)

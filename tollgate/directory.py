@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import redis
 from redis.backoff import ConstantBackoff
 from redis.retry import Retry
@@ -20,6 +19,7 @@ from redis.retry import Retry
 import hotpath
 from tollgate import keyspace, redis_conn
 from tollgate.config import Settings
+from tollgate.tariffs import TariffBook
 
 # a msgpack map as provisioning.loader writes it; the cache shares it: never change one
 Record = Mapping[str, Any]
@@ -45,10 +45,13 @@ class Directory:
     """Cached views of the provisioning records, one per process."""
 
     def __init__(self, client: redis.Redis, size: int = 100000, ttl: int = 300,
-                 negative_ttl: int = 30):
+                 negative_ttl: int = 30, tariffs: TariffBook | None = None):
         self.client = client
         self.cache = hotpath.RecordCache(client, size=size, ttl=ttl, negative_ttl=negative_ttl)
-        self._tariffs: dict[int, hotpath.PrefixTable[Record]] = {}
+        self.cache.watch = keyspace.rates("").encode()  # rate-table changes come to us
+        # a book preloaded before the fork is shared until the first change it missed
+        self.tariffs = (tariffs or TariffBook()).attach(client)
+        self._book_checked = tariffs is None or tariffs.generation is None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Directory":
@@ -62,7 +65,21 @@ class Directory:
         before = self.cache_generation()
         self.cache.poll()
         if self.cache_generation() != before:
-            self._tariffs.clear()
+            self.tariffs.clear()
+        elif self.cache.watched:
+            changed, self.cache.watched = self.cache.watched, []
+            for message in changed:
+                self.tariffs.apply(message)
+        if not self._book_checked and self.cache.connected:
+            self._check_book()
+
+    def _check_book(self) -> None:
+        """A preloaded book holds what Redis had at its generation; writes between then
+        and this process's subscription were not seen: start over if there were any."""
+        self._book_checked = True
+        raw = self.client.get(keyspace.GENERATION)
+        if (int(raw) if raw is not None else 0) != self.tariffs.generation:
+            self.tariffs.clear()
 
     def cache_generation(self) -> int:
         return int(getattr(self.cache, "flushes", 0))
@@ -131,20 +148,7 @@ class Directory:
         """The longest-prefix rate record of `number` in the tariff (billing.classify's lookup)."""
         if not number.isdigit():
             return None
-        return self._tariff_table(tariff_id).lookup(number)
-
-    def _tariff_table(self, tariff_id: int) -> hotpath.PrefixTable[Record]:
-        table = self._tariffs.get(tariff_id)
-        if table is None:
-            table = hotpath.PrefixTable()
-            for prefix, packed in self.client.hgetall(keyspace.rates(tariff_id)).items():
-                # a client made without decode_responses: field names are bytes
-                assert isinstance(prefix, bytes), "Directory needs a bytes client"
-                table.add(prefix.decode(), msgpack.unpackb(packed, raw=False))
-            if hasattr(table, "build"):
-                table.build()
-            self._tariffs[tariff_id] = table
-        return table
+        return self.tariffs.lookup(tariff_id, number)
 
     # wrong auth codes keyed in from an account's phones: counters, never cached
     def failures(self, account_id: str) -> int:

@@ -95,7 +95,13 @@ PROJECTION_PATTERNS = tuple(f("*") for f in (customer, account, alias, product, 
 # --- cache coherence --------------------------------------------------------------------
 
 GENERATION = "tg:gen"            # integer, INCR on every provisioning write and resync
-INVALIDATE = "tg:invalidate"     # pub/sub channel: each changed key, or "*"
+INVALIDATE = "tg:invalidate"     # pub/sub channel: each changed key, or "*", then "#<gen>"
+FIELD_MESSAGES_MAX = 1000        # a hash with more changed fields is announced as a whole
+
+
+def rate_field(tariff_id: object, prefix: str) -> str:
+    """Invalidation message: one prefix of rates(tariff_id) changed."""
+    return f"{rates(tariff_id)}#{prefix}"
 
 # --- counters and one-time marks --------------------------------------------------------
 

@@ -14,6 +14,9 @@ REFUSALS = Counter("tollgate_refusals_total", "Requests refused, by SIP code and
 REGISTRATIONS = Counter("tollgate_registrations_total", "REGISTER results", ["result"])
 CACHE = Counter("tollgate_cache_total", "Record cache lookups, by result (hit, miss, ...)",
                 ["result"])
+TARIFFS = Counter("tollgate_tariff_tables_total",
+                  "Rate tables in memory: read (a worker read a tariff from Redis), "
+                  "prefix_changed (one prefix re-read in place)", ["event"])
 XDR_EVENTS = Counter("tollgate_xdr_events_total", "xDR events emitted, by destination",
                      ["sink"])
 MEDIA_FAILURES = Counter("tollgate_media_failures_total",

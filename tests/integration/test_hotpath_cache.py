@@ -106,12 +106,51 @@ def test_poll_with_nothing_pending_changes_nothing(cache, redis_client):
     assert len(cache) == 1 and cache.errors == 0
 
 
-def test_generation_change_flushes_after_the_check_interval(cache, redis_client, clock):
+def test_generation_moved_without_its_messages_flushes_one_interval_later(cache, redis_client,
+                                                                          clock):
     redis_client.set("tg:gen", 41)
     cache.get("tg:account:1")
-    redis_client.incr("tg:gen")
+    redis_client.incr("tg:gen")  # a write whose messages never came (lost while away)
     cache.poll()
     assert len(cache) == 1
+    clock.now += 1
+    cache.poll()  # Redis is ahead: its messages may still be on the way
+    assert len(cache) == 1
+    clock.now += 1
+    cache.poll()
+    assert len(cache) == 0 and cache.flushes == 1
+
+
+def test_a_write_announced_in_full_drops_only_its_keys(cache, redis_client, clock):
+    from provisioning.loader import Changes, publish
+    redis_client.set("tg:gen", 7)
+    for i in (1, 2):
+        put(redis_client, f"tg:account:{i}", {"v": 1})
+        cache.get(f"tg:account:{i}")
+    changes = Changes()
+    changes.set("tg:account:1", msgpack.packb({"v": 2}))
+    publish(redis_client, changes)
+    poll_until(cache, lambda: cache.invalidations == 1)
+    for _ in range(3):  # generation checks: the messages said generation 8 in full
+        clock.now += 1
+        cache.poll()
+    assert cache.flushes == 0 and len(cache) == 1
+    assert cache.get("tg:account:1") == {"v": 2}
+
+
+def test_watched_keys_reach_the_owner(cache, redis_client):
+    cache.watch = b"tg:rates:"
+    cache.connect()
+    redis_client.publish("tg:invalidate", "tg:rates:3#44")
+    redis_client.publish("tg:invalidate", "tg:account:9")
+    poll_until(cache, lambda: cache.watched)
+    assert cache.watched == [b"tg:rates:3#44"]
+
+
+def test_redis_generation_going_back_flushes_at_once(cache, redis_client, clock):
+    redis_client.set("tg:gen", 41)
+    cache.get("tg:account:1")
+    redis_client.set("tg:gen", 0)  # Redis restarted without its data
     clock.now += 1
     cache.poll()
     assert len(cache) == 0 and cache.flushes == 1
