@@ -83,9 +83,11 @@ class XdrEmitter:
         sent = 0
         if not self.spool_dir.is_dir():
             return 0
-        if self.replicas and self.client.wait(self.replicas, self.wait_ms) < self.replicas:
+        paths = [p for p in sorted(self.spool_dir.glob("xdr.*.spool")) if p.stat().st_size]
+        if paths and self.replicas and \
+                self.client.wait(self.replicas, self.wait_ms) < self.replicas:
             return 0  # the copies of unreplicated events wait until a replica can take them
-        for path in sorted(self.spool_dir.glob("xdr.*.spool")):
+        for path in paths:
             sent += self._replay_file(path)
         return sent
 
