@@ -59,9 +59,25 @@ class Cluster:
                 self.a.start_program(replace(prog, name=f"{NODE_B}-{prog.name}"))
         if not wait_sip(self.b.sip_address, self.b.sip_port):
             raise RuntimeError(f"node B did not answer OPTIONS; logs in {self.a.dir}")
-        for node, peer in ((NODE_A, self.b.dmq_listen), (NODE_B, a.dmq_listen)):
-            wait_until(lambda: peer in self.dmq_peers(node), 30,
+        self.joined()
+
+    def joined(self) -> None:
+        """Wait until each node has the other as an active DMQ peer."""
+        for node, peer in ((NODE_A, self.b.dmq_listen), (NODE_B, self.a.settings.dmq_listen)):
+            wait_until(lambda: peer in self.dmq_peers(node), 60,
                        f"node {node} seeing its DMQ peer {peer}", every=0.5)
+
+    def kill_kamailio(self, node: str) -> None:
+        """SIGKILL a node's Kamailio: the node dies, its calls' media and the rest stay."""
+        self.a.kill_program("kamailio" if node == NODE_A else f"{NODE_B}-kamailio")
+
+    def restart_kamailio_a(self) -> None:
+        """Node A's Kamailio again (after kill_kamailio), back in the cluster."""
+        self.a.restart("kamailio")
+        s = self.a.settings
+        if not wait_sip(s.sip_address, s.sip_port):
+            raise RuntimeError(f"node A did not come back; logs in {self.a.dir}")
+        self.joined()
 
     def stop(self) -> None:
         self.a.stop()
