@@ -47,14 +47,23 @@ class RedisBackend:
                 pubsub.close()
                 raise
             self.pubsub = pubsub
-            fd = self.fileno()
-            self._poller = select.poll() if fd >= 0 else None
-            if self._poller is not None:
-                self._poller.register(fd, select.POLLIN)
+            self._watch_socket()
+            # redis-py makes a broken subscription again by itself, on a new socket (after
+            # a Sentinel failover, on the new master): poll(2) must watch that one
+            if pubsub.connection is not None:
+                pubsub.connection.register_connect_callback(self._watch_socket)
+
+    def _watch_socket(self, *_: object) -> None:
+        fd = self.fileno()
+        self._poller = select.poll() if fd >= 0 else None
+        if self._poller is not None:
+            self._poller.register(fd, select.POLLIN)
 
     def drop_subscription(self) -> None:
         """Forget a broken subscription; the next connect() makes a new one."""
         if self.pubsub is not None:
+            if self.pubsub.connection is not None:  # it goes back to the pool
+                self.pubsub.connection.deregister_connect_callback(self._watch_socket)
             try:
                 self.pubsub.close()
             except Exception:  # noqa: BLE001 - closing a dead socket may fail any way
