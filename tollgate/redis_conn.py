@@ -7,6 +7,8 @@ demoted (READONLY), so the next command after a failover goes to the new master.
 """
 from __future__ import annotations
 
+import copy
+import inspect
 from typing import Any
 
 import redis
@@ -15,6 +17,10 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from tollgate.config import Settings
+
+# the retry policy redis.Redis gives a client made without one; a Sentinel pool's
+# connections would get none at all
+_DEFAULT_RETRY = inspect.signature(redis.Redis).parameters["retry"].default
 
 
 def sentinel_addresses(text: str) -> list[tuple[str, int]]:
@@ -52,6 +58,8 @@ def client(settings: Settings, *, timeout: float | None = None,
     # The sentinels are asked only when a connection opens, one after the other until
     # one names a master that is up: each gets the short timeout and a single try (the
     # default retries would hold a worker for seconds on a dead sentinel).
+    if "retry" not in options:
+        kwargs["retry"] = copy.deepcopy(_DEFAULT_RETRY)
     manager = Sentinel(sentinels, sentinel_kwargs={  # type: ignore[no-untyped-call]
         "socket_timeout": short, "socket_connect_timeout": short,
         "retry": Retry(NoBackoff(), 0)})

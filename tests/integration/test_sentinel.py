@@ -14,6 +14,7 @@ from pathlib import Path
 import msgpack
 import pytest
 import redis
+from redis.sentinel import SentinelConnectionPool
 
 from billing.money import ACCOUNT
 from provisioning import xdr_writer
@@ -77,6 +78,23 @@ def test_without_sentinels_a_client_is_the_configured_server(tmp_path):
                                                                         ("10.0.0.2", 26379)]
     with pytest.raises(ValueError, match="host:port"):
         redis_conn.sentinel_addresses("a:1,b")
+
+
+def test_with_sentinels_a_client_keeps_its_timeouts_and_retries():
+    """Through Sentinel, Kamailio's clients still fail fast and the writer's still outlast
+    its blocking read, with redis-py's default retries as without Sentinel."""
+    settings = Settings(redis_sentinels="127.0.0.1:1,127.0.0.1:2", redis_timeout_ms=150)
+    fast = redis_conn.client(settings, retry=fail_fast(), health_check_interval=0)
+    assert isinstance(fast.connection_pool, SentinelConnectionPool)
+    kwargs = fast.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"],
+            kwargs["retry"].get_retries(), kwargs["health_check_interval"]) == (0.15, 0.15, 2, 0)
+    through, direct = (xdr_writer.redis_client(s, 1000).connection_pool.connection_kwargs
+                       for s in (settings, Settings()))
+    for name in ("socket_timeout", "socket_connect_timeout", "health_check_interval", "db"):
+        assert through[name] == direct[name], name
+    assert through["retry"].get_retries() == direct["retry"].get_retries()
+    assert redis_conn.replica_acks(settings) == 1
 
 
 def test_an_event_no_replica_took_is_spooled_until_one_does(tmp_path):
