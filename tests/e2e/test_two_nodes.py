@@ -9,9 +9,13 @@ failed-auth counters and dialogs over Kamailio's DMQ (tests/cluster.py).
   dialog from DMQ and takes A's Record-Route as its own; one xDR, one debit, the
   reservation released. While it lasts, the funds it holds refuse a call through B.
 - A client with max 1 call and a call up on A has a call through B refused.
+- Node A dies with a call up: a BYE through B still bills it once; nobody hanging up, B
+  bills it at its cap.
+- A KDMQ from outside the cluster is dropped.
 """
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from decimal import Decimal
@@ -21,7 +25,7 @@ import redis
 
 from tests import sipp, tenants
 from tests.calls import TOLL
-from tests.cluster import NODE_A, NODE_B, Cluster
+from tests.cluster import NODE_A, NODE_B, Cluster, kamcmd
 from tests.records import wait_until
 from tests.security import rawsip
 from tests.stack import sip_ping
@@ -101,6 +105,32 @@ def test_failures_on_both_nodes_add_up_to_one_ban(cluster, tg):
                     lambda: pinged(cluster, NODE_B, source) == "")
     assert f"{source} banned after 10 failures" in cluster.log(NODE_B)
     wait_until(lambda: pinged(cluster, NODE_A, source) == "", 10, "node A dropping it too")
+
+
+def test_a_kdmq_from_outside_the_cluster_is_dropped(cluster, tg):
+    """A forged KDMQ lifting a ban, sent from a source that is not a peer, to node B's DMQ
+    socket and to its SIP socket: both dropped, the ban stands."""
+    banned, forger = "127.0.0.55", "127.0.0.56"
+    kamcmd(cluster.ctl(NODE_B), "htable.seti", "ipban", banned, "1")
+    assert cluster.htable(NODE_B, "ipban", banned) == "1"
+    b = cluster.settings(NODE_B)
+    dmq_host, dmq_port = b.dmq_listen.rsplit(":", 1)
+    lift = json.dumps({"action": 4, "htname": "ipban", "cname": banned, "type": 0,
+                       "mode": 0}).encode()
+    for host, port in ((dmq_host, int(dmq_port)), (b.sip_address, b.sip_port)):
+        with rawsip.Endpoint((host, port), forger) as ep:
+            ep.send(b"KDMQ sip:htable@" + f"{host}:{port}".encode() + b" SIP/2.0\r\n"
+                    b"Via: SIP/2.0/UDP " + forger.encode() + rawsip.PORT
+                    + b";branch=" + rawsip.new_branch() + b"\r\n"
+                    b"From: <sip:htable@" + forger.encode() + b">;tag=forged\r\n"
+                    b"To: <sip:htable@" + host.encode() + b">\r\n"
+                    b"Call-ID: " + secrets.token_hex(8).encode() + b"\r\n"
+                    b"CSeq: 1 KDMQ\r\nMax-Forwards: 1\r\n"
+                    b"Content-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(lift) + lift)
+    wait_until(lambda: cluster.log(NODE_B).count(f"dropped KDMQ from {forger}:") == 2, 10,
+               "node B dropping both forged KDMQs")
+    assert cluster.htable(NODE_B, "ipban", banned) == "1"
 
 
 class RawCaller:
