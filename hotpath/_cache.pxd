@@ -14,7 +14,7 @@ cdef class RecordCache:
     cdef int _fd                  # pub/sub socket polled with poll(2), -1 when unknown
     cdef object _gen
     cdef object _behind           # a generation Redis showed ahead of the messages, or 0
-    cdef public bytes watch       # keys starting with this are also kept for the owner...
+    cdef public tuple watch       # keys starting with one of these are also kept...
     cdef public list watched      # ... here, until the owner takes them
     cdef double _next_gen_check
     cdef double _retry_at

@@ -51,7 +51,7 @@ cdef class RecordCache:
         self._fd = -1
         self._gen = None
         self._behind = 0
-        self.watch = b""
+        self.watch = ()
         self.watched = []
         self.size, self.ttl, self.negative_ttl = size, ttl, negative_ttl
         self.gen_check_interval, self.retry_interval = gen_check_interval, retry_interval

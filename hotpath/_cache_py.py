@@ -49,8 +49,8 @@ class RecordCache:
         self._gen: int | None = None
         self._behind = 0   # a generation Redis showed ahead of the messages at the last check
         self._next_gen_check = 0.0
-        self.watch: bytes = b""          # keys starting with this are also kept for the owner
-        self.watched: list[bytes] = []   # ... here, until the owner takes them
+        self.watch: tuple[bytes, ...] = ()  # keys starting with one of these are also kept
+        self.watched: list[bytes] = []      # ... here, until the owner takes them
         self._retry_at = 0.0
         self.hits = self.misses = self.negative_hits = self.stale_served = 0
         self.evictions = self.errors = self.invalidations = self.flushes = 0

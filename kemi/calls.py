@@ -104,7 +104,7 @@ def from_gateway(rt: Runtime) -> int | None:
     if app is not None:
         ani = message.pv("$fU")
         return to_access_number(rt, app, dialed, "", ani if ANI.fullmatch(ani) else "")
-    callee = rt.directory.account(dialed)
+    callee = rt.directory.dialed_account(dialed)
     if callee is None:
         return refuse(Decision(404, "Unknown number"))
     return to_registered(rt, callee, Decision(200, "Inbound", "onnet", payer=callee["id"],
@@ -188,7 +188,7 @@ def decide(rt: Runtime, caller: Record, dialed: str, from_ivr: bool = False,
         return Decision(503, "Rating unavailable")  # broken rating data: never free
     if product is None and not profiled:
         return Decision(403, "No rating profile")
-    callee = directory.account(dialed) if dialed else None
+    callee = directory.dialed_account(dialed)
     app = directory.app(caller["ivr_app_id"]) if caller.get("ivr_app_id") else None
     # a client with rating profiles none of which rates the call: it cannot be billed
     no_rate = Decision(*profiles.CANNOT_BILL) if profiled else classify.NO_RATING

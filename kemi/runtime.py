@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from billing.internal import Internal
-from tollgate import config, metrics, redis_conn, tariffs
+from tollgate import config, metrics, numbers, redis_conn, tariffs
 from tollgate.directory import Directory, fail_fast
 from tollgate.geoip import Countries
 from tollgate.reservations import Reservations
@@ -73,11 +73,12 @@ class Runtime:
         return self._redis
 
     def preload_tariffs(self) -> tariffs.TariffBook | None:
-        """Read every tariff in Kamailio's main process (before the fork), on a connection
-        of its own that is closed before the workers start."""
+        """Read every tariff and the account and access-number indexes in Kamailio's main
+        process (before the fork), on a connection of its own closed before the fork."""
         timeout = max(self.settings.redis_timeout_ms / 1000, 5.0)
         client = redis_conn.client(self.settings, timeout=timeout, connect_timeout=timeout)
         try:
+            numbers.preload_shared(client)
             return tariffs.preload_shared(client)
         finally:
             client.close()
@@ -88,7 +89,7 @@ class Runtime:
             s = self.settings
             self._directory = Directory(self.redis, size=s.cache_size, ttl=s.cache_ttl,
                                         negative_ttl=s.cache_negative_ttl,
-                                        tariffs=tariffs.SHARED)
+                                        tariffs=tariffs.SHARED, indexes=numbers.SHARED)
         return self._directory
 
     @property

@@ -19,7 +19,8 @@ from redis.retry import Retry
 import hotpath
 from tollgate import keyspace, redis_conn
 from tollgate.config import Settings
-from tollgate.tariffs import TariffBook
+from tollgate.numbers import ACCESS_NUMBERS, ACCOUNTS, KeyIndex
+from tollgate.tariffs import RATES, TariffBook
 
 # a msgpack map as provisioning.loader writes it; the cache shares it: never change one
 Record = Mapping[str, Any]
@@ -45,13 +46,19 @@ class Directory:
     """Cached views of the provisioning records, one per process."""
 
     def __init__(self, client: redis.Redis, size: int = 100000, ttl: int = 300,
-                 negative_ttl: int = 30, tariffs: TariffBook | None = None):
+                 negative_ttl: int = 30, tariffs: TariffBook | None = None,
+                 indexes: Mapping[str, KeyIndex] | None = None):
         self.client = client
         self.cache = hotpath.RecordCache(client, size=size, ttl=ttl, negative_ttl=negative_ttl)
-        self.cache.watch = keyspace.rates("").encode()  # rate-table changes come to us
-        # a book preloaded before the fork is shared until the first change it missed
+        # rate-table, account and access-number changes come to us as well
+        self.cache.watch = tuple(p.encode() for p in (keyspace.rates(""), ACCOUNTS,
+                                                      ACCESS_NUMBERS))
+        # a book (an index) loaded before the fork is shared until the first change it missed
         self.tariffs = (tariffs or TariffBook()).attach(client)
-        self._book_checked = tariffs is None or tariffs.generation is None
+        # ID indexes by key prefix (tollgate.numbers); without one, every number is looked up
+        self.indexes = dict(indexes or {})
+        self._preloaded = tariffs is not None and tariffs.generation is not None or \
+            any(i.generation is not None for i in self.indexes.values())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Directory":
@@ -64,22 +71,48 @@ class Directory:
         """Apply pending invalidations (pub/sub and generation counter); cheap when idle."""
         before = self.cache_generation()
         self.cache.poll()
+        changed, self.cache.watched = self.cache.watched, []
         if self.cache_generation() != before:
-            self.tariffs.clear()
-        elif self.cache.watched:
-            changed, self.cache.watched = self.cache.watched, []
+            self._start_over()
+        else:
             for message in changed:
-                self.tariffs.apply(message)
-        if not self._book_checked and self.cache.connected:
-            self._check_book()
+                text = message.decode()
+                index = next((i for p, i in self.indexes.items() if text.startswith(p)), None)
+                if index is not None:
+                    index.apply(text)
+                elif text.startswith(RATES):
+                    self.tariffs.apply(text)
+        if self._preloaded and self.cache.connected:
+            self._check_preloaded()
 
-    def _check_book(self) -> None:
-        """A preloaded book holds what Redis had at its generation; writes between then
-        and this process's subscription were not seen: start over if there were any."""
-        self._book_checked = True
+    def _start_over(self) -> None:
+        """Messages were lost (or everything changed): forget the rate tables, read the
+        ID indexes again (until one is read, every number is looked up)."""
+        self.tariffs.clear()
+        for index in self.indexes.values():
+            index.forget()
+            try:
+                index.load(self.client)
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass  # stays forgotten: lookups as before
+
+    def _check_preloaded(self) -> None:
+        """What was loaded before the fork holds what Redis had at its generation; writes
+        between then and this process's subscription were not seen: start over if any."""
+        self._preloaded = False
         raw = self.client.get(keyspace.GENERATION)
-        if (int(raw) if raw is not None else 0) != self.tariffs.generation:
-            self.tariffs.clear()
+        now = int(raw) if raw is not None else 0
+        if any(gen not in (None, now) for gen in
+               [self.tariffs.generation, *(i.generation for i in self.indexes.values())]):
+            self._start_over()
+
+    def dialed_account(self, number: str) -> Record | None:
+        """The account a dialed number is (an on-net call), None for any other number;
+        no Redis round trip for numbers the account index does not hold."""
+        index = self.indexes.get(ACCOUNTS)
+        if not number or index is not None and not index.may_hold(number):
+            return None
+        return self.account(number)
 
     def cache_generation(self) -> int:
         return int(getattr(self.cache, "flushes", 0))
@@ -101,7 +134,10 @@ class Directory:
 
     def access_number(self, number: str) -> Record | None:
         """The voice application a dialed access number reaches, if it is one."""
-        entry = self.cache.get(keyspace.access_number(number)) if number else None
+        index = self.indexes.get(ACCESS_NUMBERS)
+        if not number or index is not None and not index.may_hold(number):
+            return None
+        entry = self.cache.get(keyspace.access_number(number))
         return self.app(entry["app_id"]) if entry else None
 
     def brand_prompts(self, number: str, app: Record | None) -> str:

@@ -139,7 +139,7 @@ def test_a_write_announced_in_full_drops_only_its_keys(cache, redis_client, cloc
 
 
 def test_watched_keys_reach_the_owner(cache, redis_client):
-    cache.watch = b"tg:rates:"
+    cache.watch = (b"tg:rates:",)
     cache.connect()
     redis_client.publish("tg:invalidate", "tg:rates:3#44")
     redis_client.publish("tg:invalidate", "tg:account:9")

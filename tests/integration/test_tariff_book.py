@@ -85,7 +85,7 @@ def test_a_lost_message_drops_the_tables_through_the_generation(redis_client):
     fill(redis_client, 6, {"1": "0.02"})
     directory = Directory(redis_client)
     directory.cache = type(directory.cache)(redis_client, gen_check_interval=0)
-    directory.cache.watch = keyspace.rates("").encode()
+    directory.cache.watch = (keyspace.rates("").encode(),)
     directory.poll()
     assert price(directory, 6, "12125551234") == ("1", "0.02")
     fill(redis_client, 6, {"1": "0.03"})
