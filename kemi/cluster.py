@@ -6,7 +6,7 @@ from functools import cache
 
 import KSR
 
-from kemi import log
+from kemi import log, message
 from kemi.constants import EXIT
 from kemi.runtime import Runtime
 from tollgate import metrics
@@ -15,6 +15,7 @@ from tollgate.stack import DIALOG_ID_STEP, addresses
 
 KDMQ = "KDMQ"
 REASON_NOT_A_PEER = "Not a cluster peer"
+CSEQ_MARGIN = 10
 
 
 def kdmq(rt: Runtime) -> int | None:
@@ -64,3 +65,35 @@ def answered_at(rt: Runtime, setup_ts: str) -> str:
     if not isinstance(start, int) or start <= 0:
         return ""
     return f"{max(Decimal(start), Decimal(setup_ts or 0)):.3f}"
+
+
+def hang_up(rt: Runtime) -> None:
+    """A call another node set up has reached its timeout here, not by a BYE: that node
+    is gone (else its own timer would have ended the call first). DMQ does not carry the
+    dialog's BYE-on-timeout flag, so Kamailio ends the dialog silently: send both sides
+    the BYE ourselves, straight to their contacts (routes beyond ours are not kept)."""
+    if KSR.pv.get("$rm") == "BYE":
+        return
+    call_id = message.pv("$dlg(callid)")
+    caller = (message.pv("$dlg(from_uri)"), message.pv("$dlg(from_tag)"),
+              message.pv("$dlg(from_contact)"), message.pv("$dlg(from_cseq)"))
+    callee = (message.pv("$dlg(to_uri)"), message.pv("$dlg(to_tag)"),
+              message.pv("$dlg(to_contact)"), message.pv("$dlg(to_cseq)"))
+    for (uri, tag, _, cseq), (peer_uri, peer_tag, contact, _) in ((caller, callee),
+                                                                  (callee, caller)):
+        if not contact:
+            continue
+        # past any request the side may have sent after the dialog was replicated
+        seq = (int(cseq) if cseq.isdigit() else 0) + CSEQ_MARGIN
+        headers = (f"From: <{uri}>;tag={tag}\r\nTo: <{peer_uri}>;tag={peer_tag}\r\n"
+                   f"Call-ID: {call_id}\r\nCSeq: {seq} BYE\r\nMax-Forwards: 70\r\n")
+        sent = KSR.tm.t_uac_send("BYE", _uri_of(contact), "", "", headers, "")
+        log.warn("CLUSTER", f"timed out here, set up on another node: BYE to "
+                            f"{_uri_of(contact)} {'sent' if sent > 0 else 'NOT sent'}")
+
+
+def _uri_of(contact: str) -> str:
+    """The URI of a Contact value: inside <>, else up to its first parameter."""
+    if "<" in contact:
+        return contact.split("<", 1)[1].split(">", 1)[0]
+    return contact.split(";", 1)[0]

@@ -37,6 +37,8 @@ def on_event(rt: Runtime, event: str) -> int:
         return 1  # a leg Kamailio does not bill: a call to an access number (the IVR does)
     if not values["connect_ts"] and event != FAILED:
         values["connect_ts"] = cluster.answered_at(rt, values["setup_ts"])  # set up elsewhere
+        if values["connect_ts"] and event == END:
+            cluster.hang_up(rt)
     # the dialog's own Call-ID: in a timeout or a locally generated failure, $ci reads
     # the message Kamailio fakes for the event ("123")
     call_id = message.pv("$dlg(callid)")

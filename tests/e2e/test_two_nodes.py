@@ -293,11 +293,11 @@ def test_max_calls_count_the_calls_of_every_node(cluster, tg, sip, gateway, reco
     assert len(gateway.incoming) == 2
 
 
-def test_a_call_left_on_a_dead_node_is_billed_at_its_cap_by_the_other(
+def test_a_call_left_on_a_dead_node_is_ended_and_billed_at_its_cap_by_the_other(
         cluster, tg, sip, gateway, records, calls_end, node_a_back):
     """Node A dies with a call up and nobody hangs up: node B's copy of the dialog times
-    out at the call's authorized maximum and B bills it, once, at the cap. (B sends no
-    BYE: Kamailio 5.6 does not replicate the dialog's timeout BYE; docs/NODES.md.)"""
+    out at the call's authorized maximum; B sends both sides a BYE and bills the call,
+    once, at the cap."""
     client = tenants.straight_out(tg, balance="0.05")     # affords 5 s
     held = keyspace.reservations("account", client.account)
     caller = RawCaller(cluster, NODE_A, "127.0.0.62", client.account, client.password)
@@ -310,7 +310,10 @@ def test_a_call_left_on_a_dead_node_is_billed_at_its_cap_by_the_other(
         sip.wait_for(lambda: 4 in cluster.dialog_states(NODE_B, caller.call_id), 10,
                      "node B knowing the confirmed dialog (DMQ)")
         cluster.kill_kamailio(NODE_A)
-        sip.wait_for(lambda: xdrs(records, client.account) and records.written_out(), 40,
+        sip.wait_for(lambda: out.disconnected, 30, "node B's BYE to the gateway at the cap")
+        sip.wait_for(lambda: any(r.raw.startswith(b"BYE ") for r in caller.ep.poll()), 10,
+                     "node B's BYE to the caller")
+        sip.wait_for(lambda: xdrs(records, client.account) and records.written_out(), 30,
                      "node B billing the call at its cap")
         wait_until(lambda: not client_redis.hgetall(held), 10, "the reservation released")
     finally:
