@@ -10,7 +10,6 @@ from kemi import log, message
 from kemi.constants import EXIT
 from kemi.runtime import Runtime
 from tollgate import metrics
-from tollgate.config import Settings
 from tollgate.stack import DIALOG_ID_STEP, addresses
 
 KDMQ = "KDMQ"
@@ -23,15 +22,14 @@ def kdmq(rt: Runtime) -> int | None:
     module (bans, failed-auth counters, dialogs); from anyone else, or any other request
     on the DMQ socket, it is dropped: a forged KDMQ could lift a ban or plant a dialog.
     Peers pass before reqinit, so replication traffic is never taken for a flood."""
-    own = dmq_socket(rt.settings)
-    if own is None:
+    if not rt.settings.dmq_listen:
         return None  # a single node: KDMQ is just an unknown method (405 later)
-    to_dmq = (KSR.pv.get("$Ri"), KSR.pv.get("$Rp")) == own
+    to_dmq = (KSR.pv.get("$Ri"), KSR.pv.get("$Rp")) in sockets(rt.settings.dmq_listen)
     is_kdmq = KSR.pv.get("$rm") == KDMQ
     if not to_dmq and not is_kdmq:
         return None
     source = (KSR.pv.get("$si"), KSR.pv.get("$sp"))
-    if to_dmq and is_kdmq and source in peers(rt.settings):
+    if to_dmq and is_kdmq and source in sockets(rt.settings.dmq_peers):
         KSR.dmq.handle_message()
         return EXIT
     log.warn("CLUSTER", f"dropped {KSR.pv.get('$rm')} from {source[0]}:{source[1]} "
@@ -41,14 +39,9 @@ def kdmq(rt: Runtime) -> int | None:
 
 
 @cache
-def dmq_socket(settings: Settings) -> tuple[str, int] | None:
-    found = addresses(settings.dmq_listen)
-    return found[0] if found else None
-
-
-@cache
-def peers(settings: Settings) -> frozenset[tuple[str, int]]:
-    return frozenset(addresses(settings.dmq_peers))
+def sockets(setting: str) -> frozenset[tuple[str, int]]:
+    """The (host, port) pairs of an address setting, parsed once."""
+    return frozenset(addresses(setting))
 
 
 def answered_at(rt: Runtime, setup_ts: str) -> str:
