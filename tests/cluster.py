@@ -121,6 +121,25 @@ class Cluster:
         return values[0] if values else ""
 
 
+class NodeB:
+    """Node B seen as tests/calls.py's helpers see a stack: its settings, SIP target and
+    logs (\"ivr\" joins B's IVR workers' logs)."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+
+    @property
+    def settings(self) -> Settings:
+        return self.cluster.b
+
+    @property
+    def sip_target(self) -> str:
+        return self.cluster.target(NODE_B)
+
+    def log(self, name: str) -> str:
+        return self.cluster.a.log(f"{NODE_B}-{name}")
+
+
 def kamcmd(ctl: str, *args: str) -> str:
     proc = subprocess.run(["kamcmd", "-s", ctl, *args], capture_output=True, text=True,
                           timeout=10)

@@ -12,6 +12,7 @@ failed-auth counters and dialogs over Kamailio's DMQ (tests/cluster.py).
 - Node A dies with a call up: a BYE through B still bills it once; nobody hanging up, B
   bills it at its cap.
 - A KDMQ from outside the cluster is dropped.
+- A personalized call through node B goes through B's own IVR.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ import pytest
 import redis
 
 from tests import sipp, tenants
-from tests.calls import TOLL
-from tests.cluster import NODE_A, NODE_B, Cluster, kamcmd
+from tests.calls import TOLL, dial, enter_code_and_reach_gateway, talking
+from tests.cluster import NODE_A, NODE_B, Cluster, NodeB, kamcmd
 from tests.records import wait_until
 from tests.security import rawsip
 from tests.stack import sip_ping
@@ -51,11 +52,13 @@ def tg(cluster):
 
 
 def phone_at(cluster, sip, node: str, name: str, tenant):
-    """A pjsua2 phone registered to one node (its outbound proxy), as `tenant`'s account."""
+    """A pjsua2 phone registered to one node (its outbound proxy), as `tenant`'s account
+    (a tests.tenants.Tenant or Person)."""
+    user = getattr(tenant, "account", None) or tenant.id
     ph = sip.phone(name)
-    code = ph.register(f"sip:{cluster.target(node)}", tenant.account, tenant.password,
+    code = ph.register(f"sip:{cluster.target(node)}", user, tenant.password,
                        cluster.a.settings.sip_domain)
-    assert code == 200, f"REGISTER {tenant.account} at node {node} got {code}"
+    assert code == 200, f"REGISTER {user} at node {node} got {code}"
     return ph
 
 
@@ -272,6 +275,25 @@ def test_a_call_set_up_on_a_and_ended_on_b_is_billed_once(
     again = other.call(f"sip:{TOLL}@{cluster.target(NODE_B)}")
     sip.wait_for(lambda: again.confirmed or again.disconnected, 15, "the next call's answer")
     assert again.confirmed, again.last_code
+
+
+def test_a_personalized_call_through_node_b_goes_through_b_s_ivr(
+        cluster, tg, sip, gateway, records, calls_end):
+    """Mark's phone, registered to node B, dials a toll number: B's IVR asks for the code,
+    Rachel's 4545 is keyed, the toll leg goes out through B; two xDRs as on one node."""
+    office = tenants.office(tg)
+    node_b = NodeB(cluster)
+    mark = phone_at(cluster, sip, NODE_B, "mark-b", office.mark)
+    call = dial(node_b, mark, TOLL)
+    leg = enter_code_and_reach_gateway(node_b, sip, gateway, call, office.rachel.pin)
+    talking(sip, call, leg)
+    call.hangup_with()
+    sip.wait_for(lambda: leg.disconnected, 10, "BYE reaching the gateway")
+    rows = records.settled_xdrs(call.call_id, 2)
+    assert [(leg_, account) for leg_, account, *_ in rows] == [
+        ("ivr", office.mark.id), ("toll", office.rachel.id)]
+    assert f"[{call.call_id}]" in node_b.log("ivr")
+    assert f"[{call.call_id}]" not in tg.log("ivr")
 
 
 def test_max_calls_count_the_calls_of_every_node(cluster, tg, sip, gateway, records, calls_end):
