@@ -246,7 +246,7 @@ class Live:
             thread.join(10)
 
     def produce(self) -> None:
-        client = redis.Redis(**self.client.connection_pool.connection_kwargs)
+        client = redis.Redis(port=self.client.connection_pool.connection_kwargs["port"])
         start, sent = time.monotonic(), 0
         while not self.stop.is_set():
             due = int((time.monotonic() - start) * self.per_second) - sent
@@ -260,7 +260,7 @@ class Live:
             self.stop.wait(TICK)
 
     def monitor(self) -> None:
-        client = redis.Redis(**self.client.connection_pool.connection_kwargs)
+        client = redis.Redis(port=self.client.connection_pool.connection_kwargs["port"])
         while not self.stop.is_set():
             try:
                 info, pending = group(client), client.xpending(STREAM, GROUP)
@@ -280,6 +280,19 @@ class Live:
         """When the monitor first saw `entry` acked."""
         at = bisect.bisect_left([upto for upto, _ in self.samples], entry)
         return self.samples[at][1] if at < len(self.samples) else None
+
+    def drained_at(self, after: float, within: float = 0.5) -> float | None:
+        """The first sample after `after` at which everything sent more than `within` s
+        before it was acked (the group's lag back to live traffic's)."""
+        sent = list(self.sent)
+        times = [at for _, at in sent]
+        for upto, at in list(self.samples):
+            if at < after:
+                continue
+            last = bisect.bisect_right(times, at - within) - 1
+            if last >= 0 and sent[last][0] <= upto:
+                return at
+        return None
 
     def lags(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
         """Lags (s) of the entries sent in [since, until) that were acked."""
@@ -315,6 +328,9 @@ def live_lag(dsn: str, client: redis.Redis, events: Events, args: argparse.Names
     finally:
         live.finish()
         kill_group(proc)
+    if not live.sent:
+        print("  live: nothing was sent")
+        return
     lags = live.lags(since=live.sent[0][1] + 5)   # the first 5 s include the writer's start
     print(f"  live {args.rate} events/s for {args.live} s, 1 writer: {len(live.sent):,} sent; "
           f"lag XADD -> XACK p50 {1000 * percentile(lags, 50):.0f} ms, "
@@ -338,21 +354,22 @@ def outage(pg: PostgresServer, dsn: str, client: redis.Redis, events: Events,
         up = time.time()
         last = live.sent[-1][0]
         deadline = time.monotonic() + max(600.0, args.outage)
-        while live.acked_at(last) is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        caught = live.acked_at(last)
-        time.sleep(5)   # then live traffic again: its lag once caught up
+        while live.drained_at(up) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        backlog_at, caught = live.acked_at(last), live.drained_at(up)
+        time.sleep(10)   # then live traffic again: its lag once caught up
     finally:
         live.finish()
         kill_group(proc)
-    if caught is None:
+    if caught is None or backlog_at is None:
         print(f"  outage of {args.outage} s: not caught up (see {logs})")
         return
-    after = live.lags(since=caught)
+    after = live.lags(since=caught + 1)
     print(f"  PostgreSQL down {up - down:.0f} s under {args.rate} events/s "
-          f"({backlog:,} events sent by then): caught up {caught - up:.1f} s after it was "
-          f"back (the writer's retry backoff is at most 5 s); lag p99 afterwards "
-          f"{1000 * percentile(after, 99):.0f} ms", flush=True)
+          f"({backlog:,} events sent by then): the events sent while it was down acked "
+          f"{backlog_at - up:.1f} s after it was back, lag back under 0.5 s after "
+          f"{caught - up:.1f} s (the writer's retry backoff is at most 5 s); lag p99 in the "
+          f"next 10 s {1000 * percentile(after, 99):.0f} ms", flush=True)
 
 
 def profile(dsn: str, client: redis.Redis, events: Events, args: argparse.Namespace) -> None:

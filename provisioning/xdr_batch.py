@@ -183,7 +183,7 @@ class BatchBiller:
         self.entries: dict[int, tuple[dict[str, int], float]] = {}
         self.tables: dict[int, tuple[RateTable, float]] = {}
         self.changed_rates: dict[int, set[str]] = {}   # tariff -> prefixes to read again
-        self.staged: set[int] = set()    # connections (by id) that have the staging table
+        self.staged: psycopg.Connection | None = None   # the connection with the staging table
         self.loads = 0                   # queries that filled a cache (tests, metrics)
 
     # --- invalidation ---------------------------------------------------------------
@@ -365,9 +365,9 @@ class BatchBiller:
         raise StaleFacts("account facts changed while billing the batch twice")
 
     def _stage(self, conn: psycopg.Connection) -> None:
-        if id(conn) not in self.staged or conn.closed:
+        if self.staged is not conn or conn.closed:
             conn.execute(STAGING)
-            self.staged.add(id(conn))
+            self.staged = conn
 
     def _write(self, conn: psycopg.Connection, rated: list[Rated | None],
                rows: list[tuple[Any, ...]]) -> list[Billed | None]:

@@ -184,8 +184,8 @@ def rate_leg(conn: psycopg.Connection, event: XdrEvent, customer_id: int,
 
 
 def bill(conn: psycopg.Connection, event: XdrEvent) -> Billed:
-    """Insert the xDR and apply its charge in one transaction (idempotent): one event alone,
-    or one by one after a batch failed (the SQL reference xdr_batch must agree with)."""
+    """Insert the xDR and apply its charge in one transaction (idempotent): events one by
+    one after their batch failed (the per-event SQL xdr_batch is tested against)."""
     with conn.transaction():
         return count_daily(conn, [bill_in(conn, event)])[0]
 
@@ -421,9 +421,6 @@ class XdrWriter:
             except XdrError as exc:
                 self.dead(entry_id, raw, f"{exc.__class__.__name__}: {exc}")
         if not decoded:
-            return
-        if len(decoded) == 1:
-            self.handle(*decoded[0])
             return
         started = time.monotonic()
         try:
