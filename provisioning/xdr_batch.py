@@ -222,19 +222,18 @@ class BatchBiller:
 
     def refresh_rates(self, conn: psycopg.Connection) -> None:
         """Read again the prefixes provisioning changed one by one in cached tariffs."""
-        while self.changed_rates:
-            tariff, prefixes = self.changed_rates.popitem()
+        for tariff, prefixes in list(self.changed_rates.items()):
             cached = self.tables.get(tariff)
-            if cached is None:
-                continue
-            self.loads += 1
-            found = {row[0]: tuple(row[1:]) for row in conn.execute(
-                CHANGED_RATES_SQL, (tariff, sorted(prefixes))).fetchall()}
-            for prefix in prefixes:
-                if prefix in found:
-                    cached[0].put(prefix, found[prefix])  # type: ignore[arg-type]
-                else:
-                    cached[0].remove(prefix)
+            if cached is not None:
+                self.loads += 1
+                found = {row[0]: tuple(row[1:]) for row in conn.execute(
+                    CHANGED_RATES_SQL, (tariff, sorted(prefixes))).fetchall()}
+                for prefix in prefixes:
+                    if prefix in found:
+                        cached[0].put(prefix, found[prefix])  # type: ignore[arg-type]
+                    else:
+                        cached[0].remove(prefix)
+            del self.changed_rates[tariff]   # only once read: PostgreSQL may be down
 
     # --- filling the caches ---------------------------------------------------------
 
