@@ -594,7 +594,8 @@ def parse_args(argv: list[str] | None, settings: config.Settings) -> argparse.Na
                         help="serve /metrics on this port (default: only the multiprocess "
                              "files under $PROMETHEUS_MULTIPROC_DIR)")
     parser.add_argument("--until-idle", action="store_true",
-                        help="exit once the stream has nothing left to write")
+                        help="exit once the stream has nothing left to write (nothing new, "
+                             "nothing pending in the group)")
     parser.add_argument("--dsn", default=settings.pg_dsn, help="PostgreSQL DSN")
     return parser.parse_args(argv)
 
