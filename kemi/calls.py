@@ -16,7 +16,7 @@ from billing import classify, internal, profiles
 from billing import policy as rules
 from billing.classify import Decision
 from billing.rating import RateError
-from kemi import authorize, dialogs, log, message, policy, registrar
+from kemi import authorize, callvars, dialogs, log, message, policy, registrar
 from kemi.constants import (
     ACCESS_INCOMING,
     AVP_IVR_ACCOUNT,
@@ -40,7 +40,6 @@ from kemi.constants import (
     ROUTE_FAILURE,
     ROUTE_ONREPLY,
     ROUTE_TIMEOUT,
-    dlg_var,
 )
 from kemi.runtime import Runtime
 from tollgate import metrics
@@ -334,6 +333,7 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
     # BYE (408/481) ends the call, and its billing, there
     KSR.dialog.dlg_set_property("ka-src")
     KSR.dialog.dlg_set_property("ka-dst")
+    fields: dict[str, object] = {}
     for name, value in (("payer", decision.payer), ("customer", decision.customer_id),
                         ("leg", leg), ("session", session), ("cli", cli), ("cld", cld),
                         ("access_code", access_code), ("setup_ts", f"{time.time():.3f}"),
@@ -344,7 +344,8 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("recorded", "1" if rt.req.record else ""),
                         ("keys_watched", "1" if watched else ""),
                         *(context or {}).items()):
-        KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
+        fields[name] = value
+    callvars.put(fields, fresh=True)
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
     KSR.tm.t_on_failure(ROUTE_FAILURE)
     if KSR.tm.t_relay() < 0:
@@ -449,8 +450,8 @@ def on_reply(rt: Runtime) -> int:
     status = KSR.pv.get("$rs")
     if KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300:
         dialogs.mark_connected()
-        cap = message.pv(dlg_var("max_duration"))
-        if message.pv(dlg_var("leg")) == LEG_TOLL and cap.isdigit():
+        cap = callvars.get("max_duration")
+        if callvars.get("leg") == LEG_TOLL and cap.isdigit():
             KSR.hdr.append(f"{internal.MAX_DURATION}: {cap}\r\n")
     if KSR.pv.get("$rb"):
         anchor_answer(status)
@@ -484,7 +485,7 @@ def on_failure(rt: Runtime) -> int:
     if not next_ivr_worker(rt):
         KSR.rtpengine.rtpengine_delete0()
         code = KSR.pv.get("$T_reply_code")
-        if isinstance(code, int) and code >= 300 and not message.pv(dlg_var("final_code")):
+        if isinstance(code, int) and code >= 300 and not callvars.get("final_code"):
             dialogs.remember_final_reply(code, message.pv("$T_reply_reason") or "Call failed")
     return 1
 

@@ -36,6 +36,10 @@ ROUTE_BRANCH_FOLLOW_ME = "ksr_branch_follow_me"
 ROUTE_TIMEOUT = "dialog:timeout"   # the dialog event a capped call's timeout runs
 
 
+# the packed fields of a call's context (kemi.callvars)
+DLG_CONTEXT = "$dlg_var(ctx)"
+
+
 def dlg_var(name: str) -> str:
     """The pseudo-variable of one of DLG_VARS."""
     assert name in DLG_VARS, name

@@ -9,8 +9,8 @@ import msgpack
 import redis
 
 from billing.xdr import XdrError, XdrEvent
-from kemi import authorize, cluster, message, policy
-from kemi.constants import DLG_VARS, LEG_IN, ROUTE_TIMEOUT, dlg_var
+from kemi import authorize, callvars, cluster, message, policy
+from kemi.constants import LEG_IN, ROUTE_TIMEOUT
 from kemi.runtime import Runtime
 from tollgate import keyspace, metrics
 
@@ -32,7 +32,7 @@ def on_event(rt: Runtime, event: str) -> int:
         return 1
     if event == END:
         metrics.ACTIVE_CALLS.dec()
-    values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
+    values = callvars.read()
     if not values["payer"]:
         return 1  # a leg Kamailio does not bill: a call to an access number (the IVR does)
     if not values["connect_ts"] and event != FAILED:
@@ -89,8 +89,8 @@ def incoming_leg(values: dict[str, str]) -> dict[str, str]:
 
 def mark_connected() -> None:
     """Called on the 2xx to an INVITE: the billed time starts now."""
-    if not KSR.pv.get(dlg_var("connect_ts")):
-        KSR.pv.sets(dlg_var("connect_ts"), f"{time.time():.3f}")
+    if not callvars.get("connect_ts"):
+        callvars.put({"connect_ts": f"{time.time():.3f}"})
 
 
 def housekeeping(rt: Runtime) -> int:
@@ -126,8 +126,7 @@ def _end_reason(values: dict[str, str]) -> str:
 def remember_final_reply(code: int, reason: str) -> None:
     """The failure route stores what the caller is answered: the dialog's failed event
     may run on a message Kamailio fakes, which knows neither."""
-    KSR.pv.sets(dlg_var("final_code"), str(code))
-    KSR.pv.sets(dlg_var("final_reason"), reason)
+    callvars.put({"final_code": code, "final_reason": reason})
 
 
 def _failure(values: dict[str, str]) -> tuple[int, str]:

@@ -7,7 +7,7 @@ import time
 import KSR
 
 from billing import internal
-from kemi import log, message, policy, reauth
+from kemi import callvars, log, message, policy, reauth
 from kemi.constants import (
     EXIT,
     FLT_FROM_IVR,
@@ -16,7 +16,6 @@ from kemi.constants import (
     REASON_NO_DIALOG,
     REASON_SIGNATURE,
     ROUTE_ONREPLY,
-    dlg_var,
 )
 from kemi.runtime import Request, Runtime
 from tollgate import keyspace, metrics
@@ -159,7 +158,7 @@ def keep_hard_cap() -> None:
     call's authorized maximum, so re-INVITEs or keepalives never extend a paid call."""
     if KSR.pv.get("$dlg(state)") not in DLG_ANSWERED:
         return  # a late ACK of a dialog already ended: nothing to re-arm
-    cap, connected = KSR.pv.get(dlg_var("max_duration")), KSR.pv.get(dlg_var("connect_ts"))
+    cap, connected = callvars.get("max_duration"), callvars.get("connect_ts")
     if not cap or not connected:
         return
     left = float(connected) + int(cap) - time.time()

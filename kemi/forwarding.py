@@ -19,12 +19,11 @@ import KSR
 from billing import classify
 from billing import forwarding as rules
 from billing.classify import Decision
-from kemi import authorize, calls, dialogs, log, message, policy, voicemail
+from kemi import authorize, calls, callvars, dialogs, log, message, policy, voicemail
 from kemi.constants import (
     ACCESS_INCOMING,
     AVP_FM_ACCOUNT,
     AVP_FM_NEXT,
-    DLG_VARS,
     EXIT,
     LEG_IN,
     LEG_ONNET,
@@ -32,7 +31,6 @@ from kemi.constants import (
     ROUTE_BRANCH_FOLLOW_ME,
     ROUTE_FAILURE,
     ROUTE_ONREPLY,
-    dlg_var,
 )
 from kemi.runtime import Request, Runtime
 from tollgate import metrics
@@ -228,9 +226,8 @@ def _relay(rt: Runtime, account: Record, target: rules.Target, decision: Decisio
                              "in_customer": incoming.customer, "in_cli": incoming.cli,
                              "in_access_code": incoming.access_code, "forwarded": "1"})
         return True
-    for name, value in (("cld", target.number), ("reserved", decision.reserve or ""),
-                        ("max_duration", decision.max_duration or "")):
-        KSR.pv.sets(dlg_var(name), "" if value is None else str(value))
+    callvars.put({"cld": target.number, "reserved": decision.reserve or "",
+                  "max_duration": decision.max_duration or ""})
     if decision.max_duration:
         KSR.dialog.dlg_set_timeout(int(decision.max_duration))
     KSR.tm.t_on_reply(ROUTE_ONREPLY)
@@ -263,10 +260,10 @@ def on_reply(rt: Runtime) -> int:
     a plain call in (no follow-me leg to bill, its funds given back); then calls.on_reply."""
     status = KSR.pv.get("$rs")
     answered = KSR.pv.get("$rm") == "INVITE" and isinstance(status, int) and 200 <= status < 300
-    if answered and message.pv(dlg_var("forwarded")) and calls.from_pstn_gateway(rt):
+    if answered and callvars.get("forwarded") and calls.from_pstn_gateway(rt):
         _answered_number(rt)
-    elif answered and message.pv(dlg_var("forwarded")):
-        values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
+    elif answered and callvars.get("forwarded"):
+        values = callvars.read()
         authorize.release(rt, KSR.pv.get("$ci"), values["payer"], values["customer"])
         bill_incoming_leg(rt, values)
         log.info("FOLLOW-ME", f"{values['payer']}'s own phone answered: no forwarded leg")
@@ -276,12 +273,11 @@ def on_reply(rt: Runtime) -> int:
 def bill_incoming_leg(rt: Runtime, values: dict[str, str]) -> None:
     """The forwarded leg is not the call's (the DID's own phone, or voicemail, took it):
     the dialog bills the leg that reached the account, uncapped by the forwarded leg."""
+    fields: dict[str, object] = {"reserved": "", "max_duration": "", "forwarded": ""}
     if values["forwarded"]:
-        for name, value in dialogs.incoming_leg(values).items():
-            if name in ("leg", "payer", "customer", "cli", "cld", "access_code"):
-                KSR.pv.sets(dlg_var(name), value)
-    for name in ("reserved", "max_duration", "forwarded"):
-        KSR.pv.sets(dlg_var(name), "")
+        fields.update({name: value for name, value in dialogs.incoming_leg(values).items()
+                       if name in ("leg", "payer", "customer", "cli", "cld", "access_code")})
+    callvars.put(fields)
     KSR.dialog.dlg_set_timeout(rt.settings.max_call_duration)
 
 
@@ -289,11 +285,11 @@ def _answered_number(rt: Runtime) -> None:
     """Of numbers ringing at once, the one that answered is the forwarded leg's CLD (the
     xDR writer rates it)."""
     number = _BRANCH_USER.match(message.pv("$T_branch(uri)"))
-    account = rt.directory.account(message.pv(dlg_var("payer")))
-    if number is None or account is None or number.group(1) == message.pv(dlg_var("cld")):
+    account = rt.directory.account(callvars.get("payer"))
+    if number is None or account is None or number.group(1) == callvars.get("cld"):
         return
     if number.group(1) in {t.number for t in rules.targets(account)}:
-        KSR.pv.sets(dlg_var("cld"), number.group(1))
+        callvars.put({"cld": number.group(1)})
         log.info("FOLLOW-ME", f"{number.group(1)} answered")
 
 

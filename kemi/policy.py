@@ -10,8 +10,8 @@ import redis
 
 from billing import policy
 from billing.classify import Decision
-from kemi import authorize, log, message
-from kemi.constants import AVP_MEDIA_SET, dlg_var
+from kemi import authorize, callvars, log, message
+from kemi.constants import AVP_MEDIA_SET
 from kemi.runtime import Runtime
 from tollgate import keyspace, media
 from tollgate.directory import Record
@@ -89,7 +89,7 @@ def use_media_set(rt: Runtime, customer: Record | None) -> bool:
 
 def dialog_media_set() -> None:
     """An in-dialog request's media goes where its call's did (the set in the dialog)."""
-    ident = message.pv(dlg_var("media_set"))
+    ident = callvars.get("media_set")
     KSR.pv.seti(AVP_MEDIA_SET, int(ident) if ident.isdigit() else media.DEFAULT_SET)
 
 
@@ -101,21 +101,21 @@ def record_on_keys(rt: Runtime) -> None:
     if KSR.pv.get("$rm") != "INFO":
         return
     digit = policy.dtmf_digit(message.pv("$cT"), message.pv("$rb"))
-    customer_id = message.pv(dlg_var("customer"))
-    if not digit or not customer_id.isdigit() or message.pv(dlg_var("recorded")):
+    customer_id = callvars.get("customer")
+    if not digit or not customer_id.isdigit() or callvars.get("recorded"):
         return
     customer = rt.directory.customer(int(customer_id))
     if not policy.records_on_request(customer, "dtmf"):
         return
     assert customer is not None
-    keyed = (message.pv(dlg_var("dtmf")) + digit)[-8:]
-    KSR.pv.sets(dlg_var("dtmf"), keyed)
+    keyed = (callvars.get("dtmf") + digit)[-8:]
+    callvars.put({"dtmf": keyed})
     if not policy.keyed_code(customer, keyed):  # never the keys: they may be PINs
         log.info("RECORD", f"a key of the call kept ({len(keyed)} kept)")
         return
     dialog_media_set()
     if KSR.rtpengine.start_recording() > 0:
-        KSR.pv.sets(dlg_var("recorded"), "1")
+        callvars.put({"recorded": "1"})
         log.info("RECORD", f"recording the call: client {customer_id} keyed its code")
     else:
         log.error("RECORD", "rtpengine did not start recording")

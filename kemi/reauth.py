@@ -14,8 +14,8 @@ from dataclasses import replace
 import KSR
 
 from billing import internal
-from kemi import authorize, calls, log, message
-from kemi.constants import EXIT, dlg_var
+from kemi import authorize, calls, callvars, log, message
+from kemi.constants import EXIT
 from kemi.runtime import Runtime
 
 REAUTH = "X-TG-Reauth"
@@ -38,19 +38,19 @@ def asked(rt: Runtime) -> int | None:
     signed = internal.verify(rt.secret, message.pv("$ci"), values)
     if signed is None or not first_use(rt, signed):
         return _answer(403, "Invalid internal signature")
-    payer, cld = message.pv(dlg_var("payer")), message.pv(dlg_var("cld"))
+    payer, cld = callvars.get("payer"), callvars.get("cld")
     if signed.auth_id != payer or signed.dest != cld:
         return _answer(403, "Not this call")
     if rerate:  # "Special charge if LegB fails": leg A under CALLBACK_FAIL, or back
-        KSR.pv.sets(dlg_var("access_code"), signed.access_code)
+        callvars.put({"access_code": signed.access_code})
         log.info("RERATE", f"payer {payer}: {cld} rated under {signed.access_code or 'plain'}")
         return _answer(200, "Rerated")
-    return _extend(rt, payer, cld, message.pv(dlg_var("access_code")))
+    return _extend(rt, payer, cld, callvars.get("access_code"))
 
 
 def _extend(rt: Runtime, payer_id: str, cld: str, access_code: str) -> int:
     """Hold again what the call may cost from its start; a longer cap moves the timer."""
-    cap, connected = message.pv(dlg_var("max_duration")), message.pv(dlg_var("connect_ts"))
+    cap, connected = callvars.get("max_duration"), callvars.get("connect_ts")
     payer = rt.directory.account(payer_id)
     if not cap.isdigit() or not connected or payer is None:
         return _answer(409, "Nothing to reauthorize")
@@ -60,13 +60,12 @@ def _extend(rt: Runtime, payer_id: str, cld: str, access_code: str) -> int:
     granted = authorize.reserve(rt, decision, message.pv("$ci"))
     if not granted.ok or granted.max_duration is None:
         return _answer(200, "Unchanged", cap)  # a refused hold leaves the one it had
-    before = int(message.pv(dlg_var("cap_before")) or 0)
+    before = int(callvars.get("cap_before") or 0)
     longest = max(int(cap), granted.max_duration - before)
     granted = replace(granted, max_duration=longest)
     elapsed = time.time() - float(connected)
     KSR.dialog.dlg_set_timeout(max(1, int(longest - elapsed)))
-    KSR.pv.sets(dlg_var("max_duration"), str(longest))
-    KSR.pv.sets(dlg_var("reserved"), str(granted.reserve or ""))
+    callvars.put({"max_duration": longest, "reserved": granted.reserve or ""})
     log.info("REAUTH", f"payer {payer_id}: cap {cap} -> {longest} s")
     return _answer(200, "Reauthorized", str(longest))
 

@@ -18,18 +18,16 @@ import KSR
 
 from billing import classify, internal
 from billing.classify import Decision
-from kemi import calls, dialogs, log, message
+from kemi import calls, callvars, dialogs, log, message
 from kemi.constants import (
     ACCESS_INCOMING,
     AVP_FM_ACCOUNT,
     AVP_VM_ACCOUNT,
-    DLG_VARS,
     EXIT,
     FLT_FROM_IVR,
     LEG_IN,
     ROUTE_FAILURE,
     ROUTE_ONREPLY,
-    dlg_var,
 )
 from kemi.runtime import Runtime
 from tollgate import metrics
@@ -143,14 +141,14 @@ def on_failure(rt: Runtime, account_id: str = "") -> bool:
         return False
     KSR.pv.unset(AVP_VM_ACCOUNT)
     KSR.pv.unset(AVP_FM_ACCOUNT)  # the IVR's own failure is the IVR's (next worker)
-    values = {name: message.pv(dlg_var(name)) for name in DLG_VARS}
+    values = callvars.read()
     if values["forwarded"]:  # the follow-me leg failed: its own xDR, then the call in's
         code = KSR.pv.get("$T_reply_code")
         dialogs.emit_failed(rt, KSR.pv.get("$ci"), values, code if isinstance(code, int)
                             else 408, message.pv("$T_reply_reason") or "No answer")
     from kemi import forwarding  # it builds on this module's steps
     forwarding.bill_incoming_leg(rt, values)
-    cli = message.pv(dlg_var("cli"))
+    cli = callvars.get("cli")
     calls.send_to_ivr(rt, rt.directory.customer(owner["customer_id"]), str(owner["id"]),
                       str(owner["id"]), KSR.pv.get("$ci"), app=DEPOSIT_APP,
                       ani=cli if calls.ANI.fullmatch(cli) else "")
