@@ -193,7 +193,7 @@ class BatchBiller:
         if key == "*":
             self.invalidate_all()
             return
-        # "tg:rates:<tariff>#<prefix>": a few prefixes of a tariff changed, read again
+        # keyspace.rate_field(): a few prefixes of a tariff changed, read again
         # before the next batch is rated; "#<generation>" closes a publication
         key, _, prefix = key.partition("#")
         if prefix and key.startswith(keyspace.rates("")):

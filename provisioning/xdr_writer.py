@@ -293,6 +293,8 @@ class XdrWriter:
         self.biller = biller or BatchBiller()
         self.size = min(FIRST_READ, batch)   # entries asked for by the next read
         self.changes: redis.client.PubSub | None = None
+        self.heard_gen = self.gen_ahead = 0   # the generation announced last; Redis ahead
+        self.gen_checked = 0.0
         self.conn: psycopg.Connection | None = None
         self.group_ready = False
         self.last_claim = 0.0
@@ -353,15 +355,43 @@ class XdrWriter:
                 changes.subscribe(keyspace.INVALIDATE)
                 self.changes = changes
                 self.biller.invalidate_all()
+                self.heard_gen, self.gen_ahead = self._generation(), 0
             while True:
                 message = self.changes.get_message(timeout=0.0)
                 if message is None:
-                    return
+                    break
                 if message.get("type") == "message":
-                    self.biller.invalidate(_text(message["data"]))
+                    text = _text(message["data"])
+                    if text.startswith("#") and text[1:].isdigit():  # a write announced in full
+                        self.heard_gen = max(self.heard_gen, int(text[1:]))
+                    else:
+                        self.biller.invalidate(text)
+            self._check_generation()
         except TRANSIENT_REDIS:
             self.drop_changes()
             raise
+
+    def _generation(self) -> int:
+        raw = self.client.get(keyspace.GENERATION)
+        return int(raw) if raw is not None else 0
+
+    def _check_generation(self, every: float = 1.0) -> None:
+        """redis-py may make the subscription again by itself (a Redis restart or a
+        Sentinel failover), losing what was published meanwhile: a generation counter that
+        stays ahead of the announcements heard for a whole check interval, or goes back,
+        drops every cached fact and tariff (as hotpath.RecordCache does)."""
+        now = time.monotonic()
+        if now - self.gen_checked < every:
+            return
+        self.gen_checked = now
+        gen = self._generation()
+        if gen < self.heard_gen or (self.gen_ahead and self.heard_gen < self.gen_ahead):
+            log.warning("XDR: invalidations were lost (generation %d, heard %d): cached "
+                        "rating facts dropped", gen, self.heard_gen)
+            self.biller.invalidate_all()
+            self.heard_gen, self.gen_ahead = gen, 0
+        else:
+            self.gen_ahead = gen if gen > self.heard_gen else 0
 
     def drop_changes(self) -> None:
         if self.changes is not None:

@@ -265,7 +265,8 @@ def writer_process(dsn: str, redis_port: int, consumer: str, *args: str) -> subp
 def test_writer_killed_mid_batch_writes_everything_exactly_once(db, redis_server, redis_client):
     total = 600
     add(redis_client, *(event(f"c{n:04d}", talk=str(n % 300 + 1)) for n in range(total)))
-    first = writer_process(db, redis_server.port, "w1")
+    # batches of 10: sixty commits to go when it is killed, not one or two of 2000
+    first = writer_process(db, redis_server.port, "w1", "--batch", "10")
     try:
         wait_for(lambda: xdr_count(db) >= 50, what="the first writer to get going")
         os.killpg(first.pid, signal.SIGKILL)

@@ -258,6 +258,23 @@ def test_the_writer_follows_the_invalidation_channel(db, redis_client):
     wait_for(lambda: followed(writer, lambda: not biller.payers), what="everything dropped")
 
 
+def test_a_write_whose_messages_were_lost_drops_the_cached_facts(db, redis_client):
+    writer = drain(db, redis_client)
+    biller = writer.biller
+    with psycopg.connect(db, autocommit=True) as conn:
+        biller.facts(conn, ["d0"])
+    loader.publish(redis_client, loader.Changes(put={keyspace.account("c1"): b"x"}))
+    generation = int(redis_client.get(keyspace.GENERATION))
+    wait_for(lambda: followed(writer, lambda: writer.heard_gen == generation, checked=True),
+             what="the write's generation heard")
+    for _ in range(3):  # a write announced in full: nothing was lost
+        followed(writer, lambda: True, checked=True)
+    assert "d0" in biller.payers
+    redis_client.incr(keyspace.GENERATION)  # a write published while we were not subscribed
+    wait_for(lambda: followed(writer, lambda: "d0" not in biller.payers, checked=True),
+             what="the facts dropped after the generation stayed ahead")
+
+
 def test_a_changed_prefix_is_read_again_and_the_rest_of_the_tariff_kept(db, redis_client):
     writer = drain(db, redis_client)
     biller = writer.biller
@@ -285,7 +302,10 @@ def drain_with(writer: XdrWriter) -> None:
     writer.run(threading.Event(), until_idle=True)
 
 
-def followed(writer: XdrWriter, done: Callable[[], bool]) -> bool:
-    """Apply the invalidations published so far, then check."""
+def followed(writer: XdrWriter, done: Callable[[], bool], checked: bool = False) -> bool:
+    """Apply the invalidations published so far (`checked`: and compare the generation
+    now, whenever it was last compared), then check."""
+    if checked:
+        writer.gen_checked = 0.0
     writer.follow_changes()
     return done()
