@@ -61,6 +61,10 @@ BATCH = 2000
 # up to --batch, so a writer that keeps up bills small batches soon and one catching up
 # bills big ones (the per-batch statements are spread over more xDRs)
 FIRST_READ = 100
+# a short read of new entries waits until its oldest is this old, then takes what came
+# meanwhile: at live rates a batch then holds ~rate x linger xDRs instead of one or two,
+# and the fixed statements of a batch are paid that much less often (bench/README `## xdr`)
+LINGER_MS = 100
 FIRST_USE = "UPDATE accounts SET first_use = %s WHERE id = %s AND first_use IS NULL"
 __all__ = ["EPOCH", "FREE_LEGS", "OUTGOING_LEGS", "Billed", "Unbillable", "XdrWriter", "main"]
 TRANSIENT_PG = (psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.ProgrammingError,
@@ -284,12 +288,14 @@ class XdrWriter:
     """One consumer of the `writers` group."""
 
     def __init__(self, dsn: str, client: redis.Redis, consumer: str, batch: int = BATCH,
-                 claim_idle_s: float = 30.0, block_ms: int = 1000,
+                 claim_idle_s: float = 30.0, block_ms: int = 1000, linger_ms: int = 0,
                  mailer: Mailer | None = None, recorder: Recorder | None = None,
                  biller: BatchBiller | None = None):
         self.dsn, self.client, self.consumer = dsn, client, consumer
         self.mailer, self.recorder = mailer, recorder
         self.batch, self.claim_idle_ms, self.block_ms = batch, int(claim_idle_s * 1000), block_ms
+        self.linger_ms = linger_ms
+        self.stop = threading.Event()        # run()'s: a lingering read ends when it is set
         self.biller = biller or BatchBiller()
         self.size = min(FIRST_READ, batch)   # entries asked for by the next read
         self.changes: redis.client.PubSub | None = None
@@ -333,11 +339,30 @@ class XdrWriter:
                                              start_id="0-0", count=self.size)
             if claimed[1]:
                 return claimed[1]
-        packed = self.client.eval(READ_NEW, 1, STREAM, GROUP, self.consumer, self.size)
-        if packed:
-            return [(entry_id, dict(zip(fields[::2], fields[1::2])))
-                    for entry_id, fields in msgpack.unpackb(packed, raw=True)]
-        return self._xread(">", block=self.block_ms)   # nothing new: wait for some
+        new = self._read_new(self.size) or self._xread(">", block=self.block_ms)
+        return self._linger(new)
+
+    def _read_new(self, count: int) -> list[tuple[bytes, dict | None]]:
+        """Up to `count` new entries without blocking (one round trip, msgpack-packed)."""
+        packed = self.client.eval(READ_NEW, 1, STREAM, GROUP, self.consumer, count)
+        if not packed:
+            return []
+        return [(entry_id, dict(zip(fields[::2], fields[1::2])))
+                for entry_id, fields in msgpack.unpackb(packed, raw=True)]
+
+    def _linger(self, entries: list[tuple[bytes, dict | None]]
+                ) -> list[tuple[bytes, dict | None]]:
+        """A short read waits until its oldest entry (stamped by Redis at XADD) is
+        linger_ms old, then adds what came meanwhile; a full read, or entries already that
+        old (catching up), go at once."""
+        if not entries or len(entries) >= self.size or self.linger_ms <= 0:
+            return entries
+        added_ms = _entry_ms(entries[0][0])
+        wait = (added_ms + self.linger_ms) / 1000 - time.time() if added_ms else 0.0
+        if wait <= 0:
+            return entries
+        self.stop.wait(min(wait, self.linger_ms / 1000))
+        return entries + self._read_new(self.size - len(entries))
 
     def _xread(self, start: str, block: int | None) -> list:
         reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: start},
@@ -556,6 +581,7 @@ class XdrWriter:
 
     def run(self, stop: threading.Event, until_idle: bool = False) -> None:
         """Loop until `stop` is set (or, with until_idle, until nothing is left to read)."""
+        self.stop = stop
         backoff = Backoff()
         while not stop.is_set():
             try:
@@ -593,6 +619,12 @@ def _fixed(amount: Decimal) -> str:
     return format(quantize(amount), "f")
 
 
+def _entry_ms(entry_id: bytes | str) -> int:
+    """The Redis time (ms) in a stream entry ID `<ms>-<seq>`; 0 if it is not one."""
+    head = _text(entry_id).partition("-")[0]
+    return int(head) if head.isdigit() else 0
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -620,6 +652,10 @@ def parse_args(argv: list[str] | None, settings: config.Settings) -> argparse.Na
     parser.add_argument("--claim-idle", type=float, default=30.0,
                         help="seconds after which another consumer's pending entry is taken over")
     parser.add_argument("--block-ms", type=int, default=1000, help="XREADGROUP block time")
+    parser.add_argument("--linger-ms", type=int, default=LINGER_MS,
+                        help="a batch smaller than a full read waits until its oldest xDR is "
+                             "this old, so live traffic is billed in fewer, larger batches; "
+                             "0 bills each read at once (default: %(default)s)")
     parser.add_argument("--metrics-port", type=int, default=None,
                         help="serve /metrics on this port (default: only the multiprocess "
                              "files under $PROMETHEUS_MULTIPROC_DIR)")
@@ -645,7 +681,8 @@ def main(argv: list[str] | None = None) -> None:
         start_http_server(args.metrics_port, addr="127.0.0.1")
     writer = XdrWriter(args.dsn, redis_client(settings, args.block_ms), args.consumer,
                        batch=args.batch, claim_idle_s=args.claim_idle, block_ms=args.block_ms,
-                       mailer=Mailer(settings), recorder=Recorder(settings),
+                       linger_ms=args.linger_ms, mailer=Mailer(settings),
+                       recorder=Recorder(settings),
                        biller=BatchBiller(facts_ttl=args.facts_ttl, tariff_ttl=args.tariff_ttl))
     log.info("XDR: writer %s consuming %s as group %s", args.consumer, STREAM, GROUP)
     writer.run(stop_on_signals(), until_idle=args.until_idle)
