@@ -8,26 +8,29 @@ as `tg:rates:<tariff>#<prefix>` (keyspace.rate_field); the worker re-reads only 
 a small overlay. A tariff rewritten as a whole, a flush (`*`, resync) or a lost message
 (the generation counter) drops the table, which is read again on its next use.
 
-Rates of a tariff repeat a few price combinations across many prefixes: the table keeps
-each distinct combination once and adds the prefix back on lookup.
+The longest-prefix rule over a table and its changes is billing/prefix_rates.py's (the xDR
+writer bills with the same one). Rates of a tariff repeat a few price combinations across
+many prefixes: the table keeps each distinct combination once and adds the prefix back on
+lookup.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgpack
 import redis
 
-import hotpath
+from billing.prefix_rates import PrefixRates, is_prefix
 from tollgate import keyspace
 
 log = logging.getLogger("tollgate.tariffs")
 
 Record = Mapping[str, Any]
 Body = Mapping[str, Any]            # a rate record without its prefix, shared by prefixes
-Found = tuple[str, Body]
+BodyKey = tuple[tuple[str, Any], ...]   # a body's items, sorted: one Body per distinct key
+Table = PrefixRates[BodyKey, Body]
 RATES = keyspace.rates("")          # the prefix of every rate-table key
 OVERLAY_MAX = 20_000                # changed prefixes kept beside a table before it is reread
 SCAN_COUNT = 10_000
@@ -38,8 +41,7 @@ class TariffBook:
 
     def __init__(self, client: redis.Redis | None = None):
         self.client = client
-        self.tables: dict[int, hotpath.PrefixTable[Body]] = {}
-        self.changed: dict[int, dict[str, Body | None]] = {}   # prefix -> body, None: gone
+        self.tables: dict[int, Table] = {}
         self.generation: int | None = None  # tg:gen when preloaded (None: not preloaded)
         self.loads = self.updates = self.preloaded = 0   # tables read since the preload,
         # prefixes changed in place, tables the preload read
@@ -52,7 +54,6 @@ class TariffBook:
     def clear(self) -> None:
         """Forget every table; each is read again on its next use."""
         self.tables.clear()
-        self.changed.clear()
         self.generation = None
 
     def preload(self) -> int:
@@ -70,36 +71,24 @@ class TariffBook:
         self.preloaded, self.loads = len(self.tables), 0
         return total
 
-    def table(self, tariff_id: int) -> hotpath.PrefixTable[Body]:
+    def table(self, tariff_id: int) -> Table:
         """The tariff's table, read from Redis on first use."""
         table = self.tables.get(tariff_id)
         if table is None:
-            table = self._read(tariff_id)
-            self.tables[tariff_id] = table
-            self.changed.pop(tariff_id, None)
+            table = self.tables[tariff_id] = self._read(tariff_id)
         return table
 
-    def _read(self, tariff_id: int) -> hotpath.PrefixTable[Body]:
+    def _read(self, tariff_id: int) -> Table:
         assert self.client is not None, "a book reads Redis through its client"
-        bodies: dict[tuple[Any, ...], Body] = {}
-        table: hotpath.PrefixTable[Body] = hotpath.PrefixTable()
-        for prefix, packed in self.client.hscan_iter(keyspace.rates(tariff_id),
-                                                     count=SCAN_COUNT):
-            # a client made without decode_responses: field names are bytes
-            assert isinstance(prefix, bytes), "TariffBook needs a bytes client"
-            table.add(prefix.decode(), _shared(bodies, msgpack.unpackb(packed, raw=False)))
-        if hasattr(table, "build"):
-            table.build()
+        table: Table = PrefixRates(_rows(self.client.hscan_iter(keyspace.rates(tariff_id),
+                                                                count=SCAN_COUNT)),
+                                   dict, OVERLAY_MAX)
         self.loads += 1
         return table
 
     def lookup(self, tariff_id: int, number: str) -> Record | None:
         """The longest-prefix rate record of `number` in the tariff, prefix included."""
-        table = self.table(tariff_id)
-        found = table.lookup_prefix(number)
-        changed = self.changed.get(tariff_id)
-        if changed:
-            found = _with_changes(table, changed, number, found)
+        found = self.table(tariff_id).lookup_prefix(number)   # one call with no changes
         if found is None:
             return None
         prefix, body = found
@@ -117,46 +106,34 @@ class TariffBook:
         if "#" not in text:
             self.drop(tariff_id)
             return
+        if not is_prefix(prefix):
+            self.drop(tariff_id)   # not a prefix the loader writes: read the table again
+            return
         assert self.client is not None, "a book reads Redis through its client"
         packed = self.client.hget(keyspace.rates(tariff_id), prefix)
-        changed = self.changed.setdefault(tariff_id, {})
-        changed[prefix] = None if packed is None else _body(msgpack.unpackb(packed, raw=False))
+        table = self.tables[tariff_id]
+        if packed is None:
+            table.remove(prefix)
+        else:
+            table.put(prefix, _key(msgpack.unpackb(packed, raw=False)))
         self.updates += 1
-        if len(changed) > OVERLAY_MAX:
+        if table.full:
             self.drop(tariff_id)
 
     def drop(self, tariff_id: int) -> None:
         self.tables.pop(tariff_id, None)
-        self.changed.pop(tariff_id, None)
 
 
-def _body(record: Record) -> Body:
-    return {k: v for k, v in record.items() if k != "prefix"}
+def _key(record: Record) -> BodyKey:
+    """The record without its prefix, as the key of its shared body."""
+    return tuple(sorted((k, v) for k, v in record.items() if k != "prefix"))
 
 
-def _shared(bodies: dict[tuple[Any, ...], Body], record: Record) -> Body:
-    """The record without its prefix, one object per distinct combination."""
-    body = _body(record)
-    key = tuple(sorted(body.items()))
-    return bodies.setdefault(key, body)
-
-
-def _with_changes(table: hotpath.PrefixTable[Body], changed: Mapping[str, Body | None],
-                  number: str, found: Found | None) -> Found | None:
-    """The longest prefix of `number` over the table with the changed prefixes applied: a
-    changed prefix wins at its length; a removed one lets a shorter prefix match."""
-    for end in range(len(number), -1, -1):
-        prefix = number[:end]
-        if prefix in changed:
-            body = changed[prefix]
-            if body is not None:
-                return prefix, body
-            if found is not None and found[0] == prefix:  # the table's match is gone
-                found = table.lookup_prefix(prefix[:-1]) if prefix else None
-            continue
-        if found is not None and len(found[0]) == end:
-            return found
-    return None
+def _rows(fields: Iterable[tuple[Any, bytes]]) -> Iterator[tuple[str, BodyKey]]:
+    for prefix, packed in fields:
+        # a client made without decode_responses: field names are bytes
+        assert isinstance(prefix, bytes), "TariffBook needs a bytes client"
+        yield prefix.decode(), _key(msgpack.unpackb(packed, raw=False))
 
 
 # Kamailio's main process fills this before forking (kemi.main); workers attach to it.

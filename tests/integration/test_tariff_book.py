@@ -128,3 +128,36 @@ def test_a_preloaded_book_that_missed_a_write_starts_over(redis_client):
     directory = Directory(redis_client, tariffs=book)
     directory.poll()
     assert price(directory, 8, "12125551234") == ("1", "0.05")
+
+
+def test_past_the_overlay_bound_the_table_is_read_again(redis_client, monkeypatch):
+    monkeypatch.setattr(tariffs, "OVERLAY_MAX", 2)
+    fill(redis_client, 9, {"1": "0.02", "44": "0.05"})
+    directory = Directory(redis_client)
+    directory.poll()
+    assert price(directory, 9, "4420") == ("44", "0.05")
+    for n, prefix in enumerate(("441", "442", "443")):
+        changes = Changes()
+        changes.hset(keyspace.rates(9), prefix, rate(prefix, "0.40"))
+        publish(redis_client, changes)
+        poll_until(directory, lambda: directory.tariffs.updates == n + 1)
+        assert (9 in directory.tariffs.tables) == (n < 2)   # the third change is one too many
+    assert price(directory, 9, "4430") == ("443", "0.40") and directory.tariffs.loads == 2
+    assert price(directory, 9, "4450") == ("44", "0.05")
+
+
+def test_a_prefix_longer_than_20_digits_is_routed(redis_client):
+    long = "4" * 24
+    fill(redis_client, 10, {"44": "0.05", long: "0.90"})
+    directory = Directory(redis_client)
+    directory.poll()
+    assert price(directory, 10, long + "1") == (long, "0.90")
+    assert price(directory, 10, long[:-1]) == ("44", "0.05")
+
+
+def test_a_message_naming_no_prefix_the_loader_writes_drops_the_table(directory,
+                                                                    redis_client):
+    redis_client.publish(keyspace.INVALIDATE, keyspace.rate_field(5, "44x"))
+    poll_until(directory, lambda: 5 not in directory.tariffs.tables)
+    assert price(directory, 5, "442071234567") == ("4420", "0.04")
+    assert directory.tariffs.loads == 2 and directory.tariffs.updates == 0
