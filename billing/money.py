@@ -230,6 +230,17 @@ def authorize(decision: Decision, take: Callable[[Decimal, Decimal], Outcome],
 
 
 @cache
+def rerated_cap(granted: int | None, before: int, elapsed: float) -> int | None:
+    """The cap, in seconds from the answer, of a connected call rated anew (a call-back's
+    leg A under CALLBACK_FAIL): what the hold under the new rate affords from the start,
+    cut `before` seconds short. None when that does not outlast the seconds already
+    talked: the new rate would bill more than the funds hold, so the call keeps its rate."""
+    if granted is None:
+        return None
+    cap = granted - before
+    return cap if cap > elapsed else None
+
+
 def lua_script() -> str:
     """The source of billing/money.lua after billing/slots.lua's functions (read once per
     process): a paid call takes its client's call slot in the same round trip."""

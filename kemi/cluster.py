@@ -67,22 +67,41 @@ def hang_up(rt: Runtime) -> None:
     the BYE ourselves, straight to their contacts (routes beyond ours are not kept)."""
     if KSR.pv.get("$rm") == "BYE":
         return
-    call_id = message.pv("$dlg(callid)")
-    caller = (message.pv("$dlg(from_uri)"), message.pv("$dlg(from_tag)"),
-              message.pv("$dlg(from_contact)"), message.pv("$dlg(from_cseq)"))
-    callee = (message.pv("$dlg(to_uri)"), message.pv("$dlg(to_tag)"),
-              message.pv("$dlg(to_contact)"), message.pv("$dlg(to_cseq)"))
-    for (uri, tag, _, cseq), (peer_uri, peer_tag, contact, _) in ((caller, callee),
-                                                                  (callee, caller)):
-        if not contact:
-            continue
-        # past any request the side may have sent after the dialog was replicated
-        seq = (int(cseq) if cseq.isdigit() else 0) + CSEQ_MARGIN
-        headers = (f"From: <{uri}>;tag={tag}\r\nTo: <{peer_uri}>;tag={peer_tag}\r\n"
-                   f"Call-ID: {call_id}\r\nCSeq: {seq} BYE\r\nMax-Forwards: 70\r\n")
-        sent = KSR.tm.t_uac_send("BYE", _uri_of(contact), "", "", headers, "")
-        log.warn("CLUSTER", f"timed out here, set up on another node: BYE to "
-                            f"{_uri_of(contact)} {'sent' if sent > 0 else 'NOT sent'}")
+    ends = dialog_ends()
+    for to_callee in (False, True):
+        sent = direct_bye(ends, to_callee)
+        if sent is not None:
+            log.warn("CLUSTER", f"timed out here, set up on another node: BYE to "
+                                f"{sent or 'a side'} {'sent' if sent else 'NOT sent'}")
+
+
+End = tuple[str, str, str, str]     # a side of a dialog: its URI, tag, contact, CSeq
+
+
+def dialog_ends() -> tuple[str, End, End]:
+    """The current dialog's Call-ID, caller and callee, read while the dialog exists."""
+    return (message.pv("$dlg(callid)"),
+            (message.pv("$dlg(from_uri)"), message.pv("$dlg(from_tag)"),
+             message.pv("$dlg(from_contact)"), message.pv("$dlg(from_cseq)")),
+            (message.pv("$dlg(to_uri)"), message.pv("$dlg(to_tag)"),
+             message.pv("$dlg(to_contact)"), message.pv("$dlg(to_cseq)")))
+
+
+def direct_bye(ends: tuple[str, End, End], to_callee: bool) -> str | None:
+    """A BYE to one side of a dialog (`dialog_ends`) sent straight to that side's contact,
+    whatever state the dialog module holds the dialog in: the contact's URI when sent, ""
+    when tm refused it, None when the side has no contact."""
+    call_id, caller, callee = ends
+    (uri, tag, _, cseq), (peer_uri, peer_tag, contact, _) = \
+        (caller, callee) if to_callee else (callee, caller)
+    if not contact:
+        return None
+    # past any request the side may have sent after the dialog was replicated
+    seq = (int(cseq) if cseq.isdigit() else 0) + CSEQ_MARGIN
+    headers = (f"From: <{uri}>;tag={tag}\r\nTo: <{peer_uri}>;tag={peer_tag}\r\n"
+               f"Call-ID: {call_id}\r\nCSeq: {seq} BYE\r\nMax-Forwards: 70\r\n")
+    target = _uri_of(contact)
+    return target if KSR.tm.t_uac_send("BYE", target, "", "", headers, "") > 0 else ""
 
 
 def _uri_of(contact: str) -> str:

@@ -56,12 +56,30 @@ def on_event(rt: Runtime, event: str) -> int:
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
     _emit(rt, call_id, values, code, reason, answered=event != FAILED)
+    if event == TIMEOUT:
+        bye_both_sides(call_id)
     if values["forwarded"]:  # forwarded to a follow-me number: the leg that reached it
         _emit(rt, call_id, incoming_leg(values), code, reason, answered=event != FAILED)
     keyed = bool(values["keys_watched"]) and policy.keys_recorded(rt, call_id)
     if (values["recorded"] or keyed) and event != FAILED:
         _recorded(rt, call_id, values)
     return 1
+
+
+def bye_both_sides(call_id: str) -> None:
+    """At the cap both sides get their BYE here, the far end (the gateway of a toll leg)
+    first, before the dialog module's own two. Kamailio 5.6.3 refuses a dialog's second
+    BYE once the first one's 200 has ended it: a side that answers fast (the IVR of a
+    prepaid or call-back leg) left the other side up, the gateway leg talking and paid to
+    the carrier after its xDR. A side so refused gets a BYE built from the dialog's
+    record instead; one the module sends again is answered 481."""
+    ends = cluster.dialog_ends()   # before any BYE: a fast 200 can free the dialog
+    for side, to_callee in (("callee", True), ("caller", False)):
+        if KSR.dialog.dlg_bye(side) < 0:
+            sent = cluster.direct_bye(ends, to_callee)
+            outcome = f"sent straight to {sent}" if sent else \
+                "not sent: no contact" if sent is None else "not sent: tm refused it"
+            KSR.info(f"[{call_id}] DIALOG: {side} BYE at the cap {outcome}\n")
 
 
 def _recorded(rt: Runtime, call_id: str, values: dict[str, str]) -> None:

@@ -9,11 +9,12 @@ own Call-ID with a fresh nonce. It is answered here, never relayed.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 import KSR
 
-from billing import internal
+from billing import internal, money
 from kemi import authorize, calls, callvars, log, message
 from kemi.constants import EXIT
 from kemi.runtime import Runtime
@@ -42,10 +43,48 @@ def asked(rt: Runtime) -> int | None:
     if signed.auth_id != payer or signed.dest != cld:
         return _answer(403, "Not this call")
     if rerate:  # "Special charge if LegB fails": leg A under CALLBACK_FAIL, or back
-        callvars.put({"access_code": signed.access_code})
-        log.info("RERATE", f"payer {payer}: {cld} rated under {signed.access_code or 'plain'}")
-        return _answer(200, "Rerated")
+        return _rerate(rt, payer, cld, signed.access_code)
     return _extend(rt, payer, cld, callvars.get("access_code"))
+
+
+def _rerate(rt: Runtime, payer_id: str, cld: str, access_code: str) -> int:
+    """Rate the call under `access_code` from its start, holding again what it may cost
+    at that rate: a dearer rate shortens the cap to what the funds cover. A rate the
+    funds cannot cover for the seconds already talked is refused (409), and the call
+    keeps its rate and its hold: re-rating must never bill more than was held."""
+    cap, connected = callvars.get("max_duration"), callvars.get("connect_ts")
+    old_code = callvars.get("access_code")
+    payer = rt.directory.account(payer_id)
+    if payer is None:
+        return _answer(409, "Nothing to rerate")
+    decision = calls.decide(rt, payer, cld, from_ivr=True, access_code=access_code)
+    if not decision.ok:
+        return _answer(409, f"Not rated under {access_code or 'plain'}")
+    if decision.paid and cap.isdigit() and connected:
+        before = int(callvars.get("cap_before") or 0)
+        granted = authorize.reserve(rt, decision, message.pv("$ci"), cap=int(cap) + before)
+        elapsed = time.time() - float(connected)
+        longest = money.rerated_cap(granted.max_duration if granted.ok else None, before,
+                                    elapsed)
+        if longest is None:
+            _hold_again(rt, payer, cld, old_code, int(cap) + before)
+            return _answer(409, "Funds do not cover the new rate")
+        KSR.dialog.dlg_set_timeout(max(1, int(longest - elapsed)))
+        callvars.put({"max_duration": longest, "reserved": granted.reserve or ""})
+        log.info("RERATE", f"payer {payer_id}: cap {cap} -> {longest} s")
+    callvars.put({"access_code": access_code})
+    log.info("RERATE", f"payer {payer_id}: {cld} rated under {access_code or 'plain'}")
+    return _answer(200, "Rerated")
+
+
+def _hold_again(rt: Runtime, payer: Mapping[str, object], cld: str, access_code: str,
+                cap: int) -> None:
+    """The call's hold under its own rate again, after a refused re-rate replaced it."""
+    decision = calls.decide(rt, payer, cld, from_ivr=True, access_code=access_code)
+    if decision.ok and decision.paid:
+        granted = authorize.reserve(rt, decision, message.pv("$ci"), cap=cap)
+        if granted.ok:
+            callvars.put({"reserved": granted.reserve or ""})
 
 
 def _extend(rt: Runtime, payer_id: str, cld: str, access_code: str) -> int:

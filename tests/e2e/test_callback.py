@@ -28,9 +28,9 @@ def caller_number() -> str:
     return f"02{uuid.uuid4().int % 10**8:08d}"
 
 
-def callback_card(tg, ani: str, **settings):
+def callback_card(tg, ani: str, rates=LEG_RATES, **settings):
     return tenants.prepaid_card(
-        tg, app_type="callback", balance="5.00", ani_alias="cb44" + ani[1:], rates=LEG_RATES,
+        tg, app_type="callback", balance="5.00", ani_alias="cb44" + ani[1:], rates=rates,
         settings={"authenticate_by": "ani", "ani_translation_rule": "s/^0/cb44/",
                   "destination_translation_rule": "s/^0/1/", "wait_time": 1,
                   "leg_a_cld_prefix": "LEG_A", "leg_b_cld_prefix": "LEG_B",
@@ -137,6 +137,38 @@ def test_a_failed_leg_b_rates_leg_a_under_callback_fail_only_when_asked(
     assert [(code, amount) for _, code, amount in rows] == [
         (expected, 0 if special_charge else rows[0][2])]
     assert special_charge or rows[0][2] > 0
+
+
+def test_a_dearer_callback_fail_rate_cuts_leg_a_to_what_the_funds_cover(
+        tg, sip, gateway, records, calls_end):
+    # leg A holds half the card's 5.00 at LEG_A's 0.60/min: 250 s. Under CALLBACK_FAIL at
+    # 12.00/min (0.20 a second) the whole 5.00 covers 25 s from the answer: re-rated, leg A
+    # must end there, billed no more than the card holds
+    ani = caller_number()
+    card = callback_card(tg, ani, rates={**LEG_RATES, "CALLBACK_FAIL": {"1": ("12.00", "1/1")}},
+                         special_charge_if_leg_b_fails=True)
+    gateway.answer = None
+    request = request_callback(tg, sip, gateway, card, ani)
+    leg_a = gateway.wait_incoming(15)
+    leg_a.answer_with(200)
+    heard_on_leg_a(tg, sip, request, leg_a, "enter_destination")
+    gateway.answer, gateway.reason = 486, "Busy Here"
+    leg_a.send_dtmf(TOLL + "#")
+    sip.wait_for(lambda: f"[{request.call_id}] RERATE: leg A under CALLBACK_FAIL" in
+                 ivr_log(tg), 20, "leg A re-rated")
+    sip.wait_for(lambda: leg_a.disconnected, 60,
+                 "leg A cut off where the funds end under CALLBACK_FAIL (25 s)")
+    # both sides hung up: the IVR's side of leg A too (it answers a BYE at once, which
+    # made Kamailio 5.6.3 skip the other side's BYE)
+    sip.wait_for(lambda: f"[{request.call_id}] HANGUP: caller hung up" in ivr_log(tg), 10,
+                 "the IVR's side of leg A hung up")
+    records.settled_xdrs(request.call_id, 2)
+    code, duration, amount = records.query(
+        "SELECT access_code, duration, amount FROM xdrs WHERE session_id = %s AND cld = %s",
+        request.call_id, "1" + ani[1:])[0]
+    assert (code, duration <= 25, amount <= Decimal("5.00")) == ("CALLBACK_FAIL", True, True), \
+        f"leg A billed {amount} for {duration} s under {code}"
+    assert records.balance(card.card) >= 0
 
 
 def test_callback_by_dnis_calls_the_access_numbers_account_back_on_its_associated_number(

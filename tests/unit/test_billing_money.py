@@ -182,3 +182,18 @@ def test_two_concurrent_calls_share_one_balance():
 
 def test_outcome_reports_what_was_held():
     assert hold(debit("1"), D("0.5"), D("0.16")) == Outcome(True, D(1), reserved=D("0.5"))
+
+
+# --- a connected call rated anew (a call-back's leg A under CALLBACK_FAIL) ---------------
+
+def test_a_rerated_call_may_last_what_the_new_hold_affords_cut_short_by_before():
+    assert money.rerated_cap(250, 0, 10.0) == 250       # the funds cover the whole cap
+    assert money.rerated_cap(25, 0, 10.0) == 25         # a dearer rate: a shorter cap
+    assert money.rerated_cap(30, 5, 10.0) == 25         # "Disconnect call before"
+
+
+def test_a_rate_the_funds_cannot_cover_for_the_time_talked_is_not_taken():
+    assert money.rerated_cap(25, 0, 25.0) is None       # nothing left after what was said
+    assert money.rerated_cap(25, 0, 31.5) is None       # would bill beyond the hold
+    assert money.rerated_cap(30, 5, 26.0) is None
+    assert money.rerated_cap(None, 0, 1.0) is None      # the hold was refused
