@@ -434,7 +434,7 @@ def main() -> None:
             outage(pg, pg.dsn(), client, events, args, logs)
     finally:
         rs.stop()
-        pg.stop()
+        pg.discard()
 
 
 if __name__ == "__main__":

@@ -7,12 +7,11 @@ their own (a call set up on one can be ended on the other).
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import replace
 
 from tests.records import wait_until
-from tests.servers import LOG_ROOT, free_port, private_loopback
+from tests.servers import free_port, link_prompts, private_loopback
 from tests.stack import Stack, _free_range, wait_sip
 from tollgate import stack
 from tollgate.config import Settings
@@ -53,7 +52,7 @@ class Cluster:
             dmq_listen=f"{self.b_address}:{self.b_dmq_port}", dmq_peers=a.dmq_listen,
             sip_peers=f"{a.sip_address}:{a.sip_port}")
         stack.prepare(self.b)
-        shutil.copytree(LOG_ROOT / "prompts", self.b.var_path / "prompts", dirs_exist_ok=True)
+        link_prompts(self.b.var_path / "prompts")
         for prog in stack.programs(self.b):
             if prog.name.startswith("ivr-") or prog.name == "kamailio":
                 self.a.start_program(replace(prog, name=f"{NODE_B}-{prog.name}"))

@@ -31,10 +31,12 @@ def redis_client(redis_server):
 def pg_server():
     server = PostgresServer().start()
     yield server
-    server.stop()
+    server.discard()
 
 
 @pytest.fixture
 def pg_dsn(pg_server):
-    """The DSN of a fresh, empty database (no migrations applied)."""
-    return pg_server.fresh_database(f"t{next(_db_names)}")
+    """The DSN of a fresh, empty database (no migrations applied), dropped afterwards."""
+    name = f"t{next(_db_names)}"
+    yield pg_server.fresh_database(name)
+    pg_server.drop_database(name)

@@ -138,6 +138,12 @@ class PostgresServer:
         if (self.data / "postmaster.pid").exists():
             self._ctl("stop", "-m", mode, "-w")
 
+    def discard(self) -> None:
+        """Stop for good and remove the data directory, keeping postgres.log: a test run
+        starts dozens of clusters, and their data would fill the disk run after run."""
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
     def dsn(self, database: str | None = None) -> str:
         return (f"host=127.0.0.1 port={self.port} user={self.user} "
                 f"dbname={database or self.database}")
@@ -147,6 +153,21 @@ class PostgresServer:
         self.psql(f"DROP DATABASE IF EXISTS {name}")
         self.psql(f"CREATE DATABASE {name} OWNER {self.user}")
         return self.dsn(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a test's database, closing what a test left connected (a writer, a pool)."""
+        self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def link_prompts(dest: Path) -> None:
+    """The run's synthesized prompts under `dest`, hard-linked where the disk allows: a
+    stack only reads them, and forty copies of 27 MB per run add up."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    shutil.copytree(LOG_ROOT / "prompts", dest, dirs_exist_ok=True, copy_function=link)
 
 
 def _postgres_log_dir() -> Path:

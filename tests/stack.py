@@ -21,6 +21,7 @@ from tests.servers import (
     RedisServer,
     free_port,
     kill_group,
+    link_prompts,
     log_dir,
     private_loopback,
 )
@@ -89,8 +90,7 @@ class Stack:
         stack.prepare(self.settings)
         # prompts are synthesized once per test run, then copied into each stack
         prompts.build(LOG_ROOT / "prompts")
-        shutil.copytree(LOG_ROOT / "prompts", self.settings.var_path / "prompts",
-                        dirs_exist_ok=True)
+        link_prompts(self.settings.var_path / "prompts")
         self.redis.start()
         self.pg.start()
         self.cli("migrate")
@@ -166,7 +166,7 @@ class Stack:
         for name in reversed(list(self.procs)):
             self.stop_program(name)
         self.redis.stop()
-        self.pg.stop()
+        self.pg.discard()
 
     def log(self, name: str) -> str:
         """A program's log; "ivr" joins the logs of every IVR worker."""

@@ -180,4 +180,4 @@ def test_test_clusters_start_when_the_test_logs_are_private(monkeypatch):
     try:
         assert _pg_accepts(server.port)
     finally:
-        server.stop()
+        server.discard()

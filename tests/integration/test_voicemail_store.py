@@ -251,7 +251,7 @@ def test_one_mailboxes_object_reconnects_when_postgresql_comes_back(tmp_path):
         assert box.counts(JOHN) == (1, 0) and spooled(box) == []
         box.close()
     finally:
-        server.stop()
+        server.discard()
 
 
 def test_a_spooled_message_whose_file_is_gone_is_dropped(boxes, pg_dsn, var):

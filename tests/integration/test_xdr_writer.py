@@ -206,7 +206,7 @@ def own_pg():
     """A PostgreSQL of its own: this test stops and starts it."""
     server = PostgresServer().start()
     yield server
-    server.stop()
+    server.discard()
 
 
 def test_postgresql_down_then_up_loses_nothing(own_pg, redis_client):
