@@ -4,7 +4,6 @@ started on free ports in a private folder, with the demo tenant provisioned.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
