@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -499,8 +500,50 @@ def _stop(signum, frame):
     raise SystemExit(128 + signum)  # run the finally blocks: no stray servers
 
 
+def profile(stack: Stack, work: Path, callers: Path, rate: int, seconds: int) -> None:
+    """`--profile RATE`: py-spy samples every Kamailio SIP worker while tollgate takes
+    calls at RATE/s, and prints where the Python routing spends its time (own time and
+    time under each function). py-spy must be on PATH (`pip install py-spy`)."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("bench cps --profile: py-spy is not on PATH (pip install py-spy)")
+    main_pid = stack.procs["kamailio"].pid
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(main_pid)],
+                                              capture_output=True, text=True).stdout.split()]
+    spies = [subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw",
+                               "--rate", "200", "--duration", str(seconds + 2),
+                               "--output", str(work / f"spy-{pid}.txt"), "--nonblocking"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for pid in workers]
+    step = run_calls(stack.sip_target, rate, seconds, callers, work / f"profile-{rate}")
+    for spy_proc in spies:
+        spy_proc.wait(60)
+    own: dict[str, int] = {}
+    under: dict[str, int] = {}
+    total = 0
+    for path in work.glob("spy-*.txt"):
+        for line in path.read_text().splitlines():
+            stack_text, _, count = line.rpartition(" ")
+            frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")")
+                      for f in stack_text.split(";") if f]
+            n = int(count)
+            total += n
+            if frames:
+                own[frames[-1]] = own.get(frames[-1], 0) + n
+            for frame in set(frames):
+                under[frame] = under.get(frame, 0) + n
+    print(f"profile at {rate}/s for {seconds} s: {step.ok}/{step.calls} ok, "
+          f"{len(workers)} Kamailio processes, {total} samples with Python on the stack")
+    for title, table in (("own time", own), ("time under", under)):
+        print(f"  {title} (share of Python samples):")
+        for frame, n in sorted(table.items(), key=lambda kv: -kv[1])[:25]:
+            print(f"    {100 * n / max(total, 1):5.1f}%  {frame}")
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
+    args = sys.argv[1:]
+    profile_rate = int(args[args.index("--profile") + 1]) if "--profile" in args else 0
     work = Path(tempfile.mkdtemp(prefix="bench-cps-"))
     print(f"logs in {work}", flush=True)
     stack = make_stack()
@@ -511,6 +554,10 @@ def main() -> None:
         provision(stack, work)
         callers = callers_csv(work)
         gw = gateway(stack, work)
+        if profile_rate:
+            run_calls(stack.sip_target, 20, 1, callers, work / "warmup")
+            profile(stack, work, callers, profile_rate, 20)
+            return
         native = NativeKamailio(stack, work).start()
         sides = {"tollgate": (stack.sip_target, callers),
                  "policies": (stack.sip_target, callers_csv(work, POLICIES)),
