@@ -35,6 +35,23 @@ def parse_headers(message: str) -> dict[str, str]:
     return headers
 
 
+def info_answer(message: str) -> tuple[int, str, int | None] | None:
+    """(code, reason, X-TG-Max-Duration) of a final reply to an INFO, None for anything
+    else (a provisional reply, a request, a reply to another method)."""
+    status = message.split("\n", 1)[0].rstrip("\r")
+    parts = status.split(" ", 2)
+    if len(parts) < 2 or parts[0] != "SIP/2.0" or not parts[1].isdigit():
+        return None
+    code = int(parts[1])
+    headers = parse_headers(message)
+    if code < 200 or headers.get("cseq", "").split()[-1:] != ["INFO"]:
+        return None
+    value = headers.get(internal.MAX_DURATION.lower(), "")
+    text = parts[2][:100] if len(parts) > 2 else ""
+    reason = "".join(c if c.isprintable() else "?" for c in text)
+    return code, reason, int(value) if value.isdigit() and len(value) < 10 else None
+
+
 def host_of(address: str) -> str:
     """The host part of "1.2.3.4:5060" or "[::1]:5060"."""
     if address.startswith("["):

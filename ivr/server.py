@@ -176,21 +176,22 @@ class Leg(pj.Call):
         self._emit("media")
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
-        """Kamailio's answer to a reauthorization INFO: the call's new maximum."""
-        if self.role != "toll":
-            return
+        """Kamailio's final answer to an INFO the IVR sent in this leg (a reauthorization
+        on the toll leg, a re-rating on a call-back's leg A)."""
         try:
             if prm.e.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
                 return
             message = prm.e.body.tsxState.src.rdata.wholeMsg
         except (AttributeError, pj.Error):
             return
-        headers = inbound.parse_headers(message)
-        if not message.startswith("SIP/2.0 200") or not headers.get("cseq", "").endswith("INFO"):
+        answer = inbound.info_answer(message)
+        if answer is None:
             return
-        value = headers.get(internal.MAX_DURATION.lower(), "")
-        if value.isdigit():
-            self._emit("reauthorized", int(value))
+        code, reason, cap = answer
+        if code >= 300:
+            self._emit("info_refused", f"{code} {reason}")
+        elif code >= 200:
+            self._emit("info_accepted", cap)
 
     def _read_reply(self, prm: pj.OnCallStateParam) -> None:
         """The time Kamailio authorized the call for, from its 2xx (X-TG-Max-Duration)."""
@@ -397,6 +398,24 @@ class Session:
         reauthorized = getattr(self.app, "on_toll_reauthorized", None)
         if reauthorized is not None:
             self.apply(reauthorized(seconds))
+
+    def on_toll_info_accepted(self, cap: object) -> None:
+        """A reauthorization granted: Kamailio's answer carries the call's new maximum."""
+        if isinstance(cap, int):
+            self.on_toll_reauthorized(cap)
+
+    def on_toll_info_refused(self, answer: object) -> None:
+        log.warning("[%s] REAUTH: refused by Kamailio: %s; the cap stays", self.call_id,
+                    answer)
+
+    def on_caller_info_accepted(self, _: object) -> None:
+        if self.placed:
+            log.info("[%s] RERATE: accepted by Kamailio", self.call_id)
+
+    def on_caller_info_refused(self, answer: object) -> None:
+        if self.placed:
+            log.warning("[%s] RERATE: refused by Kamailio: %s; leg A keeps its rate",
+                        self.call_id, answer)
 
     def on_toll_media(self, _: object) -> None:
         self._try_bridge()
@@ -667,7 +686,7 @@ class Session:
                                  session=self.signed.session, auth_id=self.signed.account,
                                  app=self.signed.app, access_code=action.access_code)
         if self._signed_info(self.caller_leg, RERATE_HEADER, data, "RERATE"):
-            log.info("[%s] RERATE: leg A under %s", self.call_id,
+            log.info("[%s] RERATE: leg A under %s asked", self.call_id,
                      action.access_code or "plain")
 
     def _try_bridge(self) -> None:

@@ -127,7 +127,7 @@ def test_a_failed_leg_b_rates_leg_a_under_callback_fail_only_when_asked(
     sip.wait_for(lambda: f"[{request.call_id}] PROMPT: playing busy" in ivr_log(tg), 15,
                  "the busy destination explained")
     if special_charge:
-        sip.wait_for(lambda: f"[{request.call_id}] RERATE: leg A under CALLBACK_FAIL" in
+        sip.wait_for(lambda: f"[{request.call_id}] RERATE: accepted by Kamailio" in
                      ivr_log(tg), 10, "leg A re-rated")
     leg_a.hangup_with()
     records.settled_xdrs(request.call_id, 2)
@@ -154,7 +154,7 @@ def test_a_dearer_callback_fail_rate_cuts_leg_a_to_what_the_funds_cover(
     heard_on_leg_a(tg, sip, request, leg_a, "enter_destination")
     gateway.answer, gateway.reason = 486, "Busy Here"
     leg_a.send_dtmf(TOLL + "#")
-    sip.wait_for(lambda: f"[{request.call_id}] RERATE: leg A under CALLBACK_FAIL" in
+    sip.wait_for(lambda: f"[{request.call_id}] RERATE: accepted by Kamailio" in
                  ivr_log(tg), 20, "leg A re-rated")
     sip.wait_for(lambda: leg_a.disconnected, 60,
                  "leg A cut off where the funds end under CALLBACK_FAIL (25 s)")
@@ -169,6 +169,32 @@ def test_a_dearer_callback_fail_rate_cuts_leg_a_to_what_the_funds_cover(
     assert (code, duration <= 25, amount <= Decimal("5.00")) == ("CALLBACK_FAIL", True, True), \
         f"leg A billed {amount} for {duration} s under {code}"
     assert records.balance(card.card) >= 0
+
+
+def test_a_callback_fail_rate_the_funds_cannot_cover_leaves_leg_a_on_its_own_rate(
+        tg, sip, gateway, records, calls_end):
+    # CALLBACK_FAIL at 300.00/min (5.00 a second): the card's 5.00 cannot pay for the
+    # seconds leg A has already talked. Kamailio refuses the re-rating (409), the IVR
+    # says so, and leg A is billed under the rate it was authorized with
+    ani = caller_number()
+    card = callback_card(tg, ani, rates={**LEG_RATES, "CALLBACK_FAIL": {"1": ("300.00", "1/1")}},
+                         special_charge_if_leg_b_fails=True)
+    gateway.answer = None
+    request = request_callback(tg, sip, gateway, card, ani)
+    leg_a = gateway.wait_incoming(15)
+    leg_a.answer_with(200)
+    heard_on_leg_a(tg, sip, request, leg_a, "enter_destination")
+    gateway.answer, gateway.reason = 486, "Busy Here"
+    leg_a.send_dtmf(TOLL + "#")
+    refused = (f"[{request.call_id}] RERATE: refused by Kamailio: 409 Funds do not cover the"
+               " new rate")
+    sip.wait_for(lambda: refused in ivr_log(tg), 20, "the refused re-rating in the IVR's log")
+    leg_a.hangup_with()
+    records.settled_xdrs(request.call_id, 2)
+    code, amount = records.query(
+        "SELECT access_code, amount FROM xdrs WHERE session_id = %s AND cld = %s",
+        request.call_id, "1" + ani[1:])[0]
+    assert code == f"LEG_A.{card.access_number}" and amount > 0, (code, amount)
 
 
 def test_callback_by_dnis_calls_the_access_numbers_account_back_on_its_associated_number(

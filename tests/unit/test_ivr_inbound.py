@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from billing import internal
-from ivr.inbound import host_of, parse_headers, toll_headers, toll_uri, verify_invite
+from ivr.inbound import host_of, info_answer, parse_headers, toll_headers, toll_uri, verify_invite
 
 pytestmark = pytest.mark.unit
 
@@ -99,3 +99,26 @@ def test_toll_headers_verify_over_the_session_id():
 def test_toll_uri_escapes_the_number():
     assert toll_uri("442071234567", "127.0.0.1", 5060) == "sip:442071234567@127.0.0.1:5060"
     assert toll_uri("+44 20@x", "10.0.0.1", 5060) == "sip:+44%2020%40x@10.0.0.1:5060"
+
+
+def reply(status: str, cseq: str, *headers: str) -> str:
+    return "\r\n".join([status, "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK2",
+                        f"CSeq: {cseq}", *headers]) + "\r\n\r\n"
+
+
+@pytest.mark.parametrize("message, answer", [
+    (reply("SIP/2.0 200 Reauthorized", "3 INFO", "X-TG-Max-Duration: 180"),
+     (200, "Reauthorized", 180)),
+    (reply("SIP/2.0 200 Rerated", "4 INFO"), (200, "Rerated", None)),
+    (reply("SIP/2.0 409 Funds do not cover the new rate", "4 INFO"),
+     (409, "Funds do not cover the new rate", None)),
+    (reply("SIP/2.0 403 Bad\x07bell", "4 INFO"), (403, "Bad?bell", None)),
+    (reply("SIP/2.0 200 OK", "5 INFO", "X-TG-Max-Duration: 99999999999"), (200, "OK", None)),
+    (reply("SIP/2.0 100 Trying", "4 INFO"), None),          # provisional: not the answer
+    (reply("SIP/2.0 200 OK", "2 INVITE"), None),            # another method's reply
+    (reply("SIP/2.0 200 OK", "2 INFOX"), None),
+    ("INFO sip:x@127.0.0.1 SIP/2.0\r\nCSeq: 4 INFO\r\n\r\n", None),  # a request
+    ("", None),
+])
+def test_the_answer_to_an_info_is_read_from_its_final_reply(message, answer):
+    assert info_answer(message) == answer
