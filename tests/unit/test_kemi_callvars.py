@@ -14,13 +14,13 @@ def fresh():
     return fake_ksr.install()
 
 
-def test_the_invites_fields_go_into_one_variable_and_the_changing_ones_apart():
+def test_the_invites_fields_all_go_into_one_variable():
     ksr = fresh()
     callvars.put({"payer": "17785551209", "customer": 3, "leg": "toll", "cli": "a&b=c d",
                   "setup_ts": "1795300000.000", "reserved": "1.20", "max_duration": 600,
                   "slot": "", "forwarded": None}, fresh=True)
     dialog_vars = sorted(k for k in ksr.pvs if k.startswith("$dlg_var("))
-    assert dialog_vars == sorted([DLG_CONTEXT, dlg_var("reserved"), dlg_var("max_duration")])
+    assert dialog_vars == [DLG_CONTEXT]  # one dialog_vars row for the INVITE
     assert callvars.get("cli") == "a&b=c d" and callvars.get("customer") == "3"
     assert callvars.get("slot") == "" and callvars.get("connect_ts") == ""
     values = callvars.read()
@@ -60,3 +60,26 @@ def test_a_fresh_relay_over_a_packed_context_keeps_it():
     callvars.put({"leg": "out"}, fresh=True)  # relayed again (a failover), still one call
     assert (callvars.get("payer"), callvars.get("in_leg"), callvars.get("leg")) == (
         "1001", "in", "out")
+
+
+def test_a_changing_field_set_later_gets_its_own_variable_which_wins_over_the_packed_one():
+    ksr = fresh()
+    callvars.put({"payer": "1001", "reserved": "1.20", "max_duration": 600}, fresh=True)
+    callvars.put({"connect_ts": "1795300003.250", "max_duration": 900})
+    assert ksr.pvs[dlg_var("connect_ts")] == "1795300003.250"
+    assert ksr.pvs[dlg_var("max_duration")] == "900"
+    assert dlg_var("reserved") not in ksr.pvs  # unchanged: still only packed
+    values = callvars.read()
+    assert (values["max_duration"], values["reserved"], values["connect_ts"]) == (
+        "900", "1.20", "1795300003.250")
+    assert callvars.get("max_duration") == "900" and callvars.get("reserved") == "1.20"
+
+
+def test_a_changing_field_emptied_later_reads_empty_not_its_first_value():
+    ksr = fresh()
+    callvars.put({"payer": "1001", "reserved": "1.20"}, fresh=True)
+    callvars.put({"reserved": None})
+    assert ksr.pvs[dlg_var("reserved")] == callvars.CLEARED
+    assert callvars.get("reserved") == "" and callvars.read()["reserved"] == ""
+    callvars.put({"reserved": "0.40"})
+    assert callvars.get("reserved") == "0.40"
