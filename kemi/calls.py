@@ -27,6 +27,7 @@ from kemi.constants import (
     AVP_IVR_SESSION,
     AVP_IVR_TRIES,
     AVP_IVR_USER,
+    DLG_ANSWERED,
     EXIT,
     FLT_FROM_IVR,
     LEG_IN,
@@ -56,6 +57,7 @@ ANI = re.compile(r"\+?[0-9]{1,32}")
 # 40 ms a digit) gets its later digits sent after newer audio, and receivers drop them as
 # out of order (sipwise/rtpengine#1638, fixed upstream in mr11.4). inject-DTMF sends all
 # media through rtpengine's codec engine, which keeps audio and events in one ordered stream.
+ANSWER_RESENT_FOR = 32  # s a callee resends its 2xx without an ACK (64*T1, RFC 6026)
 MEDIA_FLAGS = "replace-origin replace-session-connection inject-DTMF"
 
 
@@ -343,6 +345,7 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
                         ("media_set", rt.req.media_set),
                         ("recorded", "1" if rt.req.record else ""),
                         ("keys_watched", "1" if watched else ""),
+                        ("caller_ip", KSR.pv.get("$si")),  # where a late 2xx may go
                         *(context or {}).items()):
         fields[name] = value
     callvars.put(fields, fresh=True)
@@ -456,6 +459,33 @@ def on_reply(rt: Runtime) -> int:
     if KSR.pv.get("$rb"):
         anchor_answer(status)
     return 1
+
+
+def late_answer(rt: Runtime) -> bool:
+    """RFC 6026: a 2xx the callee resends, its caller's ACK lost, goes on to the caller after
+    tm has forgotten the INVITE (~5 s after its first 2xx), so the caller can ACK again:
+    only a 2xx of a dialog of ours answered less than 32 s ago, handled as the first was
+    (rtpengine, no X-TG header), and only back to the address the INVITE came from (the
+    Via under ours): else a party to the call could aim it anywhere. Anything else stays a
+    stray reply."""
+    status = KSR.pv.get("$rs")
+    if KSR.pv.get("$rm") != "INVITE" or not (isinstance(status, int) and 200 <= status < 300):
+        return False
+    call_id, from_tag, to_tag = (message.pv(name) for name in ("$ci", "$ft", "$tt"))
+    if not (call_id and from_tag and to_tag) or \
+            KSR.dialog.dlg_get(call_id, from_tag, to_tag) < 0:
+        return False
+    vias = message.via_hosts(message.raw() or "")
+    if len(vias) < 2 or vias[1] != callvars.get("caller_ip").strip("[]"):
+        return False
+    connected = callvars.get("connect_ts")
+    if KSR.pv.get("$dlg(state)") not in DLG_ANSWERED or not connected or \
+            time.time() - float(connected) > ANSWER_RESENT_FOR:
+        return False
+    log.info("REPLY", f"relayed a resent {status} to a caller that has not acknowledged it")
+    metrics.LATE_ANSWERS.inc()
+    on_reply(rt)
+    return True
 
 
 def anchor_answer(status: object) -> None:

@@ -37,6 +37,7 @@ ROUTE_TIMEOUT = "dialog:timeout"   # the dialog event a capped call's timeout ru
 
 
 # the packed fields of a call's context (kemi.callvars)
+DLG_ANSWERED = (3, 4)      # dialog states: answered (no ACK yet), confirmed
 DLG_CONTEXT = "$dlg_var(ctx)"
 
 
@@ -51,7 +52,7 @@ DLG_VARS = ("payer", "customer", "leg", "session", "cli", "cld", "access_code", 
             "connect_ts", "reserved", "max_duration", "cap_before", "slot", "media_set",
             "recorded", "dtmf", "keys_watched", "final_code",
             "final_reason", "forwarded", "in_leg", "in_payer", "in_customer", "in_cli",
-            "in_access_code")
+            "in_access_code", "caller_ip")
 
 # legs of a call, as xDRs name them
 LEG_IVR, LEG_TOLL, LEG_ONNET, LEG_OUT, LEG_IN = "ivr", "toll", "onnet", "out", "in"

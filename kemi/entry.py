@@ -7,8 +7,9 @@ import time
 import KSR
 
 from billing import internal
-from kemi import callvars, log, message, policy, reauth
+from kemi import calls, callvars, log, message, policy, reauth
 from kemi.constants import (
+    DLG_ANSWERED,
     EXIT,
     FLT_FROM_IVR,
     HT_IPBAN,
@@ -25,7 +26,6 @@ SANITY_MSG_CHECKS = 17895  # the sanity module's checks of Kamailio's default cf
 SANITY_URI_CHECKS = 7      # Request-URI, From and To URIs parse
 SANITY_REPLY_CHECKS = 17604     # the reply checks of Kamailio's KEMI example (Via, CSeq, ...)
 SANITY_REPLY_URI_CHECKS = 6     # From and To URIs parse
-DLG_ANSWERED = (3, 4)      # dialog states: answered (no ACK yet), confirmed
 NONCE_MARGIN_S = 5         # a used nonce is remembered this long past its signature
 
 
@@ -145,6 +145,8 @@ def reply_of_ours(rt: Runtime) -> int:
         why = "malformed"
     elif KSR.tm.t_check_trans() > 0:
         return 1
+    elif calls.late_answer(rt):
+        return 1  # relayed statelessly to the caller, as tm relayed the first
     else:
         why = "stray"
     log.warn("REPLY", f"dropped a {why} {message.pv('$rs')} from {KSR.pv.get('$si')}")

@@ -58,6 +58,26 @@ def header_names(message: str) -> list[str]:
     return names
 
 
+_VIA_SENT_BY = re.compile(r"SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^\s;:,]+)", re.I)
+_RECEIVED = re.compile(r";\s*received\s*=\s*(\[[^\]]*\]|[^\s;,]+)", re.I)
+
+
+def via_hosts(message: str) -> list[str]:
+    """The host each Via names, in order (its received= when it has one, IPv6 without
+    brackets); one Via header line may hold several, comma-separated."""
+    hosts = []
+    for line in header_lines(message):
+        name, colon, value = line.partition(":")
+        if not colon or name.strip().lower() not in ("via", "v"):
+            continue
+        for via in value.split(","):
+            sent_by, received = _VIA_SENT_BY.search(via), _RECEIVED.search(via)
+            host = received or sent_by
+            if host:
+                hosts.append(host.group(1).strip("[]"))
+    return hosts
+
+
 def internal_header_names(message: str) -> list[str]:
     """Every header name that starts with X-TG, in any case, as written (repeats kept);
     no parsing when the text cannot hold one (the common case, on every reply)."""

@@ -22,6 +22,9 @@ XDR_EVENTS = Counter("tollgate_xdr_events_total", "xDR events emitted, by destin
 MEDIA_FAILURES = Counter("tollgate_media_failures_total",
                          "SDP rtpengine did not take, by side (offer, answer): a call whose "
                          "audio would not go through the media relay", ["side"])
+LATE_ANSWERS = Counter("tollgate_late_answers_total",
+                       "2xx a callee resent after the INVITE's transaction was gone, relayed to "
+                       "a caller whose ACK was lost (RFC 6026)")
 FOLLOW_ME = Counter("tollgate_follow_me_total",
                     "Follow-me numbers of forwarded calls in, by outcome (branch: rung, loop: "
                     "skipped as it would come back, refused: not billable, exhausted: none "

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -36,6 +38,7 @@ from provisioning.xdr_writer import GROUP
 from tests import sipp
 from tests.calls import phone
 from tests.phones import Phone, PhoneCall, SipStack
+from tests.security import rawsip
 from tests.servers import free_port, kill_group, log_dir
 from tests.stack import Stack, _udp_free
 from tollgate import keyspace
@@ -299,6 +302,52 @@ def finish(sip: SipStack, one: Sipp, timeout: float = 10) -> None:
         pass
 
 
+RECEIVED = re.compile(r"^-{20,} (\S+ \S+)\nUDP message received[^\n]*\n\n(.*?)(?=^-{20,} |\Z)",
+                      re.MULTILINE | re.DOTALL)
+FORGER = rawsip.Sources(44)  # loopback sources of forged replies
+SILENCE = 1.0  # s without a datagram taken as "not relayed"
+TM_WAIT = 5  # s tm keeps an answered INVITE's transaction (wt_timer): later 2xx are stray
+
+
+class Answer(NamedTuple):
+    at: datetime
+    media: str  # the SDP's m= line
+    text: str
+
+
+def answers_received(one: Sipp) -> list[Answer]:
+    """The 2xx to its INVITE a sipp caller got, in order (its message trace)."""
+    found = []
+    for stamp, text in RECEIVED.findall(one.messages.read_text(errors="replace")):
+        media = re.search(r"^m=.*$", text, re.MULTILINE)
+        if text.startswith("SIP/2.0 200") and re.search(r"^CSeq: *\d+ INVITE", text, re.M):
+            found.append(Answer(datetime.fromisoformat(stamp), media[0] if media else "", text))
+    return found
+
+
+def aimed_answer(tg: Stack, answer: Answer, victim: rawsip.Endpoint) -> bytes:
+    """A call's 2xx as a party to it could forge one: the proxy's Via on top (it forwards
+    replies to the Via under its own), the victim's address under it."""
+    vias = [f"Via: SIP/2.0/UDP {tg.settings.sip_address}:{tg.settings.sip_port};"
+            f"branch=z9hG4bKaimed{uuid.uuid4().hex[:8]}",
+            f"Via: SIP/2.0/UDP {victim.address}:{victim.port};branch=z9hG4bKvictim"]
+    head, _, body = answer.text.replace("\r\n", "\n").partition("\n\n")
+    body = body.strip("\n").replace("\n", "\r\n") + "\r\n"  # sipp's trace drops the CRs
+    kept = [line for line in head.split("\n")
+            if not line.lower().startswith(("via:", "v:", "content-length:"))]
+    return "\r\n".join([kept[0], *vias, *kept[1:], f"Content-Length: {len(body)}", "",
+                          body]).encode()
+
+
+def answer_reaches(tg: Stack, answer: Answer, host: str) -> bool:
+    """Whether the proxy relays a forged copy of the call's 2xx to a socket on `host`."""
+    with rawsip.Endpoint((tg.settings.sip_address, tg.settings.sip_port), host) as victim, \
+            rawsip.Endpoint((tg.settings.sip_address, tg.settings.sip_port),
+                            FORGER.next()) as forger:
+        forger.send(aimed_answer(tg, answer, victim))
+        return victim.wait_final(SILENCE) is not None
+
+
 def dial(tg: Stack, caller: Phone) -> PhoneCall:
     return caller.call(f"sip:{DIALED}@{tg.sip_target}")
 
@@ -391,6 +440,11 @@ def test_a_caller_that_never_acks_the_answer_is_cut_off_at_its_cap(tg, sip, reco
     poll(sip, lambda: uac.reached("answered") or uac.finished(), 15,
          "the gateway's 200 reaching the caller")
     assert uac.reached("answered"), f"the no-ACK caller was not answered: {uac.logs}"
+    # a late 2xx goes only to the host the INVITE came from: a party to the call that
+    # aims a forged one at another host gets nothing relayed (the caller's host: relayed)
+    first = answers_received(uac)[0]
+    assert not answer_reaches(tg, first, "127.0.44.200"), "a 2xx was relayed to a victim"
+    assert answer_reaches(tg, first, "127.0.0.1"), "a late 2xx to the caller's host was lost"
     try:
         rows = settled(tg, sip, records, account, uac.call_id, account.cap + SLACK,
                        "the unacknowledged call ending at its cap")
@@ -403,6 +457,12 @@ def test_a_caller_that_never_acks_the_answer_is_cut_off_at_its_cap(tg, sip, reco
     assert gateway.got_bye(), f"the gateway leg was not hung up at the cap: {gateway.logs}"
     check_bill(tg, sip, records, account, uac.call_id, 200, rows,
                0, math.ceil(ended - dialed))
+    # the gateway resent its 200 (0.5, 1.5, 3.5, 7.5, 11.5 s...): those after tm forgot
+    # the INVITE reached the caller too (RFC 6026), their SDP the relay's as the first's
+    answers = answers_received(uac)
+    late = [a for a in answers if (a.at - answers[0].at).total_seconds() > TM_WAIT + 1]
+    assert late, f"no resent 200 reached the caller after {TM_WAIT} s: {uac.messages}"
+    assert {a.media for a in late} == {answers[0].media}, answers
     next_call_is_accepted(tg, sip, records, peers, account)
 
 
