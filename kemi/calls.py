@@ -466,14 +466,18 @@ def late_answer(rt: Runtime) -> bool:
     tm has forgotten the INVITE (~5 s after its first 2xx), so the caller can ACK again:
     only a 2xx of a dialog of ours answered less than 32 s ago, handled as the first was
     (rtpengine, no X-TG header), and only back to the address the INVITE came from (the
-    Via under ours): else a party to the call could aim it anywhere. Anything else stays a
-    stray reply."""
+    Via under ours): else a party to the call could aim it anywhere. It must come from the
+    host the callee's Contact names: rtpengine takes its SDP, and the caller, forging one,
+    would point the callee side of the relay where it likes. Anything else stays a stray
+    reply."""
     status = KSR.pv.get("$rs")
     if KSR.pv.get("$rm") != "INVITE" or not (isinstance(status, int) and 200 <= status < 300):
         return False
     call_id, from_tag, to_tag = (message.pv(name) for name in ("$ci", "$ft", "$tt"))
     if not (call_id and from_tag and to_tag) or \
             KSR.dialog.dlg_get(call_id, from_tag, to_tag) < 0:
+        return False
+    if not from_callee():
         return False
     vias = message.via_hosts(message.raw() or "")
     if len(vias) < 2 or vias[1] != callvars.get("caller_ip").strip("[]"):
@@ -486,6 +490,12 @@ def late_answer(rt: Runtime) -> bool:
     metrics.LATE_ANSWERS.inc()
     on_reply(rt)
     return True
+
+
+def from_callee() -> bool:
+    """The reply came from the host the current dialog's callee named in its Contact."""
+    callee = message.uri_host(message.pv("$dlg(to_contact)"))
+    return bool(callee) and callee == message.pv("$si").strip("[]").lower()
 
 
 def anchor_answer(status: object) -> None:

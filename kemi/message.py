@@ -78,6 +78,16 @@ def via_hosts(message: str) -> list[str]:
     return hosts
 
 
+_URI_HOST = re.compile(r"^\s*<?\s*[A-Za-z][A-Za-z0-9+.-]*:(?:[^@<>;?\s]*@)?(\[[^\]]*\]|[^\s;:?>]+)")
+
+
+def uri_host(uri: str) -> str:
+    """The host a SIP URI names ("" when it names none), IPv6 without brackets;
+    `<sip:user@host:port;params>` and bare `sip:host` alike."""
+    found = _URI_HOST.match(uri)
+    return found.group(1).strip("[]").lower() if found else ""
+
+
 def internal_header_names(message: str) -> list[str]:
     """Every header name that starts with X-TG, in any case, as written (repeats kept);
     no parsing when the text cannot hold one (the common case, on every reply)."""

@@ -48,6 +48,7 @@ def uas(port: int, logs: Path, extra: list[str] | None = None,
         SCENARIOS.parent.parent / "demo" / "gateway-uas.xml"
     args = ["sipp", "-sf", str(path),
             "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-aa",
-            "-trace_msg", "-message_file", str(logs / "gateway-messages.log"), *(extra or [])]
+            "-trace_msg", "-message_file", str(logs / "gateway-messages.log"),
+            "-trace_err", "-error_file", str(logs / "gateway-errors.log"), *(extra or [])]
     return subprocess.Popen(args, cwd=logs, stdout=subprocess.DEVNULL,
                             stderr=open(logs / "gateway-stderr.log", "wb"), start_new_session=True)

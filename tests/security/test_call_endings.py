@@ -127,6 +127,19 @@ class Sipp:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(5)
 
+    def story(self) -> str:
+        """What a failed assertion shows where the log files cannot be read (CI): the
+        exit code, each message's time and first line, and sipp's own complaints."""
+        trace = self.messages.read_text(errors="replace") if self.messages.exists() else ""
+        lines = [f"sipp exit {self.proc.returncode}, logs in {self.logs}"]
+        for stamp, first in STARTS.findall(trace)[-24:]:
+            lines.append(f"  {stamp} {first.strip()}")
+        for extra in sorted({*self.logs.glob("*stderr.log"), *self.logs.glob("*errors.log")}):
+            text = extra.read_text(errors="replace").strip()
+            if text:
+                lines.append(f"  {extra.name}: {text[-600:]}")
+        return "\n".join(lines)
+
     def got_bye(self) -> bool:
         """The scenario ran to its end (it waits for a BYE and answers it), having got one."""
         return self.proc.returncode == 0 and \
@@ -304,6 +317,7 @@ def finish(sip: SipStack, one: Sipp, timeout: float = 10) -> None:
 
 RECEIVED = re.compile(r"^-{20,} (\S+ \S+)\nUDP message received[^\n]*\n\n(.*?)(?=^-{20,} |\Z)",
                       re.MULTILINE | re.DOTALL)
+STARTS = re.compile(r"^-{20,} (\S+ \S+)\n(?:UDP message \w+[^\n]*\n\n)?([^\n]*)", re.MULTILINE)
 FORGER = rawsip.Sources(44)  # loopback sources of forged replies
 SILENCE = 1.0  # s without a datagram taken as "not relayed"
 TM_WAIT = 5  # s tm keeps an answered INVITE's transaction (wt_timer): later 2xx are stray
@@ -339,11 +353,11 @@ def aimed_answer(tg: Stack, answer: Answer, victim: rawsip.Endpoint) -> bytes:
                           body]).encode()
 
 
-def answer_reaches(tg: Stack, answer: Answer, host: str) -> bool:
-    """Whether the proxy relays a forged copy of the call's 2xx to a socket on `host`."""
+def answer_reaches(tg: Stack, answer: Answer, host: str, sender: str) -> bool:
+    """Whether the proxy relays a copy of the call's 2xx, sent from `sender`, to a socket
+    on `host`."""
     with rawsip.Endpoint((tg.settings.sip_address, tg.settings.sip_port), host) as victim, \
-            rawsip.Endpoint((tg.settings.sip_address, tg.settings.sip_port),
-                            FORGER.next()) as forger:
+            rawsip.Endpoint((tg.settings.sip_address, tg.settings.sip_port), sender) as forger:
         forger.send(aimed_answer(tg, answer, victim))
         return victim.wait_final(SILENCE) is not None
 
@@ -374,9 +388,9 @@ def test_an_answered_call_ended_by_a_bye_is_billed_for_its_length(
     finish(sip, gateway)
     ended = time.monotonic()
     if who == "caller":
-        assert gateway.got_bye(), f"the caller's BYE did not reach the gateway: {gateway.logs}"
+        assert gateway.got_bye(), f"the caller's BYE did not reach the gateway: {gateway.story()}"
     else:
-        assert gateway.proc.returncode == 0, f"the gateway's BYE went unanswered: {gateway.logs}"
+        assert gateway.proc.returncode == 0, f"the gateway's BYE went unanswered: {gateway.story()}"
 
     rows = settled(tg, sip, records, account, call.call_id, 20, "the call's xDR")
     check_bill(tg, sip, records, account, call.call_id, 200, rows,
@@ -394,7 +408,7 @@ def test_at_the_hard_cap_the_proxy_hangs_up_both_sides_and_bills_the_maximum(
     # neither side hangs up: Kamailio's dialog timer must BYE both at the cap
     sip.wait_for(lambda: call.disconnected, account.cap + 10, "Kamailio's BYE to the caller")
     finish(sip, gateway)
-    assert gateway.got_bye(), f"the gateway got no BYE at the cap: {gateway.logs}"
+    assert gateway.got_bye(), f"the gateway got no BYE at the cap: {gateway.story()}"
 
     rows = settled(tg, sip, records, account, call.call_id, 20, "the capped call's xDR")
     check_bill(tg, sip, records, account, call.call_id, 200, rows, account.cap, account.cap)
@@ -439,12 +453,17 @@ def test_a_caller_that_never_acks_the_answer_is_cut_off_at_its_cap(tg, sip, reco
     uac = peers.caller("ending-uac-no-ack", account)
     poll(sip, lambda: uac.reached("answered") or uac.finished(), 15,
          "the gateway's 200 reaching the caller")
-    assert uac.reached("answered"), f"the no-ACK caller was not answered: {uac.logs}"
-    # a late 2xx goes only to the host the INVITE came from: a party to the call that
-    # aims a forged one at another host gets nothing relayed (the caller's host: relayed)
+    assert uac.reached("answered"), f"the no-ACK caller was not answered: {uac.story()}"
+    # a late 2xx goes only from the callee's host (the gateway's, 127.0.0.1) to the host
+    # the INVITE came from (127.0.0.1 too): one aimed at another host, or sent from
+    # another host (its SDP would move the callee side of the relay), is not relayed
     first = answers_received(uac)[0]
-    assert not answer_reaches(tg, first, "127.0.44.200"), "a 2xx was relayed to a victim"
-    assert answer_reaches(tg, first, "127.0.0.1"), "a late 2xx to the caller's host was lost"
+    assert not answer_reaches(tg, first, "127.0.44.200", "127.0.0.1"), \
+        "a 2xx was relayed to a victim"
+    assert not answer_reaches(tg, first, "127.0.0.1", FORGER.next()), \
+        "a 2xx from a host that is not the callee's was relayed"
+    assert answer_reaches(tg, first, "127.0.0.1", "127.0.0.1"), \
+        "a late 2xx from the callee's host to the caller's was lost"
     try:
         rows = settled(tg, sip, records, account, uac.call_id, account.cap + SLACK,
                        "the unacknowledged call ending at its cap")
@@ -454,7 +473,7 @@ def test_a_caller_that_never_acks_the_answer_is_cut_off_at_its_cap(tg, sip, reco
                     f"{dialog_alive(tg, uac.call_id)}, xDRs: {xdrs(records, account)})")
     ended = time.monotonic()
     finish(sip, gateway)
-    assert gateway.got_bye(), f"the gateway leg was not hung up at the cap: {gateway.logs}"
+    assert gateway.got_bye(), f"the gateway leg was not hung up at the cap: {gateway.story()}"
     check_bill(tg, sip, records, account, uac.call_id, 200, rows,
                0, math.ceil(ended - dialed))
     # the gateway resent its 200 (0.5, 1.5, 3.5, 7.5, 11.5 s...): those after tm forgot
@@ -473,7 +492,7 @@ def test_a_caller_that_vanishes_mid_call_is_cut_off_by_keepalive_not_the_cap(
     dialed = time.monotonic()
     uac = peers.caller("ending-uac-vanish", account)
     poll(sip, lambda: uac.reached("up") or uac.finished(), 15, "the call up")
-    assert uac.reached("up"), f"the vanishing caller's call never came up: {uac.logs}"
+    assert uac.reached("up"), f"the vanishing caller's call never came up: {uac.story()}"
     uac.vanish()                                         # gone: no BYE, no answers
     try:
         rows = settled(tg, sip, records, account, uac.call_id, KEEPALIVE_DEADLINE,
@@ -484,7 +503,7 @@ def test_a_caller_that_vanishes_mid_call_is_cut_off_by_keepalive_not_the_cap(
                     f"it, it runs on to its {account.cap} s cap")
     ended = time.monotonic()
     finish(sip, gateway)
-    assert gateway.got_bye(), f"the gateway leg was never hung up: {gateway.logs}"
+    assert gateway.got_bye(), f"the gateway leg was never hung up: {gateway.story()}"
     check_bill(tg, sip, records, account, uac.call_id, 200, rows,
                0, math.ceil(ended - dialed))
     next_call_is_accepted(tg, sip, records, peers, account)

@@ -83,7 +83,9 @@ def resent(rtpengine):
                     "$dlg(state)": 3, "$rb": "v=0\r\nm=audio 4000 RTP/AVP 0\r\n",
                     "$dlg_var(ctx)": "payer=1001&leg=out&caller_ip=192.0.2.7",
                     "$mb": ANSWER.format(caller="192.0.2.10:5060;received=192.0.2.7;rport=41234"),
-                    "$dlg_var(connect_ts)": f"{time.time() - 10:.3f}"})
+                    "$dlg_var(connect_ts)": f"{time.time() - 10:.3f}",
+                    "$dlg(to_contact)": "sip:gw@198.51.100.4:5060;transport=udp",
+                    "$si": "198.51.100.4"})
     return ksr, seen, found
 
 
@@ -112,13 +114,26 @@ def test_a_2xx_resent_after_the_transaction_went_reaches_the_caller_through_rtpe
     # a party to the call aiming the 2xx elsewhere: another host, or no Via under ours
     {"$mb": ANSWER.format(caller="203.0.113.9:5060;rport")},
     {"$mb": ANSWER.format(caller="192.0.2.7:5060;received=203.0.113.9")},
-    {"$mb": "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKour\r\n\r\n"}])
+    {"$mb": "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKour\r\n\r\n"},
+    # from anywhere but the callee: its SDP would move the callee side of the relay
+    {"$si": "192.0.2.7"}, {"$si": "198.51.100.40"}, {"$dlg(to_contact)": ""}])
 def test_any_other_reply_without_a_transaction_stays_stray(resent, change):
     ksr, seen, found = resent
     ksr.pvs.update(change)
     before = late_answers()
     assert calls.late_answer(None) is False
     assert seen == [] and late_answers() == before
+
+
+@pytest.mark.parametrize("uri, host", [
+    ("sip:gw@198.51.100.4:5060;transport=udp", "198.51.100.4"),
+    ("<sip:GW.Example.com;lr>", "gw.example.com"),
+    ("sips:alice:secret@[2001:DB8::1]:5061", "2001:db8::1"),
+    ("sip:198.51.100.4?subject=x", "198.51.100.4"),
+    ("", ""), ("not a uri", ""), ("sip:", "")])
+def test_uri_host_names_the_host_of_a_sip_uri(uri, host):
+    from kemi import message
+    assert message.uri_host(uri) == host
 
 
 @pytest.mark.parametrize("text, hosts", [
