@@ -106,7 +106,9 @@ def test_an_event_no_replica_took_is_spooled_until_one_does(tmp_path):
     try:
         client = redis.Redis(port=master.port, socket_timeout=2)
         wait_for(lambda: client.wait(1, 100) == 1, what="the replica in sync")
-        emitter = XdrEmitter(client, tmp_path / "spool", replicas=1, wait_ms=50)
+        # a wait long enough that a busy machine's replica acknowledges in time; a frozen one
+        # never does, however long the wait
+        emitter = XdrEmitter(client, tmp_path / "spool", replicas=1, wait_ms=1000)
         assert emitter.emit(b"safe") and (emitter.unreplicated, emitter.spooled) == (0, 0)
         os.kill(replica.proc.pid, signal.SIGSTOP)
         try:
@@ -176,9 +178,10 @@ def test_the_writer_bills_every_event_once_across_a_failover(ha, pg_dsn, tmp_pat
     spooled), and events emitted after it: all billed, each once."""
     db = seeded(pg_dsn)
     settings = settings_of(ha, tmp_path)
-    emitter = XdrEmitter(redis_conn.client(settings, retry=fail_fast()), tmp_path / "spool",
+    emitter = XdrEmitter(redis_conn.client(settings, timeout=5, retry=fail_fast()),
+                         tmp_path / "spool",
                          replicas=redis_conn.replica_acks(settings),
-                         wait_ms=settings.redis_replica_wait_ms)
+                         wait_ms=1000)  # a busy machine's replica acknowledges in time
     writer = XdrWriter(db, xdr_writer.redis_client(settings, 100), "w1", block_ms=100)
     stop = threading.Event()
     running = threading.Thread(target=writer.run, args=(stop,), daemon=True)
@@ -202,6 +205,7 @@ def test_the_writer_bills_every_event_once_across_a_failover(ha, pg_dsn, tmp_pat
             for replica in ha.replicas:
                 os.kill(replica.proc.pid, signal.SIGCONT)
         new = ha.wait_failover(old)
+        emitter.wait_ms = settings.redis_replica_wait_ms  # as deployed: spooled if slow
         fresh = redis.Redis(port=new)
         # the promoted replica never saw it: only the spooled copy can bill it
         assert lonely not in [f[b"m"] for _, f in fresh.xrange(STREAM)]
