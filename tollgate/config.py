@@ -201,7 +201,13 @@ def load(**overrides: object) -> Settings:
     for name in _AT_LEAST_ONE:
         if name in typed and int(typed[name]) < 1:  # type: ignore[call-overload]
             raise ValueError(f"setting {name}: must be at least 1, not {typed[name]!r}")
-    return Settings(**typed)  # type: ignore[arg-type]
+    settings = Settings(**typed)  # type: ignore[arg-type]
+    if settings.redis_replica_wait_ms >= settings.redis_timeout_ms:
+        # the IVR's emits share the routing path's socket: a WAIT that outlasts it would
+        # time out every xDR event (each one then stalls, and goes to the spool)
+        raise ValueError(f"setting redis_replica_wait_ms: {settings.redis_replica_wait_ms} "
+                         f"must be below redis_timeout_ms ({settings.redis_timeout_ms})")
+    return settings
 
 
 # a zero here would mean "no limit" to the code that reads it, or nothing would work

@@ -18,3 +18,10 @@ def test_a_zero_limit_is_refused(name):
 def test_a_word_for_a_number_is_refused():
     with pytest.raises(ValueError, match="is not a whole number"):
         config.load(sip_port="five")
+
+
+def test_a_replica_wait_the_socket_would_not_outlast_is_refused():
+    with pytest.raises(ValueError, match="redis_replica_wait_ms: 200 must be below "
+                                         r"redis_timeout_ms \(200\)"):
+        config.load(redis_replica_wait_ms=200)
+    assert config.load(redis_replica_wait_ms=150).redis_replica_wait_ms == 150
