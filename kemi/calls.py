@@ -323,9 +323,13 @@ def relay(rt: Runtime, decision: Decision, leg: str, session: str, cli: str, cld
     if rt.req.record:
         record_media(rt)
     watched = not rt.req.record and policy.watch_keys(rt, customer)
+    # how a timed-out dialog's sides get their BYE is read when the dialog is created:
+    # set it first. A capped call's timeout route sends them (kemi/dialogs.py); any
+    # other dialog gets the dialog module's
     if decision.max_duration:
-        # the timeout route name is read when the dialog is created: set it first
         KSR.pv.sets("$dlg_ctx(timeout_route)", ROUTE_TIMEOUT)
+    else:
+        KSR.pv.seti("$dlg_ctx(timeout_bye)", 1)
     KSR.dialog.dlg_manage()
     if decision.max_duration:
         # only once the dialog exists: before dlg_manage Kamailio 5.6 finds no dialog,

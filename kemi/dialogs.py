@@ -24,7 +24,18 @@ CAP_MARGIN_S = 2
 
 
 def on_event(rt: Runtime, event: str) -> int:
-    """dialog:start counts a call; end and failed emit its xDR event."""
+    """dialog:start counts a call; end and failed emit its xDR event; a capped call's
+    timeout emits it, then hangs up both sides whatever happened before (the dialog
+    module sends these dialogs no BYE of its own: kamailio.cfg send_bye)."""
+    if event != TIMEOUT:
+        return _on_event(rt, event)
+    try:
+        return _on_event(rt, event)
+    finally:
+        bye_both_sides(message.pv("$dlg(callid)"))
+
+
+def _on_event(rt: Runtime, event: str) -> int:
     if event == START:
         metrics.ACTIVE_CALLS.inc()
         return 1
@@ -56,8 +67,6 @@ def on_event(rt: Runtime, event: str) -> int:
         if values["reserved"]:
             authorize.release(rt, call_id, values["payer"], values["customer"])
     _emit(rt, call_id, values, code, reason, answered=event != FAILED)
-    if event == TIMEOUT:
-        bye_both_sides(call_id)
     if values["forwarded"]:  # forwarded to a follow-me number: the leg that reached it
         _emit(rt, call_id, incoming_leg(values), code, reason, answered=event != FAILED)
     keyed = bool(values["keys_watched"]) and policy.keys_recorded(rt, call_id)
@@ -68,11 +77,11 @@ def on_event(rt: Runtime, event: str) -> int:
 
 def bye_both_sides(call_id: str) -> None:
     """At the cap both sides get their BYE here, the far end (the gateway of a toll leg)
-    first, before the dialog module's own two. Kamailio 5.6.3 refuses a dialog's second
-    BYE once the first one's 200 has ended it: a side that answers fast (the IVR of a
-    prepaid or call-back leg) left the other side up, the gateway leg talking and paid to
-    the carrier after its xDR. A side so refused gets a BYE built from the dialog's
-    record instead; one the module sends again is answered 481."""
+    first; the dialog module sends none of its own. Kamailio 5.6.3 refuses a dialog's
+    second BYE once the first one's 200 has ended it: a side that answers fast (the IVR
+    of a prepaid or call-back leg) left the other side up, the gateway leg talking and
+    paid to the carrier after its xDR. A side so refused gets a BYE built from the
+    dialog's record instead."""
     ends = cluster.dialog_ends()   # before any BYE: a fast 200 can free the dialog
     for side, to_callee in (("callee", True), ("caller", False)):
         if KSR.dialog.dlg_bye(side) < 0:
