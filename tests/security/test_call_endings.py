@@ -38,6 +38,7 @@ from provisioning.xdr_writer import GROUP
 from tests import sipp
 from tests.calls import phone
 from tests.phones import Phone, PhoneCall, SipStack
+from tests.records import Records
 from tests.security import rawsip
 from tests.servers import free_port, kill_group, log_dir
 from tests.stack import Stack, _udp_free
@@ -307,6 +308,17 @@ def next_call_is_accepted(tg, sip, records, peers: Peers, account: Account,
         f"the account's next call got {call.last_code}, not the gateway's busy 486"
 
 
+def no_call_in_progress(sip: SipStack, records: Records) -> None:
+    """tollgate_active_calls back to 0 once the calls of every case have ended: a call
+    Kamailio timed out (and BYEd on both sides) counts as ended exactly once."""
+    seen: list[float | None] = []
+    try:
+        sip.wait_for(lambda: seen.append(records.metrics().get("tollgate_active_calls"))
+                     or seen[-1] == 0, 10, "the active-calls gauge at 0")
+    except TimeoutError:
+        pytest.fail(f"tollgate_active_calls is {seen[-1]} with no call in progress")
+
+
 def finish(sip: SipStack, one: Sipp, timeout: float = 10) -> None:
     """Give a sipp scenario `timeout` s to run to its end (the test judges how it ended)."""
     try:
@@ -412,6 +424,7 @@ def test_at_the_hard_cap_the_proxy_hangs_up_both_sides_and_bills_the_maximum(
 
     rows = settled(tg, sip, records, account, call.call_id, 20, "the capped call's xDR")
     check_bill(tg, sip, records, account, call.call_id, 200, rows, account.cap, account.cap)
+    no_call_in_progress(sip, records)
     next_call_is_accepted(tg, sip, records, peers, account, caller)
 
 
@@ -476,6 +489,7 @@ def test_a_caller_that_never_acks_the_answer_is_cut_off_at_its_cap(tg, sip, reco
     assert gateway.got_bye(), f"the gateway leg was not hung up at the cap: {gateway.story()}"
     check_bill(tg, sip, records, account, uac.call_id, 200, rows,
                0, math.ceil(ended - dialed))
+    no_call_in_progress(sip, records)
     # the gateway resent its 200 (0.5, 1.5, 3.5, 7.5, 11.5 s...): those after tm forgot
     # the INVITE reached the caller too (RFC 6026), their SDP the relay's as the first's
     answers = answers_received(uac)
