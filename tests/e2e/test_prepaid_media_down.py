@@ -30,7 +30,9 @@ def test_rtpengine_hanging_mid_session_refuses_the_outgoing_call_not_the_session
                      "Kamailio refusing the outgoing call: no media relay")
     finally:
         os.killpg(rtpengine.pid, signal.SIGCONT)
-    assert logged(tg, call, "PROMPT: playing unavailable")
+    # the IVR logs the prompt a moment after the refusal: wait for it, never race it
+    sip.wait_for(lambda: logged(tg, call, "PROMPT: playing unavailable"), 10,
+                 "the unavailable prompt")
     assert gateway.incoming == []
     # the session goes on: the caller may dial another number (its audio may not: rtpengine
     # 10.5 in userspace gives up a stream whose socket queued up while it was stopped)
